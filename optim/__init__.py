@@ -1,1 +1,58 @@
+"""Optimizers: MuonAdamW (torch), its MLX port (optim.muon_mlx), and the LR/momentum schedules.
 
+`build_optimizer(model, optim_hparams)` turns the model's named parameter groups and THE hyperparameter
+block's optim section into one MuonAdamW. Every key of the optim section is used here:
+  matrix_lr, weight_decay, muon_momentum, muon_momentum_warmup_steps, ns_steps -> Muon groups
+  embedding_lr (token and value embeddings), unembedding_lr, x0_lr, resid_lr, adam_beta1/2 -> AdamW groups
+"""
+
+from __future__ import annotations
+
+from optim.muon import MuonAdamW
+
+# Width at which the AdamW LRs of the block were tuned; other widths scale them by (width / 768) ** -0.5,
+# nanochat's rule (a wider model has more, smaller, embedding/head coordinates per token, so each needs a
+# smaller step). Scalars (x0, resid) and Muon are not scaled: Muon's update is already shape-normalised.
+REFERENCE_WIDTH = 768
+ADAM_EPS = 1e-10  # tiny: Adam's second moment of rarely seen token rows is small and must not be swamped
+
+__all__ = ["MuonAdamW", "build_optimizer", "adamw_lrs", "REFERENCE_WIDTH", "ADAM_EPS"]
+
+
+def adamw_lrs(optim_hparams: dict, width: int) -> dict[str, float]:
+    """Peak LR of each AdamW group, width scaling applied (shared with the MLX port)."""
+    scale = (width / REFERENCE_WIDTH) ** -0.5
+    return {
+        "embedding": float(optim_hparams["embedding_lr"]) * scale,
+        "value_embedding": float(optim_hparams["embedding_lr"]) * scale,
+        "unembedding": float(optim_hparams["unembedding_lr"]) * scale,
+        "x0": float(optim_hparams["x0_lr"]),
+        "resid": float(optim_hparams["resid_lr"]),
+    }
+
+
+def build_optimizer(model, optim_hparams: dict, cautious_weight_decay: bool = False) -> MuonAdamW:
+    """One MuonAdamW over every parameter of `model` (a models.gpt.GPT, or anything with param_groups())."""
+    named = model.param_groups()
+    groups = []
+    by_shape: dict[tuple, list] = {}
+    for p in named["matrix"]:
+        by_shape.setdefault(tuple(p.shape), []).append(p)
+    for shape, params in sorted(by_shape.items()):
+        groups.append(dict(
+            name=f"matrix:{shape[0]}x{shape[1]}", kind="muon", params=params,
+            lr=float(optim_hparams["matrix_lr"]),
+            weight_decay=float(optim_hparams["weight_decay"]),
+            final_momentum=float(optim_hparams["muon_momentum"]),
+            momentum_warmup_steps=int(optim_hparams["muon_momentum_warmup_steps"]),
+            ns_steps=int(optim_hparams["ns_steps"]),
+            cautious=cautious_weight_decay,
+        ))
+    betas = (float(optim_hparams["adam_beta1"]), float(optim_hparams["adam_beta2"]))
+    for name, lr in adamw_lrs(optim_hparams, model.config.n_embd).items():
+        if named[name]:  # value_embedding is empty when value_residual is off
+            groups.append(dict(name=name, kind="adamw", params=named[name], lr=lr,
+                               betas=betas, eps=ADAM_EPS, weight_decay=0.0))
+    for group in groups:
+        group["initial_lr"] = group["lr"]
+    return MuonAdamW(groups)

@@ -1,0 +1,58 @@
+# The two commands a fresh machine needs: `make run` (the research loop on the defaults) and `make test`.
+# Each creates .venv and installs what it needs on first use.
+
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+export DVC_NO_ANALYTICS := 1
+export DO_NOT_TRACK := 1
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
+
+.PHONY: install install-dev run prepare test test-fast bench clean
+
+$(VENV)/.torch:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	@# A CUDA or ROCm GPU gets PyPI's default (GPU) torch; elsewhere the CPU build, which is a local file on
+	@# the project's machines (an unpinned torch would pull a multi-GB CUDA build for nothing).
+	@if $(PY) -c "import torch" 2>/dev/null; then echo "torch already installed";              \
+	elif command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then        \
+	  echo "NVIDIA GPU found: installing the CUDA build of torch"; $(PIP) install "torch>=2.5";  \
+	elif [ -e /dev/kfd ]; then                                                                  \
+	  echo "AMD GPU found: install the ROCm build of torch (see README), then re-run make"; exit 1; \
+	else echo "no GPU found: installing the CPU build of torch"; $(PIP) install "torch==2.13.0"; fi
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.torch pyproject.toml
+	$(PIP) install -q -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(PIP) install -q -e ".[dev]"
+	@# MLX parity tests run mlx's CPU build on Linux; on a Mac the real mlx is used instead.
+	@if [ "$$(uname -s)" = "Linux" ]; then $(PIP) install -q -e ".[mlx-cpu]"; else $(PIP) install -q -e ".[mlx]"; fi
+	touch $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+run: install
+	$(VENV)/bin/autoresearch run $(ARGS)
+
+prepare: install
+	$(VENV)/bin/autoresearch prepare $(ARGS)
+
+test: install-dev
+	$(PY) -m pytest -q $(ARGS)
+
+test-fast: install-dev
+	$(PY) -m pytest -q -m "not slow" $(ARGS)
+
+bench: install-dev
+	$(PY) bench/data_bench.py
+	$(PY) bench/cpu_train.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

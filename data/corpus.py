@@ -1,0 +1,136 @@
+"""The corpus stage: documents from a source -> corpus/{train,val}/*.parquet with one `text` column.
+
+Every source ends in the same on-disk form, so the tokenizer and shard stages never care where text
+came from. The train/val assignment happens here, once, and is then fixed by the files.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+from data.atomic import atomic_write_json
+from data.errors import DataError
+from data.layout import corpus_dir
+from data.spec import load_dataset_spec
+from data.staging import building
+from data.text import is_validation
+
+FILE_CHARS = 256 * 1024 * 1024  # start a new parquet file after this much text: bounded memory per file
+SPLITS = ("train", "val")
+
+
+class CorpusWriter:
+    """Buffers documents per split and writes numbered parquet files (train_00000.parquet, ...)."""
+
+    def __init__(self, out_dir: Path):
+        self.out_dir = out_dir
+        self.pending = {split: [] for split in SPLITS}
+        self.pending_chars = {split: 0 for split in SPLITS}
+        self.files = {split: 0 for split in SPLITS}
+        self.documents = {split: 0 for split in SPLITS}
+        self.characters = {split: 0 for split in SPLITS}
+
+    def add(self, text: str, split: str) -> None:
+        self.pending[split].append(text)
+        self.pending_chars[split] += len(text)
+        self.documents[split] += 1
+        self.characters[split] += len(text)
+        if self.pending_chars[split] >= FILE_CHARS:
+            self._flush(split)
+
+    def close(self) -> None:
+        for split in SPLITS:
+            if self.pending[split]:
+                self._flush(split)
+
+    def _flush(self, split: str) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        folder = self.out_dir / split
+        folder.mkdir(parents=True, exist_ok=True)
+        table = pa.table({"text": pa.array(self.pending[split], type=pa.large_string())})
+        pq.write_table(table, folder / f"{split}_{self.files[split]:05d}.parquet", row_group_size=8192)
+        self.files[split] += 1
+        self.pending[split], self.pending_chars[split] = [], 0
+
+
+def iter_source(spec: dict, root: str | Path, base_url: str | None = None) -> Iterator[tuple[str, str | None, int]]:
+    source = spec["source"]
+    if source == "bundled":
+        from data.sources import bundled
+        return bundled.iter_documents(spec, root)
+    if source == "huggingface":
+        from data.sources import huggingface
+        return huggingface.iter_documents(spec, root, base_url)
+    from data.sources import local
+    return local.iter_documents(spec, root)
+
+
+def source_files(spec: dict, root: str | Path) -> list[tuple[str, Path]]:
+    """(name to record, local path) of every input file, for the sha256 list in meta.json and the manifest."""
+    root = Path(root)
+    if spec["source"] == "bundled":
+        return [(name, root / name) for name in spec["files"]]
+    if spec["source"] == "huggingface":
+        from data.layout import download_dir
+        from data.sources.huggingface import shard_files
+        return [(name, download_dir(spec["name"], root) / name) for name, _ in shard_files(spec)]
+    from data.sources.local import local_files, local_folder
+    folder = local_folder(spec, root)
+    return [(str(path.relative_to(folder)), path) for path in local_files(spec, root)]
+
+
+def build_corpus(name: str, root: str | Path = ".", base_url: str | None = None, spec: dict | None = None) -> dict:
+    """Write datasets/NAME/corpus (replacing it only on success) and return its meta.json content."""
+    spec = spec or load_dataset_spec(name, Path(root) / "conf")
+    val_fraction = float(spec.get("val_fraction") or 0.0)
+    invalid_utf8 = 0
+    with building(corpus_dir(name, root)) as out_dir:
+        writer = CorpusWriter(out_dir)
+        held_back = None  # the first document, kept aside so a split that would be empty can take it
+        for text, split, invalid in iter_source(spec, root, base_url):
+            invalid_utf8 += invalid
+            if not text.strip():
+                continue
+            if split is None:
+                split = "val" if is_validation(text, val_fraction) else "train"
+            if held_back is None and split == "train" and writer.documents["val"] == 0 and val_fraction > 0:
+                held_back = text
+                continue
+            writer.add(text, split)
+        if held_back is not None:
+            # Tiny corpora: guarantee a validation document exists rather than failing later.
+            writer.add(held_back, "val" if writer.documents["val"] == 0 else "train")
+        writer.close()
+        for split in SPLITS:
+            if writer.documents[split] == 0:
+                raise DataError(
+                    f"Dataset '{name}' produced no {split} documents; add more text or change val_fraction in conf/dataset/{name}.yaml."
+                )
+        from data.download import sha256_file
+
+        meta = {
+            "dataset": name,
+            # What the corpus was made from, byte for byte (downloads included): part of the data version.
+            "source_files": [{"file": label, "sha256": sha256_file(path), "bytes": path.stat().st_size}
+                             for label, path in source_files(spec, root)],
+            "source": spec["source"],
+            "documents": writer.documents,
+            "characters": writer.characters,
+            "files": writer.files,
+            "invalid_utf8_sequences": invalid_utf8,
+            # No timings here: identical input must give a byte-identical corpus, so DVC can see that
+            # a re-scanned local folder did not change and skip the tokenizer and shard stages.
+        }
+        atomic_write_json(out_dir / "meta.json", meta)
+    return meta
+
+
+def iter_corpus_texts(corpus: str | Path, split: str, batch_rows: int = 1024) -> Iterator[list[str]]:
+    """Batches of document texts of one split, in file order (deterministic)."""
+    import pyarrow.parquet as pq
+
+    for path in sorted((Path(corpus) / split).glob("*.parquet")):
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=["text"]):
+            yield batch.column(0).to_pylist()

@@ -1,0 +1,9 @@
+"""The one exception type for data problems a user can cause or fix.
+
+Its message is a single sentence that names the file or dataset and what to do (rebuild, pick another
+dataset, fill a folder), so the CLI can print it as is instead of a traceback.
+"""
+
+
+class DataError(Exception):
+    """A dataset is unknown, unreachable, empty, corrupt or does not match its tokenizer."""

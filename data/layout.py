@@ -1,0 +1,46 @@
+"""Where a dataset's generated files live: datasets/NAME/{corpus,tokenizer,shards} under the project root.
+
+One place for these paths, so the stages, the DVC pipelines, prepare and the training config agree.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+DATA_DIR = "datasets"
+# One pipeline file per kind of source. The offline default is the root dvc.yaml, so that a plain
+# `dvc repro` (which reproduces ./dvc.yaml) builds it and never touches the network.
+PIPELINES = {
+    "bundled": "dvc.yaml",
+    "huggingface": "data/pipelines/huggingface/dvc.yaml",
+    "local": "data/pipelines/local/dvc.yaml",
+}
+
+
+def dataset_dir(name: str, root: str | Path = ".") -> Path:
+    return Path(root) / DATA_DIR / name
+
+
+def corpus_dir(name: str, root: str | Path = ".") -> Path:
+    return dataset_dir(name, root) / "corpus"
+
+
+def tokenizer_dir(name: str, root: str | Path = ".") -> Path:
+    return dataset_dir(name, root) / "tokenizer"
+
+
+def shard_dir(name: str, root: str | Path = ".") -> Path:
+    return dataset_dir(name, root) / "shards"
+
+
+def download_dir(name: str, root: str | Path = ".") -> Path:
+    # Raw downloads are kept outside the DVC outputs so that a partial file survives a failed stage
+    # and the next attempt resumes it.
+    return dataset_dir(name, root) / "download"
+
+
+def dvc_target(spec: dict, stage: str = "shards") -> str:
+    """The `dvc repro` target that builds the dataset of this spec up to STAGE."""
+    pipeline = PIPELINES[spec["source"]]
+    # The Hugging Face pipeline is one template over several datasets (DVC `foreach`): stage@NAME.
+    suffix = f"@{spec['name']}" if spec["source"] == "huggingface" else ""
+    return f"{pipeline}:{stage}{suffix}"

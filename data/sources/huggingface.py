@@ -1,0 +1,43 @@
+"""Hugging Face parquet datasets: download the configured shards, then read their text column."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Iterator
+
+from data.download import download_file, hf_file_url
+from data.layout import download_dir
+
+
+def shard_files(spec: dict) -> list[tuple[str, str | None]]:
+    """(file in the repo, split) for the configured training shards and the pinned validation file."""
+    val_file = spec.get("val_file")
+    files = []
+    for index in range(int(spec["num_train_shards"])):
+        name = spec["train_files"].format(index=index)
+        if name != val_file:  # the pinned validation shard never trains, whatever num_train_shards says
+            files.append((name, "train" if val_file else None))
+    if val_file:
+        files.append((val_file, "val"))
+    return files
+
+
+def fetch(spec: dict, root: str | Path = ".", base_url: str | None = None, retries: int = 5,
+          backoff_seconds: float = 1.0) -> list[tuple[Path, str | None]]:
+    """Download every configured file (skipping complete ones) and return (local path, split)."""
+    local = []
+    files = shard_files(spec)
+    for number, (name, split) in enumerate(files, 1):
+        url = hf_file_url(spec["repo"], name, spec.get("revision", "main"), base_url)
+        dest = download_dir(spec["name"], root) / name
+        print(f"[{number}/{len(files)}] {name}{' (cached)' if dest.exists() else ''}", file=sys.stderr, flush=True)
+        local.append((download_file(url, dest, retries=retries, backoff_seconds=backoff_seconds), split))
+    return local
+
+
+def iter_documents(spec: dict, root: str | Path = ".", base_url: str | None = None) -> Iterator[tuple[str, str | None, int]]:
+    from data.sources.local import iter_parquet  # the same reader as for local parquet files
+
+    for path, split in fetch(spec, root, base_url):
+        for text, invalid in iter_parquet(path, spec.get("text_column", "text")):
+            yield text, split, invalid

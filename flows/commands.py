@@ -1,0 +1,136 @@
+"""What each `autoresearch` subcommand does; flows/cli.py only parses arguments and maps errors."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from flows.compose import compose, resolve_path
+
+
+def data_dir(cfg: dict) -> Path:
+    return resolve_path(cfg["paths"]["data_dir"])
+
+
+def run_dir_for(cfg: dict, tag: str) -> Path:
+    return resolve_path(cfg["paths"]["runs_dir"]) / tag
+
+
+def prepare_command(overrides: list[str]) -> int:
+    from tasks.prepare import prepare_data
+
+    cfg = compose(overrides, auto=False)
+    name = cfg["dataset"]["name"]
+    data = prepare_data(name, str(data_dir(cfg)))
+    manifest = json.loads((Path(data["shard_dir"]) / "manifest.json").read_text())
+    by_split: dict[str, list[int]] = {}
+    for shard in manifest["shards"]:
+        by_split.setdefault(shard["split"], []).append(int(shard["tokens"]))
+    print(f"dataset: {name}")
+    print(f"data_version: {data['data_version']}")
+    print(f"vocab_size: {manifest['vocab_size']}")
+    for split, tokens in sorted(by_split.items()):
+        print(f"{split}: {len(tokens)} shards, {sum(tokens) / 1e6:.2f}M tokens")
+    print(f"shards: {data['shard_dir']}")
+    print(f"next: autoresearch train dataset={name}   (one training)  or  autoresearch run dataset={name}")
+    return 0
+
+
+def summary_lines(metrics: dict, evaluation: dict, depth: int) -> list[str]:
+    def fmt(value, spec):
+        return "" if value is None else format(value, spec)
+
+    return [
+        f"val_bpb: {fmt(evaluation.get('val_bpb'), '.6f')}",
+        f"training_seconds: {fmt(metrics.get('training_seconds'), '.1f')}",
+        f"total_seconds: {fmt(metrics.get('total_seconds', 0) + evaluation.get('eval_seconds', 0), '.1f')}",
+        f"peak_memory_gb: {fmt(metrics.get('peak_memory_gb'), '.2f')}",
+        f"mfu_percent: {fmt(metrics.get('mfu_percent'), '.2f')}",
+        f"total_tokens_M: {fmt(metrics.get('tokens', 0) / 1e6, '.2f')}",
+        f"num_steps: {metrics.get('steps')}",
+        f"num_params_M: {fmt(metrics.get('num_params', 0) / 1e6, '.2f')}",
+        f"depth: {depth}",
+        f"backend: {metrics.get('backend')}",
+        f"device: {metrics.get('device_name')}",
+    ]
+
+
+def train_command(overrides: list[str]) -> int:
+    from tasks.experiment import training_config, write_training_config
+    from tasks.prepare import prepare_data
+    from tasks.process import run_attached
+
+    cfg = compose(overrides)
+    data = prepare_data(cfg["dataset"]["name"], str(data_dir(cfg)))
+    exp_dir = resolve_path(cfg["paths"]["runs_dir"]) / "train" / time.strftime("%Y%m%d-%H%M%S")
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    write_training_config(exp_dir, training_config(cfg, cfg["hparams"], cfg["hparams"]["seed"], data, cfg.get("fault")))
+    print(f"training in {exp_dir} ({cfg['budget']['kind']} budget)")
+    if run_attached("training.entry", exp_dir) != 0:
+        metrics = json.loads((exp_dir / "metrics.json").read_text()) if (exp_dir / "metrics.json").is_file() else {}
+        print(f"error: training failed: {metrics.get('reason', 'see the output above')}")
+        return 1
+    if run_attached("training.evaluate", exp_dir) != 0:
+        print("error: evaluation failed; see the output above")
+        return 1
+    metrics = json.loads((exp_dir / "metrics.json").read_text())
+    evaluation = json.loads((exp_dir / "eval.json").read_text())
+    print("---")
+    print("\n".join(summary_lines(metrics, evaluation, metrics.get("depth", cfg["hparams"]["model"]["depth"]))))
+    return 0
+
+
+def run_command(overrides: list[str]) -> int:
+    from flows.research import research_flow
+    from research.ledger import Ledger
+    from research.report import results_table_markdown
+
+    cfg = compose(overrides)
+    summary = research_flow(overrides=overrides)
+    run_dir = Path(summary["run_dir"])
+    rows = Ledger(run_dir / "results.tsv").rows()
+    print(results_table_markdown(rows, limit=50))
+    print(f"\nresults: {run_dir / 'results.tsv'}")
+    print(f"report:  {summary.get('report')}")
+    print(f"plot:    {summary.get('plot')}")
+    if summary.get("stopped"):
+        print(f"stopped: {summary['stopped']}")
+    return 0 if cfg else 1
+
+
+def status_command(tag: str | None, overrides: list[str]) -> int:
+    from research.heartbeat import describe_status, read_heartbeat
+
+    cfg = compose(overrides, auto=False)
+    runs_root = resolve_path(cfg["paths"]["runs_dir"])
+    tags = [tag] if tag else sorted(p.name for p in runs_root.glob("*") if (p / "heartbeat.json").is_file())
+    if not tags:
+        print(f"no runs under {runs_root}; start one with `autoresearch run`.")
+        return 0
+    for name in tags:
+        heartbeat = read_heartbeat(runs_root / name / "heartbeat.json")
+        if heartbeat is None:
+            print(f"{name}: no heartbeat at {runs_root / name}; is the tag right?")
+            continue
+        print(f"== {name}")
+        print(describe_status(heartbeat))
+    return 0
+
+
+def report_command(tag: str | None, overrides: list[str]) -> int:
+    from tasks.decide import write_run_report
+
+    cfg = compose(overrides, auto=False)
+    runs_root = resolve_path(cfg["paths"]["runs_dir"])
+    if tag is None:
+        candidates = sorted(runs_root.glob("*/results.tsv"), key=lambda p: p.stat().st_mtime)
+        if not candidates:
+            print(f"no runs under {runs_root}; start one with `autoresearch run`.")
+            return 1
+        tag = candidates[-1].parent.name
+    if not (runs_root / tag / "results.tsv").is_file():
+        print(f"error: no run '{tag}' under {runs_root}.")
+        return 2
+    report, plot = write_run_report(runs_root / tag)
+    print(f"report: {report}\nplot:   {plot}")
+    return 0

@@ -1,0 +1,62 @@
+"""What every backend adapter offers the trainer; each backend overrides only what differs.
+
+The trainer never branches on the backend: it asks the adapter for the device, the autocast dtype, whether
+to compile (and how), which attention kernel to use, and for timing/memory/FLOPS facts.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+
+from hardware.peak_flops import lookup
+
+
+class Adapter:
+    name: str = "base"
+    attention_impl: str = "sdpa"       # models.attention kernel name
+    should_compile: bool = False       # the backend's torch.compile policy (train.compile=auto follows it)
+    flops_table: dict[str, float] = {}  # peak bf16 FLOPS by device-name substring (hardware/peak_flops.py)
+
+    @property
+    def device(self):
+        raise NotImplementedError
+
+    @property
+    def autocast_dtype(self):
+        raise NotImplementedError
+
+    def setup(self) -> None:
+        """One-time process settings (matmul precision, plugin imports); call before building the model."""
+
+    def autocast(self):
+        """Context manager for the forward pass: mixed precision where the backend profits from it."""
+        import torch
+
+        if self.autocast_dtype == torch.float32:
+            return nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
+
+    def compile(self, model):
+        """Apply this backend's compiler to a module (returns it unchanged where there is none)."""
+        import torch
+
+        return torch.compile(model)
+
+    def mark_step(self) -> None:
+        """Graph boundary after backward and after optimizer.step (Gaudi lazy mode); no-op elsewhere."""
+
+    def synchronize(self) -> None:
+        """Wait for queued device work, so that wall-clock timings are honest."""
+
+    def reset_peak_memory(self) -> None:
+        """Start a new peak-memory measurement (no-op where the backend cannot)."""
+
+    def peak_memory_bytes(self) -> int:
+        return 0
+
+    def device_name(self) -> str:
+        return self.name
+
+    def peak_flops(self) -> float | None:
+        """Peak dense bf16 FLOPS of this device, or None when unknown (MFU then stays empty)."""
+        return lookup(self.device_name(), self.flops_table)

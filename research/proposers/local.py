@@ -1,0 +1,263 @@
+"""The offline proposer: a bandit over keys with an adaptive step per key. No network, no LLM, not random.
+
+Key choice: UCB over keys. A key's reward per experiment is its gain in noise units, clip(-delta / sigma, -3, 3)
+(crash: -2), averaged with one pseudo-observation of 0, plus an exploration bonus c * sqrt(ln(T + 1) / (n + 1)).
+Keys that paid off are exploited, keys that failed sink below the untried ones. Keys already in flight in the
+same parallel round come last.
+
+Step per key, replayed from the key's history rows (value and the value it replaced, `previous`): a keep in a
+direction sets that direction and doubles the step; a discard (or crash) flips the direction; discards on both
+sides halve the step. Steps are multiplicative for log-scaled keys (log space), +/- for linear ints and floats,
+the neighbouring choice for ordered choices, the next untried choice otherwise, a flip for bools, one-character
+edits for patterns. After `stagnation_after` non-keeps in a row the steps widen (x2 per streak) and the
+exploration bonus doubles.
+
+Every candidate goes through research.space.validate (bounds, constraints, duplicates, in-flight); the first
+valid one wins. Deterministic: the generator is seeded from (seed, len(history), len(in_flight)), no global RNG,
+no clock, so the same context gives the same proposal (a resumed run proposes what the crashed one would).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+
+from research.errors import InvalidProposal
+from research.proposers.base import Proposal, ProposalContext, Proposer, exhausted, in_flight_pair
+from research.space import Change, Param, Space, canonical_text, format_value, get_value, validate
+
+DEFAULTS = {"exploration": 2.0, "grow": 1.5, "shrink": 0.5, "stagnation_after": 5, "crash_reward": -2.0,
+            "initial_step": 0.08}
+
+
+def _sign(x: float) -> int:
+    return (x > 0) - (x < 0)
+
+
+class LocalProposer(Proposer):
+    name = "local"
+
+    def __init__(self, cfg: Mapping[str, Any] | None = None) -> None:
+        merged = {**DEFAULTS, **{k: v for k, v in dict(cfg or {}).items() if v is not None}}
+        self.exploration = float(merged["exploration"])
+        self.grow = float(merged["grow"])
+        self.shrink = float(merged["shrink"])
+        self.stagnation_after = int(merged["stagnation_after"])
+        self.crash_reward = float(merged["crash_reward"])
+        self.initial_step = float(merged["initial_step"])  # fraction of the key's range (log range if log)
+        # Fallback for rows without `previous`: what our own earlier proposals replaced, by (key, canonical).
+        self._previous: dict[tuple[str, str], Any] = {}
+
+    def __repr__(self) -> str:
+        return f"LocalProposer(exploration={self.exploration}, stagnation_after={self.stagnation_after})"
+
+    # ------------------------------------------------------------------------------------------- units
+    @staticmethod
+    def _numeric(param: Param, value: Any) -> float | None:
+        """The key's value on its search scale (log for log keys, the index for choices), or None."""
+        try:
+            text = canonical_text(param, value)
+        except (TypeError, ValueError):
+            return None
+        if param.type in ("int", "float"):
+            number = float(text)
+            if param.log:
+                return math.log(number) if number > 0 else None
+            return number
+        if param.type == "choice":
+            names = [format_value(param, c) for c in param.choices]
+            return float(names.index(text)) if text in names else None
+        if param.type == "bool":
+            return 1.0 if text == "true" else 0.0
+        return None
+
+    def _base_step(self, param: Param) -> float:
+        if param.type in ("int", "float"):
+            lo, hi = (math.log(param.min), math.log(param.max)) if param.log else (param.min, param.max)
+            step = (hi - lo) * self.initial_step
+            if param.type == "int" and not param.log:
+                step = max(1.0, step)
+            if param.type == "int" and param.log:
+                step = max(step, math.log(2.0))
+            return step
+        return 1.0
+
+    # ------------------------------------------------------------------------------------------- history
+    def _scale(self, context: ProposalContext, rows: list) -> float:
+        if context.noise_sigma and context.noise_sigma > 0:
+            return float(context.noise_sigma)
+        deltas = [abs(float(r["delta"])) for r in rows if r.get("delta") not in (None, "")
+                  and r.get("status") in ("keep", "discard")]
+        return float(np.median(deltas)) if deltas else 1e-3
+
+    def _key_state(self, param: Param, rows: list, scale: float) -> tuple[int, float, float]:
+        """Replay the key's rows: (preferred direction, step on the search scale, estimated next gain in sigmas).
+
+        keep: go on in that direction with a larger step; the estimate is the gain just made. discard that was
+        slightly better (not enough to keep): same direction, larger step. discard that was worse by D: the other
+        side is estimated at D / 2 (a locally linear objective mirrors the loss), unless it already failed too:
+        then the step halves and the estimate turns negative. A crash flips the direction with a smaller step.
+        """
+        direction, step, estimate = 0, self._base_step(param), 0.0
+        failed: set[int] = set()
+        for row in rows:
+            status = row.get("status")
+            if status not in ("keep", "discard", "crash"):
+                continue
+            try:
+                delta = float(row.get("delta")) / scale if row.get("delta") not in (None, "") else 0.0
+            except (TypeError, ValueError):
+                delta = 0.0
+            if not math.isfinite(delta):
+                delta = 0.0
+            previous = row.get("previous")
+            if previous is None:
+                try:
+                    previous = self._previous.get((param.key, canonical_text(param, row.get("value"))))
+                except (TypeError, ValueError):
+                    previous = None
+            new, old = self._numeric(param, row.get("value")), self._numeric(param, previous)
+            if new is None or old is None or new == old:
+                moved, size = 0, step
+            else:
+                moved, size = _sign(new - old), abs(new - old)
+            if status == "keep":
+                direction, step, estimate = moved, size * self.grow, min(-delta, 3.0)
+                failed.clear()
+            elif status == "discard" and delta < 0:
+                direction, step, estimate = moved, size * self.grow, min(-delta, 3.0)
+            else:
+                if moved:
+                    failed.add(moved)
+                if status == "crash":
+                    direction, step, estimate = -moved, size * self.shrink, self.crash_reward
+                elif failed == {1, -1} or not moved:
+                    direction, step, estimate = 0, size * self.shrink, -1.0
+                    failed.clear()
+                else:
+                    direction, step, estimate = -moved, size, 0.5 * min(delta, 6.0)
+        return direction, step, estimate
+
+    # ------------------------------------------------------------------------------------------- candidates
+    def _candidates(self, param: Param, current: Any, direction: int, step: float,
+                    rng: np.random.Generator) -> Iterator[Any]:
+        if param.type == "bool":
+            yield not bool(current)
+            return
+        if param.type == "choice":
+            names = [format_value(param, c) for c in param.choices]
+            here = names.index(format_value(param, current)) if format_value(param, current) in names else 0
+            ordered = all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in param.choices)
+            if ordered:
+                dirs = [direction, -direction] if direction else list(rng.permutation([1, -1]))
+                for dist in range(1, len(names)):
+                    for d in dirs:
+                        if 0 <= here + d * dist < len(names):
+                            yield param.choices[here + d * dist]
+            else:
+                for dist in range(1, len(names)):
+                    yield param.choices[(here + dist) % len(names)]
+            return
+        if param.type == "str-pattern":
+            yield from self._pattern_candidates(str(current), rng)
+            return
+        # int / float
+        origin = self._numeric(param, current)
+        if origin is None:
+            return
+        dirs = [direction, -direction] if direction else [int(d) for d in rng.permutation([1, -1])]
+        for factor in (1.0, 0.5, 2.0, 0.25, 4.0):
+            for d in dirs:
+                target = origin + d * step * factor
+                value: Any = math.exp(target) if param.log else target
+                if param.type == "int":
+                    value = int(round(value))
+                    if value == current:
+                        value = current + d
+                else:
+                    value = float(format_value(param, value))
+                value = min(max(value, param.min), param.max)
+                yield value
+
+    @staticmethod
+    def _pattern_candidates(current: str, rng: np.random.Generator) -> Iterator[str]:
+        edits = []
+        for i in range(len(current)):
+            edits.append(current[:i] + ("L" if current[i] == "S" else "S") + current[i + 1:])
+        edits.append(current + "S")
+        edits.append(current + "L")
+        if len(current) > 1:
+            edits.append(current[:-1])
+        for index in rng.permutation(len(edits)):
+            yield edits[int(index)]
+
+    # ------------------------------------------------------------------------------------------- propose
+    def propose(self, context: ProposalContext) -> Proposal:
+        space = context.space_obj()
+        rows = [r for r in (context.history or []) if r.get("status") != "baseline"]
+        rng = np.random.default_rng([int(context.seed) & 0xFFFFFFFF, len(context.history or []),
+                                     len(context.in_flight or [])])
+        excluded = context.excluded()
+        in_flight_keys = {in_flight_pair(item)[0] for item in context.in_flight or []}
+
+        streak = 0
+        for row in reversed(rows):
+            if row.get("status") == "keep":
+                break
+            if row.get("status") in ("discard", "crash"):
+                streak += 1
+        widen = 2.0 ** (streak // self.stagnation_after) if self.stagnation_after > 0 else 1.0
+
+        scale = self._scale(context, rows)
+        states, counts = {}, {}
+        for key in space.keys:
+            key_rows = [r for r in rows if r.get("key") == key]
+            states[key] = self._key_state(space[key], key_rows, scale)
+            counts[key] = sum(1 for r in key_rows if r.get("status") in ("keep", "discard", "crash"))
+        total = sum(counts.values())
+        jitter = rng.random(len(space.keys))
+        scores = []
+        for i, key in enumerate(space.keys):
+            bonus = self.exploration * widen * math.sqrt(math.log(total + 1.0) / (counts[key] + 1))
+            score = states[key][2] + bonus + 1e-6 * jitter[i] - (100.0 if key in in_flight_keys else 0.0)
+            scores.append((score, key))
+        scores.sort(key=lambda item: -item[0])
+
+        reasons: list[str] = []
+        checked = 0
+        for _, key in scores:
+            param = space[key]
+            try:
+                current = get_value(context.hparams, key)
+            except KeyError:
+                continue
+            direction, step, _ = states[key]
+            step *= widen
+            seen: set[str] = set()
+            for value in self._candidates(param, current, direction, step, rng):
+                text = format_value(param, value)
+                if text in seen:
+                    continue
+                seen.add(text)
+                checked += 1
+                proposal = {"key": key, "value": value,
+                            "description": f"{key} {format_value(param, current)} -> {text}",
+                            "reasoning": self._reasoning(key, direction, step, widen)}
+                try:
+                    change = validate(proposal, context.hparams, space, excluded, context.seq_len,
+                                      base_sha=context.base_sha)
+                except InvalidProposal as err:
+                    if len(reasons) < 5:
+                        reasons.append(str(err))
+                    continue
+                self._previous[(key, change.canonical)] = current
+                return Proposal(change=change, attempts=1, model="local", rejected_reasons=[], proposer=self.name)
+        raise exhausted(reasons + ["The local proposer found no untried valid change; widen conf/space.yaml."],
+                        attempts=1, model="local", proposer=self.name)
+
+    @staticmethod
+    def _reasoning(key: str, direction: int, step: float, widen: float) -> str:
+        where = {1: "up", -1: "down", 0: "either way"}[direction]
+        note = f", widened x{widen:g} after a stagnant streak" if widen > 1 else ""
+        return f"bandit pick; step {step:.3g} on the search scale, going {where}{note}"

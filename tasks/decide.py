@@ -1,0 +1,160 @@
+"""Decide task: keep or discard against the best so far (noise-aware), record the row, move the run
+repository's main on a keep, beat the heartbeat and refresh the Prefect artifacts.
+
+Order matters for crash safety: the ledger row is written first (the source of truth), then main moves.
+A run killed in between is repaired on resume by `reconcile_main`, which sets main from the ledger.
+"""
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+
+import yaml
+from prefect import task
+
+from research.decide import baseline_best, decide, noise_sigma
+from research.heartbeat import Heartbeat
+from research.ledger import Ledger
+from research.report import results_table_markdown, write_report
+from research.runrepo import RunRepo
+from research.state import RunState
+
+
+def build_row(exp: int, status: str, state: RunState, proposal: dict | None, metrics: dict, evaluation: dict,
+              run_info: dict, commit_sha: str, seed: int, started_at: float, error: str | None) -> dict:
+    proposal = proposal or {}
+    num_params = metrics.get("num_params")
+    return {
+        "exp": exp,
+        "description": proposal.get("description") or (f"baseline (seed {seed})" if status == "baseline" else ""),
+        "val_bpb": evaluation.get("val_bpb"),
+        "mfu": metrics.get("mfu_percent"),
+        "status": status,
+        "baseline_sha": state.base_sha,
+        "change": proposal.get("text"),
+        "key": proposal.get("key"),
+        "value": proposal.get("canonical"),
+        "previous": proposal.get("previous"),
+        "steps": metrics.get("steps"),
+        "tokens": metrics.get("tokens"),
+        "tokens_per_second": metrics.get("tokens_per_second"),
+        "peak_memory_gb": metrics.get("peak_memory_gb"),
+        "num_params_M": None if num_params is None else num_params / 1e6,
+        "train_seconds": metrics.get("training_seconds"),
+        "total_seconds": time.time() - started_at,
+        "backend": metrics.get("backend"),
+        "device_name": metrics.get("device_name"),
+        "dataset": run_info["dataset"],
+        "data_version": run_info["data_version"],
+        "code_version": run_info["code_version"],
+        "seed": seed,
+        "proposer": proposal.get("proposer") or (None if status == "baseline" else run_info.get("proposer")),
+        "llm_model": proposal.get("model") or None,
+        "llm_input_tokens": proposal.get("input_tokens"),
+        "llm_output_tokens": proposal.get("output_tokens"),
+        "llm_cost_usd": proposal.get("cost_usd"),
+        "energy_kwh": metrics.get("energy_kwh"),
+        "commit_sha": commit_sha,
+        "reasoning": proposal.get("reasoning"),
+        "error": error,
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started_at)),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+
+
+def failure_reason(proposal: dict | None, metrics: dict | None, evaluation: dict | None) -> str | None:
+    if proposal is not None and proposal.get("status") == "skip":
+        return proposal.get("reason")
+    if metrics is not None and metrics.get("status") != "ok":
+        reason = metrics.get("reason", "training failed")
+        tail = (metrics.get("log_tail") or "").strip().splitlines()[-3:]
+        return reason + (" | " + " / ".join(tail) if tail and metrics.get("kind") in ("process", "error") else "")
+    if evaluation is not None and evaluation.get("status") != "ok":
+        return evaluation.get("reason", "evaluation failed")
+    return None
+
+
+def decide_experiment(run_dir: str, exp: int, state: RunState, proposal: dict | None, metrics: dict | None,
+                      evaluation: dict | None, decide_cfg: dict, run_info: dict, commit_sha: str, seed: int,
+                      started_at: float, baseline: bool) -> dict:
+    """Record experiment `exp` (idempotent: an existing row is returned unchanged)."""
+    ledger = Ledger(Path(run_dir) / "results.tsv")
+    existing = ledger.get(exp)
+    if existing is not None:
+        return existing
+    error = failure_reason(proposal, metrics, evaluation)
+    metrics, evaluation = metrics or {}, evaluation or {}
+    if proposal is not None and proposal.get("status") == "skip":
+        status, best = "skip", state.best_val_bpb
+    elif error is not None:
+        status, best = "crash", state.best_val_bpb
+    elif baseline:
+        status = "baseline"
+        values = [row["val_bpb"] for row in state.rows if row.get("status") == "baseline"] + [evaluation["val_bpb"]]
+        best = baseline_best(values)
+    else:
+        verdict = decide(evaluation["val_bpb"], state.best_val_bpb, state.sigma, decide_cfg["min_delta"], decide_cfg["sigma_k"])
+        status = "keep" if verdict.keep else "discard"
+        best = evaluation["val_bpb"] if verdict.keep else state.best_val_bpb
+    row = build_row(exp, status, state, proposal, metrics, evaluation, run_info, commit_sha, seed, started_at, error)
+    row["best_val_bpb"] = best
+    if row["val_bpb"] is not None and state.best_val_bpb is not None and not baseline:
+        row["delta"] = row["val_bpb"] - state.best_val_bpb
+    ledger.record(row)
+    if status == "keep":
+        RunRepo(Path(run_dir) / "repo").advance_main(commit_sha)
+    rows = ledger.rows()
+    Heartbeat(Path(run_dir) / "heartbeat.json").beat(
+        "deciding", exp=exp, best=best, counts=dict(Counter(r["status"] for r in rows)),
+        message=f"exp{exp} {status}" + (f": {row['change']}" if row.get("change") else ""))
+    return row
+
+
+def reconcile_main(run_dir: str) -> None:
+    """Point the run repository's main at the last kept experiment the ledger records (resume repair)."""
+    rows = Ledger(Path(run_dir) / "results.tsv").rows()
+    keeps = [row for row in rows if row.get("status") == "keep" and row.get("commit_sha")]
+    repo = RunRepo(Path(run_dir) / "repo")
+    target = keeps[-1]["commit_sha"] if keeps else repo.tag_sha(0)
+    if target and repo.main_sha() != target:
+        repo.advance_main(target)
+
+
+def write_run_report(run_dir: Path) -> tuple[Path, Path]:
+    """report.md and progress.png from what the run recorded (ledger + run repository)."""
+    run_dir = Path(run_dir)
+    rows = Ledger(run_dir / "results.tsv").rows()
+    repo = RunRepo(run_dir / "repo")
+    baseline = yaml.safe_load(repo.show(0)) if repo.exists() else {}
+    keeps = [row for row in rows if row.get("status") == "keep"]
+    best = yaml.safe_load(repo.show(keeps[-1]["exp"])) if keeps else baseline
+    sigma = noise_sigma([row["val_bpb"] for row in rows if row.get("status") == "baseline"])
+    return write_report(run_dir, rows, baseline, best, {"noise_sigma": sigma})
+
+
+def publish_artifacts(run_dir: str, tag: str, proposal: dict | None) -> None:
+    """Prefect UI: the results table, the report and this proposal's reasoning (inside a flow run only)."""
+    from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+    key = "".join(ch if ch.isalnum() else "-" for ch in tag.lower()).strip("-") or "run"
+    rows = Ledger(Path(run_dir) / "results.tsv").rows()
+    table = [{k: row.get(k) for k in ("exp", "status", "val_bpb", "delta", "change", "description", "mfu", "error")}
+             for row in rows]
+    create_table_artifact(key=f"{key}-results", table=table, description=f"results.tsv of run {tag}")
+    report_md, _ = write_run_report(Path(run_dir))
+    create_markdown_artifact(key=f"{key}-report", markdown=report_md.read_text(), description=f"report of run {tag}")
+    if proposal and proposal.get("status") == "ok":
+        create_markdown_artifact(
+            markdown=f"### {proposal['text']}\n\n**{proposal.get('description', '')}**\n\n{proposal.get('reasoning', '')}",
+            description="proposal")
+
+
+@task(name="decide", task_run_name="decide-exp{exp}")
+def decide_task(run_dir: str, exp: int, state: RunState, proposal: dict | None, metrics: dict | None,
+                evaluation: dict | None, decide_cfg: dict, run_info: dict, commit_sha: str, seed: int,
+                started_at: float, baseline: bool, tag: str) -> dict:
+    row = decide_experiment(run_dir, exp, state, proposal, metrics, evaluation, decide_cfg, run_info, commit_sha,
+                            seed, started_at, baseline)
+    publish_artifacts(run_dir, tag, proposal)
+    return row

@@ -1,0 +1,29 @@
+"""Evaluate task: a fresh `python -m training.evaluate EXP_DIR` process scores the checkpoint (val_bpb)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import task
+
+from tasks.process import run_isolated
+from tasks.train import finished_metrics
+from training.run_config import EVAL_FILE, EVAL_LOG
+
+
+def run_evaluation(exp_dir: str, deadline_seconds: float) -> dict:
+    directory = Path(exp_dir)
+    done = finished_metrics(directory, EVAL_FILE, None)
+    if done is not None:
+        return {**done, "reused": True}
+    result = run_isolated("training.evaluate", directory, directory / EVAL_LOG, deadline_seconds)
+    outcome = finished_metrics(directory, EVAL_FILE, None)
+    if outcome is None:
+        outcome = {"status": "failed", "reason": f"evaluation {result.describe_failure()}"}
+    outcome["reused"] = False
+    return outcome
+
+
+@task(name="evaluate", task_run_name="exp-{exp} evaluate {label}", persist_result=True,
+      cache_key_fn=lambda context, parameters: parameters["cache_key"])
+def evaluate_task(exp: int, exp_dir: str, deadline_seconds: float, cache_key: str, label: str = "") -> dict:
+    return run_evaluation(exp_dir, deadline_seconds)

@@ -1,0 +1,68 @@
+"""Propose task: ask the proposer for ONE validated change, once per experiment.
+
+The answer is written to EXP_DIR/proposal.json before anything else happens, and the Prefect task is cached
+on (run id, experiment, base commit, block), so a resumed run re-uses it: the LLM is never asked twice for
+the same experiment. Transient LLM errors are retried by Prefect (visible as retries in the UI); an invalid
+answer after the proposer's bounded re-asks becomes a `skip` record with the reason.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from prefect import task
+
+from data.atomic import atomic_write_json
+from research.errors import InvalidProposal
+from research.proposers import make_proposer
+from research.proposers.base import USAGE_FIELDS, ProposalContext, ProposerTransient
+
+PROPOSAL_FILE = "proposal.json"
+
+
+def propose_change(exp_dir: str, proposer_cfg: dict, context: ProposalContext) -> dict:
+    path = Path(exp_dir) / PROPOSAL_FILE
+    if path.is_file():
+        return json.loads(path.read_text())
+    proposer = make_proposer(proposer_cfg)
+    try:
+        proposal = proposer.propose(context)
+    except InvalidProposal as exc:
+        record = {"status": "skip", "reason": str(exc), "attempts": getattr(exc, "attempts", 1),
+                  "model": getattr(exc, "model", ""), "proposer": proposer.name}
+        record.update({name: getattr(exc, name, 0) for name in USAGE_FIELDS})
+    else:
+        change = proposal.change
+        record = {"status": "ok", "key": change.key, "value": change.value, "canonical": change.canonical,
+                  "override": change.override, "text": change.text, "previous": change.previous,
+                  "description": change.description, "reasoning": change.reasoning,
+                  "attempts": proposal.attempts, "model": proposal.model, "proposer": proposal.proposer or proposer.name,
+                  "rejected_reasons": list(proposal.rejected_reasons)}
+        record.update({name: getattr(proposal, name) for name in USAGE_FIELDS})
+    Path(exp_dir).mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, record)
+    return record
+
+
+def _retry_transient(task, task_run, state) -> bool:
+    """Retry only errors that may pass (rate limits, overload, timeouts); a bad key must stop at once."""
+    try:
+        state.result()
+    except ProposerTransient:
+        return True
+    except Exception:  # noqa: BLE001 - anything else is final
+        return False
+    return False
+
+
+@task(
+    name="propose",
+    task_run_name="propose-exp{exp}",
+    retries=3,
+    retry_delay_seconds=[10, 30, 90],
+    retry_condition_fn=_retry_transient,
+    persist_result=True,
+    cache_key_fn=lambda context, parameters: parameters["cache_key"],
+)
+def propose_task(exp: int, exp_dir: str, proposer_cfg: dict, context: ProposalContext, cache_key: str) -> dict:
+    return propose_change(exp_dir, proposer_cfg, context)

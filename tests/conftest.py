@@ -1,0 +1,58 @@
+"""Shared pytest fixtures. Keep this small and generic: several packages' tests use it."""
+from __future__ import annotations
+
+import json
+import lzma
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+TINY_DOCUMENTS_PER_FILE = 80  # ~450 KB of text: enough to train on, quick to build
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory) -> dict:
+    """A small real dataset built with the real stage code (not DVC) in a few seconds, once per session.
+
+    Text: the first documents of each bundled corpus file (KJV chapters and Jargon File entries);
+    vocab_size 512; shards of at most 16,384 tokens, so there are several training shards.
+    Returns a dict:
+      name           "tiny"
+      root           project-like root folder (holds datasets/tiny/)
+      dir            datasets/tiny: corpus/, tokenizer/, shards/ as in docs/INTERFACES.md
+      shard_dir      dir/"shards" (manifest.json, train_*.bin, val_*.bin)
+      tokenizer_dir  dir/"tokenizer" (tokenizer.json, token_bytes.npy, meta.json)
+      manifest       the shard manifest (dict), as data.shards.verify_shards returns it
+      spec           the dataset spec used (dict, like conf/dataset/NAME.yaml)
+    Treat it as read-only: it is shared by every test in the session (copy it to modify it).
+    """
+    from data import layout
+    from data.shards import verify_shards
+    from data.stages import run_corpus, run_shards, run_tokenizer
+
+    root = tmp_path_factory.mktemp("tiny_dataset")
+    files = []
+    for source in ("kjv", "jargon"):
+        with lzma.open(PROJECT_ROOT / "data" / "bundled" / f"{source}.jsonl.xz", "rt", encoding="utf-8") as handle:
+            lines = [line for _, line in zip(range(TINY_DOCUMENTS_PER_FILE), handle)]
+        path = root / f"{source}.jsonl.xz"
+        path.write_bytes(lzma.compress("".join(lines).encode("utf-8")))
+        files.append(str(path))
+    spec = {
+        "name": "tiny", "source": "bundled", "files": files, "val_fraction": 0.1,
+        "vocab_size": 512, "shard_tokens": 16384, "tokenizer_train_chars": None,
+    }
+    run_corpus("tiny", root, spec=spec)
+    run_tokenizer("tiny", root, spec=spec)
+    run_shards("tiny", root, spec=spec)
+    shard_dir, tokenizer_dir = layout.shard_dir("tiny", root), layout.tokenizer_dir("tiny", root)
+    return {
+        "name": "tiny",
+        "root": root,
+        "dir": layout.dataset_dir("tiny", root),
+        "shard_dir": shard_dir,
+        "tokenizer_dir": tokenizer_dir,
+        "manifest": verify_shards(shard_dir, tokenizer_dir),
+        "spec": json.loads(json.dumps(spec)),
+    }

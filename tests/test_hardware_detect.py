@@ -1,0 +1,128 @@
+"""Backend detection priority, overrides, errors, adapter routing and the peak-FLOPS table."""
+
+import pytest
+import torch
+
+import hardware
+from hardware import detection
+from hardware.peak_flops import AMD, APPLE, INTEL_GAUDI, NVIDIA, lookup
+
+
+@pytest.fixture
+def machine(monkeypatch):
+    """Pretend a machine has exactly the given backends (cpu always)."""
+    monkeypatch.delenv(detection.ENV_VAR, raising=False)
+
+    def have(*names):
+        for name in detection.BACKENDS:
+            if name != "cpu":
+                monkeypatch.setattr(detection, f"{name}_available", lambda present=name in names: present)
+
+    return have
+
+
+@pytest.mark.parametrize("present,expected", [
+    ((), "cpu"),
+    (("mps",), "mps"),
+    (("mlx", "mps"), "mlx"),
+    (("cuda", "mlx", "mps"), "cuda"),
+    (("rocm", "cuda"), "rocm"),
+    (("hpu", "rocm", "cuda", "mlx", "mps"), "hpu"),
+])
+def test_auto_priority(machine, present, expected):
+    machine(*present)
+    assert hardware.detect() == expected
+    assert hardware.detect("auto") == expected
+
+
+def test_requested_and_env_override(machine, monkeypatch):
+    machine("cuda")
+    assert hardware.detect("cpu") == "cpu"
+    assert hardware.detect("CUDA") == "cuda"
+    monkeypatch.setenv("AUTORESEARCH_BACKEND", "cpu")
+    assert hardware.detect() == "cpu" and hardware.detect("cuda") == "cpu"  # the environment wins
+
+
+def test_missing_backend_is_one_clear_sentence(machine, monkeypatch):
+    machine("mps")
+    with pytest.raises(hardware.BackendUnavailable) as err:
+        hardware.detect("cuda")
+    message = str(err.value)
+    assert "cuda" in message and "mps, cpu" in message and message.count(".") == 1 and "\n" not in message
+    monkeypatch.setenv("AUTORESEARCH_BACKEND", "hpu")
+    with pytest.raises(hardware.BackendUnavailable, match="AUTORESEARCH_BACKEND=hpu"):
+        hardware.detect()
+    monkeypatch.setenv("AUTORESEARCH_BACKEND", "tpu")
+    with pytest.raises(hardware.BackendUnavailable, match="Unknown backend"):
+        hardware.detect()
+    with pytest.raises(hardware.BackendUnavailable, match="Unknown backend"):
+        hardware.get_adapter("tpu")
+
+
+def test_real_probes_do_not_raise_here():
+    found = hardware.available()
+    assert found[-1] == "cpu"
+
+
+@pytest.mark.parametrize("name,attention,compile_,dtype", [
+    ("cpu", "sdpa", False, torch.float32),
+    ("cuda", "flex", True, torch.bfloat16),
+    ("rocm", "sdpa", True, torch.bfloat16),
+    ("hpu", "sdpa", True, torch.bfloat16),
+    ("mps", "sdpa", False, torch.float32),
+])
+def test_adapter_policies(name, attention, compile_, dtype):
+    adapter = hardware.get_adapter(name)
+    assert adapter.name == name and adapter.attention_impl == attention and adapter.should_compile is compile_
+    assert adapter.autocast_dtype == dtype
+    assert adapter.device.type == {"rocm": "cuda"}.get(name, name)
+
+
+def test_cpu_adapter_works_here():
+    cpu = hardware.get_adapter("cpu")
+    cpu.setup()
+    cpu.synchronize()
+    cpu.reset_peak_memory()
+    cpu.mark_step()
+    assert cpu.peak_memory_bytes() > 0 and cpu.device_name() and cpu.peak_flops() is None
+    with cpu.autocast():
+        assert torch.ones(2, 2).matmul(torch.ones(2, 2)).dtype == torch.float32
+
+
+def test_routing_with_fake_devices(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "NVIDIA H100 80GB HBM3")
+    assert hardware.get_adapter("cuda").peak_flops() == 989.5e12
+    assert hardware.get_adapter("rocm").peak_flops() is None  # an NVIDIA name is not in the AMD table
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "AMD Instinct MI300X")
+    assert hardware.get_adapter("rocm").peak_flops() == 1307.4e12
+    mlx_adapter = hardware.get_adapter("mlx")
+    assert mlx_adapter.attention_impl == "mlx" and mlx_adapter.should_compile is False
+    monkeypatch.setattr(type(mlx_adapter), "device_name", lambda self: "Apple M2 Max")
+    assert mlx_adapter.peak_flops() == 13.6e12
+
+
+@pytest.mark.parametrize("name,table,expected", [
+    ("NVIDIA H100 80GB HBM3", NVIDIA, 989.5e12),
+    ("NVIDIA H100 PCIe", NVIDIA, 756e12),
+    ("NVIDIA H200", NVIDIA, 989.5e12),
+    ("NVIDIA A100-SXM4-80GB", NVIDIA, 312e12),
+    ("NVIDIA GeForce RTX 4090", NVIDIA, 165.2e12),
+    ("NVIDIA GeForce RTX 5090", NVIDIA, 209.5e12),
+    ("NVIDIA A800-SXM4-80GB", NVIDIA, 312e12),
+    ("Tesla T4", NVIDIA, None),
+    ("AMD Instinct MI300X", AMD, 1307.4e12),
+    ("GAUDI2", INTEL_GAUDI, 432e12),
+    ("Intel Gaudi 3", INTEL_GAUDI, 1835e12),
+    ("Apple M1", APPLE, 2.6e12),
+    ("Apple M1 Ultra", APPLE, 21.2e12),
+    ("Apple M3 Pro", APPLE, 7.4e12),
+    ("", NVIDIA, None),
+    (None, NVIDIA, None),
+])
+def test_peak_flops_lookup(name, table, expected):
+    assert lookup(name, table) == expected
+
+
+def test_unknown_nvidia_name_is_not_mistaken_for_an_apple_chip():
+    # "SXM4" contains "M4": harmless only because each adapter looks in its own vendor's table
+    assert lookup("NVIDIA Future-SXM4", NVIDIA) is None
