@@ -12,12 +12,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+FILE_MODE = 0o644
+
 
 def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
+        os.fchmod(fd, FILE_MODE)  # mkstemp makes 0600; records are meant to be readable like any other file
         with os.fdopen(fd, "wb") as handle:
             handle.write(payload)
             handle.flush()

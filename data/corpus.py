@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Iterator
 
 from data.atomic import atomic_write_json
+from data.download import sha256_file
 from data.errors import DataError
 from data.layout import corpus_dir
 from data.spec import load_dataset_spec
@@ -108,8 +109,6 @@ def build_corpus(name: str, root: str | Path = ".", base_url: str | None = None,
                 raise DataError(
                     f"Dataset '{name}' produced no {split} documents; add more text or change val_fraction in conf/dataset/{name}.yaml."
                 )
-        from data.download import sha256_file
-
         meta = {
             "dataset": name,
             # What the corpus was made from, byte for byte (downloads included): part of the data version.

@@ -3,11 +3,27 @@ from __future__ import annotations
 
 import json
 import lzma
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# Before anything imports Prefect: a private Prefect home and result store for the whole session, so cached
+# task results never leak between test runs or into the user's ~/.prefect, and no telemetry is attempted.
+_PREFECT_HOME = Path(tempfile.mkdtemp(prefix="autoresearch-tests-prefect-"))
+os.environ.update({
+    "PREFECT_HOME": str(_PREFECT_HOME),
+    "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(_PREFECT_HOME / "storage"),
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+    "DVC_NO_ANALYTICS": "1",
+})
+os.environ.pop("PREFECT_API_URL", None)
+os.environ.pop("ANTHROPIC_API_KEY", None)  # tests that need a key set their own sentinel
 TINY_DOCUMENTS_PER_FILE = 80  # ~450 KB of text: enough to train on, quick to build
 
 

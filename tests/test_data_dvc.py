@@ -127,3 +127,20 @@ def test_prepare_huggingface_dataset_from_a_local_hub(clone, monkeypatch):
     finally:
         hub.server.shutdown()
         hub.server.server_close()
+
+
+@pytest.mark.slow
+def test_prepare_huggingface_without_network_is_one_sentence(clone, monkeypatch):
+    import socket
+
+    with socket.socket() as probe:  # nobody listens on this port: like a machine with no network
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    spec_path = clone / "conf" / "dataset" / "fineweb-edu.yaml"
+    spec_path.write_text(spec_path.read_text() + "download_retries: 1\ndownload_backoff_seconds: 0.01\n")
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("DVC_SITE_CACHE_DIR", _env(clone)["DVC_SITE_CACHE_DIR"])
+    with pytest.raises(DataError) as error:
+        prepare_dataset("fineweb-edu", clone, echo=lambda line: None)
+    assert "dataset=bundled or dataset=local" in str(error.value)
+    assert not (clone / "datasets" / "fineweb-edu" / "corpus").exists()  # no half-built output left behind

@@ -1,7 +1,7 @@
-"""The torch training loop, shared by every torch backend (CUDA, ROCm, Gaudi, MPS, CPU).
+"""The torch training process, shared by every torch backend (CUDA, ROCm, Gaudi, MPS, CPU).
 
 The model knows nothing about hardware: the backend adapter supplies device, autocast dtype, compile policy
-and attention kernel, and the loop applies them around the model.
+and attention kernel, and this module applies them around the model.
 """
 from __future__ import annotations
 
@@ -16,17 +16,17 @@ from hardware import get_adapter
 from models import set_attention_impl
 from models.gpt import GPT, GPTConfig
 from optim import build_optimizer
-from optim.schedule import lr_multiplier
 from training.budget import Budget
 from training.checkpoint import save_checkpoint
 from training.data_paths import shard_dir, vocab_size
 from training.faults import Fault, InjectedOutOfMemory
-from training.outcome import TrainingFailure, check_loss, explosion_limit, mfu_percent
-from training.progress import Progress
+from training.loop import budgeted_training
+from training.metrics import training_metrics
+from training.outcome import TrainingFailure
 from training.run_config import grad_accum_steps
 
 
-def _out_of_memory_errors() -> tuple[type[BaseException], ...]:
+def out_of_memory_errors() -> tuple[type[BaseException], ...]:
     errors: list[type[BaseException]] = [InjectedOutOfMemory]
     if hasattr(torch, "OutOfMemoryError"):
         errors.append(torch.OutOfMemoryError)
@@ -60,10 +60,8 @@ def train_torch(cfg: dict, exp_dir: Path, backend: str) -> dict:
     adapter.setup()
     hp, train_cfg = cfg["hparams"], cfg["train"]
     budget = Budget.from_config(cfg["budget"])
-    fault = Fault.from_config(cfg.get("fault"))
     seq_len, device_batch = int(train_cfg["seq_len"]), int(hp["batch"]["device_batch_size"])
     accum = grad_accum_steps(int(hp["batch"]["total_batch_tokens"]), device_batch, seq_len)
-    tokens_per_step = accum * device_batch * seq_len
 
     set_attention_impl(adapter.attention_impl)
     model = build_model(cfg, adapter)
@@ -87,73 +85,39 @@ def train_torch(cfg: dict, exp_dir: Path, backend: str) -> dict:
         adapter.mark_step()
         return loss.detach()
 
+    def optimizer_step(lr_scale: float) -> float:
+        # Muon's momentum warmup runs inside the optimizer on its own step count; only the LR is driven here.
+        for group in optimizer.param_groups:
+            group["lr"] = group["initial_lr"] * lr_scale
+        loss_sum = torch.zeros((), device=adapter.device)
+        for _ in range(accum):
+            loss_sum += forward_backward(*next_batch())
+        optimizer.step()
+        model.zero_grad(set_to_none=True)
+        adapter.mark_step()
+        # The one host sync per step: the loss for NaN/explosion checks, and honest step timing.
+        return float(loss_sum.item()) / accum
+
     # Warm-up outside the budget: compiles forward and backward; its gradients are thrown away and no
     # optimizer step is taken, so the budgeted run starts from the initialised weights.
     warmup_start = time.time()
-    x, y = next_batch()
-    forward_backward(x, y)
+    forward_backward(*next_batch())
     model.zero_grad(set_to_none=True)
     adapter.synchronize()
     warmup_seconds = time.time() - warmup_start
     adapter.reset_peak_memory()
 
-    limit = explosion_limit(model.config.vocab_size)
-    flops_per_token = model.flops_per_token()
-    oom_errors = _out_of_memory_errors()
-    progress = Progress(budget.describe(), float(train_cfg.get("log_every_seconds", 5.0)))
-    sched_cfg = hp["schedule"]
-    step, elapsed, loss_value = 0, 0.0, float("nan")
     try:
-        while budget.has_room(step, elapsed):
-            step_start = time.time()
-            fraction = budget.progress(step, elapsed)
-            lr_scale = lr_multiplier(fraction, sched_cfg["warmup_frac"], sched_cfg["warmdown_frac"], sched_cfg["final_lr_frac"])
-            # Muon's momentum warmup runs inside the optimizer on its own step count; only the LR is driven here.
-            for group in optimizer.param_groups:
-                group["lr"] = group["initial_lr"] * lr_scale
-            loss_sum = torch.zeros((), device=adapter.device)
-            for micro in range(accum):
-                if step > 0 or micro > 0:
-                    x, y = next_batch()
-                loss_sum += forward_backward(x, y)
-            optimizer.step()
-            model.zero_grad(set_to_none=True)
-            adapter.mark_step()
-            step += 1
-            if fault:
-                fault.trigger_process_fault(step)
-            # One host sync per step: it gives the loss for NaN/explosion checks and honest step timing.
-            loss_value = float(loss_sum.item()) / accum * (fault.loss_factor(step) if fault else 1.0)
-            check_loss(loss_value, step, limit)
-            step_seconds = time.time() - step_start
-            budget.record_step(step_seconds)
-            elapsed += step_seconds
-            progress.update(step, budget.progress(step, elapsed), loss_value, step * tokens_per_step / elapsed, elapsed)
-    except oom_errors as exc:
-        raise TrainingFailure("oom", f"out of memory at step {step + 1} ({type(exc).__name__})") from exc
-    finally:
-        progress.close()
+        result = budgeted_training(optimizer_step, budget, hp["schedule"], Fault.from_config(cfg.get("fault")),
+                                   model.config.vocab_size, accum * device_batch * seq_len,
+                                   float(train_cfg.get("log_every_seconds", 5.0)))
+    except out_of_memory_errors() as exc:
+        raise TrainingFailure("oom", f"out of memory during training ({type(exc).__name__})") from exc
 
     save_checkpoint(exp_dir, torch_state_arrays(model), dataclasses.asdict(model.config))
-    tokens = step * tokens_per_step
-    tokens_per_second = tokens / elapsed if elapsed > 0 else 0.0
-    peak_flops = adapter.peak_flops()
-    return {
-        "status": "ok",
-        "steps": step,
-        "tokens": tokens,
-        "tokens_per_second": tokens_per_second,
-        "mfu_percent": mfu_percent(flops_per_token, tokens_per_second, peak_flops),
-        "flops_per_token": flops_per_token,
-        "peak_memory_gb": adapter.peak_memory_bytes() / 1e9 if adapter.peak_memory_bytes() else None,
-        "num_params": model.num_params(),
-        "training_seconds": elapsed,
-        "warmup_seconds": warmup_seconds,
-        "total_seconds": time.time() - started,
-        "final_train_loss": loss_value,
-        "backend": adapter.name,
-        "device_name": adapter.device_name(),
-        "compiled": compiled,
-        "grad_accum_steps": accum,
-        "depth": model.config.n_layer,
-    }
+    peak_bytes = adapter.peak_memory_bytes()
+    return training_metrics(
+        result, tokens_per_step=accum * device_batch * seq_len, flops_per_token=model.flops_per_token(),
+        peak_flops=adapter.peak_flops(), peak_memory_bytes=peak_bytes, num_params=model.num_params(),
+        warmup_seconds=warmup_seconds, started=started, backend=adapter.name, device_name=adapter.device_name(),
+        extra={"compiled": compiled, "grad_accum_steps": accum, "depth": model.config.n_layer})

@@ -38,6 +38,9 @@ def fetch(spec: dict, root: str | Path = ".", base_url: str | None = None, retri
 def iter_documents(spec: dict, root: str | Path = ".", base_url: str | None = None) -> Iterator[tuple[str, str | None, int]]:
     from data.sources.local import iter_parquet  # the same reader as for local parquet files
 
-    for path, split in fetch(spec, root, base_url):
+    # Retry settings may be tuned per dataset; they do not change the data, so DVC does not track them.
+    retries = int(spec.get("download_retries", 5))
+    backoff = float(spec.get("download_backoff_seconds", 1.0))
+    for path, split in fetch(spec, root, base_url, retries=retries, backoff_seconds=backoff):
         for text, invalid in iter_parquet(path, spec.get("text_column", "text")):
             yield text, split, invalid

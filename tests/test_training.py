@@ -1,0 +1,117 @@
+"""The training process end to end on the tiny dataset: it learns, respects its budget, records failures."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.training_helpers import make_experiment
+from training.run_config import CHECKPOINT_FILE, EVAL_FILE, METRICS_FILE
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_module(module: str, exp_dir: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", module, str(exp_dir)], cwd=PROJECT_ROOT, capture_output=True,
+                          text=True, timeout=300)
+
+
+def read(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def untrained_val_bpb(exp_dir: Path, tmp_path: Path) -> float:
+    """val_bpb of the freshly initialised model: the same config, its checkpoint written before any step."""
+    import torch
+
+    from hardware import get_adapter
+    from training.checkpoint import save_checkpoint
+    from training.eval_torch import evaluate_torch
+    from training.loop_torch import build_model, torch_state_arrays
+    from training.run_config import load_run_config
+
+    cfg = load_run_config(exp_dir)
+    init_dir = tmp_path / "init"
+    init_dir.mkdir()
+    torch.manual_seed(0)
+    model = build_model(cfg, get_adapter("cpu"))
+    save_checkpoint(init_dir, torch_state_arrays(model), dataclasses.asdict(model.config))
+    return evaluate_torch(cfg, init_dir, "cpu")["val_bpb"]
+
+
+def test_tiny_training_learns_and_writes_its_records(tmp_path, tiny_dataset):
+    exp_dir = make_experiment(tmp_path, tiny_dataset, ["budget.steps=40"])
+    trained = run_module("training.entry", exp_dir)
+    assert trained.returncode == 0, trained.stdout + trained.stderr
+    metrics = read(exp_dir / METRICS_FILE)
+    assert metrics["status"] == "ok" and metrics["steps"] == 40
+    assert metrics["tokens"] == 40 * 2048
+    assert metrics["tokens_per_second"] > 0 and metrics["mfu_percent"] is None  # CPU peak unknown: no guessing
+    assert (exp_dir / CHECKPOINT_FILE).is_file()
+
+    evaluated = run_module("training.evaluate", exp_dir)
+    assert evaluated.returncode == 0, evaluated.stdout + evaluated.stderr
+    result = read(exp_dir / EVAL_FILE)
+    assert result["eval_tokens"] == 4096
+    initial = untrained_val_bpb(exp_dir, tmp_path)
+    # Learning, not noise: 40 steps take the tiny model well below where it started.
+    assert result["val_bpb"] < 0.8 * initial, (result["val_bpb"], initial)
+
+
+def test_time_budget_is_respected(tmp_path, tiny_dataset):
+    exp_dir = make_experiment(tmp_path, tiny_dataset, ["budget.kind=time", "budget.seconds=3"])
+    assert run_module("training.entry", exp_dir).returncode == 0
+    metrics = read(exp_dir / METRICS_FILE)
+    assert metrics["steps"] > 1
+    # No step starts unless the recent step time says it fits; allow one step's jitter.
+    step_seconds = metrics["training_seconds"] / metrics["steps"]
+    assert metrics["training_seconds"] <= 3.0 + step_seconds
+    assert metrics["training_seconds"] >= 3.0 - 2 * step_seconds
+
+
+@pytest.mark.parametrize("kind, expected_kind, words", [
+    ("nan", "nan", "became nan at step 3"),
+    ("explode", "explosion", "exploded"),
+    ("oom", "oom", "out of memory"),
+])
+def test_training_faults_end_with_their_reason(tmp_path, tiny_dataset, kind, expected_kind, words):
+    exp_dir = make_experiment(tmp_path, tiny_dataset, fault={"kind": kind, "step": 3})
+    proc = run_module("training.entry", exp_dir)
+    assert proc.returncode == 1
+    metrics = read(exp_dir / METRICS_FILE)
+    assert metrics["status"] == "failed" and metrics["kind"] == expected_kind
+    assert words in metrics["reason"]
+    assert not (exp_dir / CHECKPOINT_FILE).exists()
+
+
+def test_impossible_batch_split_is_a_config_failure(tmp_path, tiny_dataset):
+    exp_dir = make_experiment(tmp_path, tiny_dataset, ["hparams.batch.total_batch_tokens=3000"])
+    assert run_module("training.entry", exp_dir).returncode == 1
+    metrics = read(exp_dir / METRICS_FILE)
+    assert metrics["kind"] == "config" and "not a multiple of" in metrics["reason"]
+
+
+def test_evaluation_without_checkpoint_fails_clearly(tmp_path, tiny_dataset):
+    exp_dir = make_experiment(tmp_path, tiny_dataset)
+    assert run_module("training.evaluate", exp_dir).returncode == 1
+    assert "checkpoint.npz is missing" in read(exp_dir / EVAL_FILE)["reason"]
+
+
+def test_mlx_training_checkpoint_is_scored_alike_by_both_backends(tmp_path, tiny_dataset):
+    pytest.importorskip("mlx.core")
+    from training.eval_mlx import evaluate_mlx
+    from training.eval_torch import evaluate_torch
+    from training.loop_mlx import train_mlx
+    from training.run_config import load_run_config
+
+    exp_dir = make_experiment(tmp_path, tiny_dataset, ["budget.steps=5"])
+    cfg = load_run_config(exp_dir)
+    metrics = train_mlx(cfg, exp_dir)
+    assert metrics["status"] == "ok" and metrics["steps"] == 5 and metrics["backend"] == "mlx"
+    by_mlx = evaluate_mlx(cfg, exp_dir)["val_bpb"]
+    by_torch = evaluate_torch(cfg, exp_dir, "cpu")["val_bpb"]
+    assert by_mlx == pytest.approx(by_torch, rel=1e-3)

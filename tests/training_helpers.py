@@ -1,0 +1,29 @@
+"""Build experiment folders for training tests from the real composed configuration."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from flows.compose import compose
+from tasks.experiment import training_config, write_training_config
+
+# A model small enough to train in seconds on 2 cores, on the tiny dataset's vocabulary of 512.
+TINY_OVERRIDES = [
+    "preset=cpu", "proposer=local", "hparams.model.depth=2", "hparams.model.aspect_ratio=32", "hparams.model.head_dim=32",
+    "hparams.batch.device_batch_size=8", "hparams.batch.total_batch_tokens=2048", "train.seq_len=128",
+    "train.eval_tokens=4096", "train.eval_batch_size=8", "budget.kind=steps", "budget.steps=30",
+]
+
+
+def tiny_config(extra: list[str] | None = None) -> dict:
+    return compose(TINY_OVERRIDES + list(extra or []), auto=False)
+
+
+def make_experiment(tmp_path: Path, dataset: dict, extra: list[str] | None = None, fault: dict | None = None,
+                    name: str = "exp") -> Path:
+    cfg = tiny_config(extra)
+    data = {"shard_dir": dataset["shard_dir"], "tokenizer_dir": dataset["tokenizer_dir"],
+            "data_version": dataset["manifest"]["data_version"]}
+    directory = tmp_path / name
+    directory.mkdir(parents=True, exist_ok=True)
+    write_training_config(directory, training_config(cfg, cfg["hparams"], cfg["hparams"]["seed"], data, fault))
+    return directory

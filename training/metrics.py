@@ -1,0 +1,31 @@
+"""The metrics record a training writes to metrics.json, the same for every backend."""
+from __future__ import annotations
+
+import time
+
+from training.loop import LoopResult
+from training.outcome import mfu_percent
+
+
+def training_metrics(result: LoopResult, *, tokens_per_step: int, flops_per_token: float, peak_flops: float | None,
+                     peak_memory_bytes: int, num_params: int, warmup_seconds: float, started: float, backend: str,
+                     device_name: str, extra: dict | None = None) -> dict:
+    tokens = result.steps * tokens_per_step
+    tokens_per_second = tokens / result.training_seconds if result.training_seconds > 0 else 0.0
+    return {
+        "status": "ok",
+        "steps": result.steps,
+        "tokens": tokens,
+        "tokens_per_second": tokens_per_second,  # budgeted steps only: warm-up and compile excluded
+        "mfu_percent": mfu_percent(flops_per_token, tokens_per_second, peak_flops),
+        "flops_per_token": flops_per_token,
+        "peak_memory_gb": peak_memory_bytes / 1e9 if peak_memory_bytes else None,
+        "num_params": num_params,
+        "training_seconds": result.training_seconds,
+        "warmup_seconds": warmup_seconds,
+        "total_seconds": time.time() - started,
+        "final_train_loss": result.final_loss,
+        "backend": backend,
+        "device_name": device_name,
+        **(extra or {}),
+    }
