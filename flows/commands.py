@@ -60,7 +60,10 @@ def train_command(overrides: list[str]) -> int:
     from tasks.prepare import prepare_data
     from tasks.process import run_attached
 
+    from hardware import detect
+
     cfg = compose(overrides)
+    detect(cfg.get("backend", "auto"))  # an unavailable backend fails here, in one sentence, before any work
     data = prepare_data(cfg["dataset"]["name"], str(data_dir(cfg)))
     exp_dir = resolve_path(cfg["paths"]["runs_dir"]) / "train" / time.strftime("%Y%m%d-%H%M%S")
     exp_dir.mkdir(parents=True, exist_ok=True)
@@ -80,12 +83,21 @@ def train_command(overrides: list[str]) -> int:
     return 0
 
 
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def run_command(overrides: list[str]) -> int:
+    import signal
+
     from flows.research import research_flow
     from research.ledger import Ledger
     from research.report import results_table_markdown
 
-    cfg = compose(overrides)
+    compose(overrides)  # a bad override fails here in one sentence, before Prefect starts its server
+    # SIGTERM ends the run like Ctrl-C: the training child is killed, the heartbeat says stopped, and the
+    # same command resumes later. (SIGKILL cannot be caught; resume covers it too.)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     summary = research_flow(overrides=overrides)
     run_dir = Path(summary["run_dir"])
     rows = Ledger(run_dir / "results.tsv").rows()
@@ -93,9 +105,19 @@ def run_command(overrides: list[str]) -> int:
     print(f"\nresults: {run_dir / 'results.tsv'}")
     print(f"report:  {summary.get('report')}")
     print(f"plot:    {summary.get('plot')}")
-    if summary.get("stopped"):
-        print(f"stopped: {summary['stopped']}")
-    return 0 if cfg else 1
+    return 0
+
+
+def suite_command(overrides: list[str]) -> int:
+    from flows.suite import SuiteIncomplete, summary_markdown, suite_flow
+
+    try:
+        summary = suite_flow(overrides=overrides)
+    except SuiteIncomplete as exc:
+        print(f"error: {exc}")
+        return 1
+    print(summary_markdown(summary["name"], summary["date"], summary["datasets"]))
+    return 0
 
 
 def status_command(tag: str | None, overrides: list[str]) -> int:

@@ -20,10 +20,20 @@ def run_evaluation(exp_dir: str, deadline_seconds: float) -> dict:
     if outcome is None:
         outcome = {"status": "failed", "reason": f"evaluation {result.describe_failure()}"}
     outcome["reused"] = False
+    outcome["process_seconds"] = result.seconds
     return outcome
 
 
 @task(name="evaluate", task_run_name="exp-{exp} evaluate {label}", persist_result=True,
       cache_key_fn=lambda context, parameters: parameters["cache_key"])
-def evaluate_task(exp: int, exp_dir: str, deadline_seconds: float, cache_key: str, label: str = "") -> dict:
-    return run_evaluation(exp_dir, deadline_seconds)
+def evaluate_task(exp: int, exp_dir: str, deadline_seconds: float, cache_key: str, label: str = "",
+                  slots: dict | None = None) -> dict:
+    """Evaluation runs on an accelerator too, so it holds a device like a training does."""
+    from prefect.logging import get_run_logger
+
+    from tasks.gpu_slots import device_slot
+
+    if finished_metrics(Path(exp_dir), EVAL_FILE, None) is not None:
+        return run_evaluation(exp_dir, deadline_seconds)
+    with device_slot(slots, "evaluate", exp_dir, get_run_logger().info):
+        return run_evaluation(exp_dir, deadline_seconds)

@@ -41,14 +41,23 @@ def run_training(exp_dir: str, deadline_seconds: float, on_line=None) -> dict:
     if metrics is None or (result.returncode != 0 and metrics.get("status") == "ok"):
         metrics = {"status": "failed", "kind": "process", "reason": f"training {result.describe_failure()}"}
     metrics["log_tail"] = result.log_tail
+    metrics["process_seconds"] = result.seconds  # wall time of the whole process, for overhead accounting
     metrics["reused"] = False
     return metrics
 
 
 @task(name="train", task_run_name="exp-{exp} train {label}", persist_result=True,
       cache_key_fn=lambda context, parameters: parameters["cache_key"])
-def train_task(exp: int, exp_dir: str, deadline_seconds: float, cache_key: str, label: str = "") -> dict:
+def train_task(exp: int, exp_dir: str, deadline_seconds: float, cache_key: str, label: str = "",
+               slots: dict | None = None) -> dict:
+    """`slots` (tasks.gpu_slots.resolve_slots) holds one device for the training: one training per device."""
     from prefect.logging import get_run_logger
 
+    from tasks.gpu_slots import device_slot
+
     logger = get_run_logger()
-    return run_training(exp_dir, deadline_seconds, on_line=lambda line: logger.info(line) if line else None)
+    on_line = lambda line: logger.info(line) if line else None  # noqa: E731
+    if finished_metrics(Path(exp_dir), METRICS_FILE, CHECKPOINT_FILE) is not None:
+        return run_training(exp_dir, deadline_seconds, on_line)  # already done: no device needed to read it
+    with device_slot(slots, "train", exp_dir, logger.info):
+        return run_training(exp_dir, deadline_seconds, on_line)

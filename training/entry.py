@@ -63,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as exc:  # noqa: BLE001 - every failure becomes a recorded reason, never a lost experiment
         kind, reason = classify(exc)
-        traceback.print_exc()
+        if kind == "error":  # unexpected: the traceback is what a developer needs; expected failures are one line
+            traceback.print_exc()
         atomic_write_json(exp_dir / METRICS_FILE, {"status": "failed", "kind": kind, "reason": reason,
                                                     "total_seconds": time.time() - started})
         print(f"training failed: {reason}", file=sys.stderr)

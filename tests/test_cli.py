@@ -1,0 +1,78 @@
+"""The `autoresearch` command line: the seed's `python train.py` summary, and one sentence for bad input."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SUMMARY_KEYS = ("val_bpb", "training_seconds", "total_seconds", "peak_memory_gb", "mfu_percent", "total_tokens_M",
+                "num_steps", "num_params_M", "depth", "backend")
+
+
+def cli(*args: str, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "flows.cli", *args], cwd=PROJECT_ROOT, capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def assert_one_sentence_error(proc: subprocess.CompletedProcess, *words: str) -> None:
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr + proc.stdout
+    error_lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(error_lines) == 1, proc.stderr
+    for word in words:
+        assert word in error_lines[0], error_lines[0]
+
+
+@pytest.mark.slow
+def test_train_prints_the_seed_summary(tmp_path):
+    proc = cli("train", "preset=cpu", "budget.kind=steps", "budget.steps=3", "hparams.model.depth=2",
+               "train.eval_tokens=4096", f"paths.runs_dir={tmp_path}")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    summary = proc.stdout.split("\n---\n", 1)[1]
+    values = dict(line.split(": ", 1) for line in summary.strip().splitlines())
+    for key in SUMMARY_KEYS:
+        assert key in values, key
+    assert float(values["val_bpb"]) > 0
+    assert values["num_steps"] == "3" and values["depth"] == "2" and values["backend"] == "cpu"
+
+
+def test_unknown_dataset_is_one_sentence():
+    assert_one_sentence_error(cli("train", "dataset=nope", "preset=cpu"), "dataset")
+
+
+def test_bare_word_instead_of_override_is_one_sentence():
+    assert_one_sentence_error(cli("prepare", "bundled"), "key=value")
+
+
+def test_unavailable_backend_is_one_sentence():
+    proc = cli("train", "preset=cpu", env={"AUTORESEARCH_BACKEND": "cuda"})
+    assert_one_sentence_error(proc, "cuda")
+
+
+def test_bad_tag_is_one_sentence():
+    assert_one_sentence_error(cli("run", "preset=cpu", "tag=../escape"), "tag")
+
+
+def test_status_without_runs_says_how_to_start(tmp_path):
+    proc = cli("status", f"paths.runs_dir={tmp_path}")
+    assert proc.returncode == 0 and "autoresearch run" in proc.stdout
+
+
+def test_status_reports_a_dead_run(tmp_path):
+    from research.heartbeat import Heartbeat
+
+    run_dir = tmp_path / "night"
+    run_dir.mkdir()
+    record = Heartbeat(run_dir / "heartbeat.json").beat("training", exp=3, best=1.5, counts={"keep": 1})
+    # A pid that cannot be alive: the run's process is gone.
+    import json
+
+    record["pid"] = 2 ** 22 + 12345
+    (run_dir / "heartbeat.json").write_text(json.dumps(record))
+    proc = cli("status", "night", f"paths.runs_dir={tmp_path}")
+    assert proc.returncode == 0
+    assert "training" in proc.stdout and "gone" in proc.stdout.lower()
