@@ -3,6 +3,8 @@
   prepare  build the dataset (corpus, tokenizer, shards) through DVC
   train    one training + evaluation, like the seed's `python train.py`
   run      the research loop (a Prefect flow)
+  suite    the research loop over the suite's datasets (conf/suite/), with a comparison
+  serve    serve the `research` and `nightly-suite` deployments to a Prefect server (launch runs from the UI)
   status   a run's heartbeat: phase, experiment, best, whether it is alive
   report   a run's report.md and progress.png
 
@@ -11,6 +13,7 @@ Errors a user can cause end in one sentence and a non-zero exit, never a traceba
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from flows.prefect_env import configure_prefect_defaults
@@ -21,8 +24,10 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from flows.compose import ConfigurationError
     from hardware import BackendUnavailable
     from research.errors import InvalidProposal, ProposerFatal, ResearchStopped
+    from research.ledger import LedgerError  # a hand-damaged results.tsv: its sentence says which line to fix
 
-    return (DataError, ConfigurationError, BackendUnavailable, InvalidProposal, ProposerFatal, ResearchStopped)
+    return (DataError, ConfigurationError, BackendUnavailable, InvalidProposal, ProposerFatal, ResearchStopped,
+            LedgerError)
 
 
 def cmd_prepare(args) -> int:
@@ -37,10 +42,55 @@ def cmd_train(args) -> int:
     return train_command(args.overrides)
 
 
+class _HideUserErrors(logging.Filter):
+    """Drop Prefect's console records about an error a user can cause (a flow's exception with its traceback,
+    "Finished in state Failed(...)"): the CLI prints that error as one sentence, and a traceback above it buries
+    it. Only the console handler gets this filter, so the Prefect UI still shows the failure in full."""
+
+    def __init__(self, types: tuple[type[BaseException], ...]):
+        super().__init__()
+        self.types = types
+        names, todo = set(), list(types)
+        while todo:  # subclasses too (RunLocked is a ResearchStopped)
+            cls = todo.pop()
+            names.add(cls.__name__)
+            todo.extend(cls.__subclasses__())
+        self.markers = tuple(f"{name}{end}" for name in names for end in (":", "("))
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], self.types):
+            return False
+        message = record.getMessage()
+        return not any(marker in message for marker in self.markers)
+
+
+def hide_user_errors_on_console() -> None:
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    hide = _HideUserErrors(_user_errors())
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, PrefectConsoleHandler) and not any(isinstance(f, _HideUserErrors) for f in handler.filters):
+            handler.addFilter(hide)
+
+
 def cmd_run(args) -> int:
     from flows.commands import run_command
+    import flows.research  # noqa: F401  (imports Prefect, which sets up its console handler, and RunLocked)
 
+    hide_user_errors_on_console()
     return run_command(args.overrides)
+
+
+def cmd_suite(args) -> int:
+    from flows.commands import suite_command
+
+    return suite_command(args.overrides)
+
+
+def cmd_serve(args) -> int:
+    from flows.serve import serve_command
+
+    return serve_command(args.overrides)
 
 
 def cmd_status(args) -> int:
@@ -62,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
         ("prepare", cmd_prepare, "build the dataset's corpus, tokenizer and shards (DVC)"),
         ("train", cmd_train, "train and evaluate once on the detected hardware"),
         ("run", cmd_run, "run the research loop"),
+        ("suite", cmd_suite, "run the research loop over the suite's datasets (conf/suite/nightly.yaml)"),
+        ("serve", cmd_serve, "serve the research and nightly-suite deployments (needs PREFECT_API_URL)"),
     ):
         p = sub.add_parser(name, help=text, description=text)
         p.add_argument("overrides", nargs="*", metavar="key=value", help="Hydra overrides")

@@ -10,11 +10,14 @@ from __future__ import annotations
 import time
 import uuid
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 from prefect import flow
 
 from flows.compose import CONF_DIR, compose, resolve_path
+from flows.parallel import clear_round, open_round, run_round, start_round
+from hardware import detect
 from research.decide import check_baseline, check_stop, keep_threshold
 from research.errors import ProposerFatal, ResearchStopped
 from research.heartbeat import Heartbeat
@@ -25,7 +28,9 @@ from research.runrepo import RunRepo
 from research.space import Change, apply_change, load_space
 from research.state import derive_state, hparams_yaml
 from tasks.decide import decide_task, reconcile_main, write_run_report
+from tasks.artifacts import publish_progress_plot
 from tasks.evaluate import evaluate_task
+from tasks.gpu_slots import resolve_slots
 from tasks.experiment import code_version, config_hash, exp_dir, training_config, write_training_config
 from tasks.prepare import prepare_task
 from tasks.propose import propose_task
@@ -68,11 +73,21 @@ def overrides_from_parameters(overrides, tag, dataset, max_experiments, proposer
     return items
 
 
+def run_name_from(parameters: dict) -> str:
+    """`research-<tag>` (or the dataset), from the parameters or, as `autoresearch run tag=x` passes them, the
+    overrides; the UI lists runs by this name."""
+    found = {key: parameters.get(key) for key in ("tag", "dataset")}
+    for item in parameters.get("overrides") or []:
+        key, _, value = str(item).partition("=")
+        if key in found and not found[key]:
+            found[key] = value
+    return f"research-{found['tag'] or found['dataset'] or 'default'}"
+
+
 def _flow_run_name() -> str:
     from prefect.runtime import flow_run
 
-    params = flow_run.parameters
-    return f"research-{params.get('tag') or params.get('dataset') or 'default'}"
+    return run_name_from(flow_run.parameters)
 
 
 @flow(name="research", flow_run_name=_flow_run_name, log_prints=True)
@@ -123,26 +138,63 @@ def _loop(cfg: dict, run_dir: Path, heartbeat: Heartbeat) -> None:
     run_info = {"dataset": cfg["dataset"]["name"], "data_version": data["data_version"],
                 "code_version": code_version(), "proposer": cfg["proposer"]["name"]}
     runner = ExperimentRunner(cfg, run_dir, run_id, repo, space, data, run_info, heartbeat)
+    max_experiments = int(cfg["research"]["max_experiments"])
+    parallel = max(1, int(cfg["research"].get("parallel") or 1))
     while True:
         rows = ledger.rows()
-        if len(rows) >= int(cfg["research"]["max_experiments"]):
+        if len(rows) >= max_experiments:
+            clear_round(run_dir)
             return
         check_baseline(rows)
         stop = check_stop(rows, int(cfg["decide"]["max_consecutive_crashes"]))
         if stop:
             raise ResearchStopped(stop)
         exp = ledger.next_exp()
-        runner.run(exp, derive_state(rows, repo, cfg["hparams"], space))
+        # A round cut short by a crash is finished as that round (same members, same starting point), even
+        # if the run is resumed with another research.parallel.
+        pending = open_round(run_dir, exp)
+        if pending is not None:
+            first, members = pending
+            members = [m for m in members if m < max_experiments]
+            start = derive_state([row for row in rows if row["exp"] < first], repo, cfg["hparams"], space)
+            run_round(runner, ledger, first, members, start)
+        elif parallel == 1:
+            runner.run(exp, derive_state(rows, repo, cfg["hparams"], space))
+        else:
+            baselines_left = max(0, int(cfg["decide"]["baseline_repeats"]) - exp)
+            size = min(parallel, max_experiments - len(rows), baselines_left or parallel)
+            members = list(range(exp, exp + size))
+            start = derive_state(rows, repo, cfg["hparams"], space)
+            start_round(run_dir, exp, members)
+            run_round(runner, ledger, exp, members, start)
 
 
 class ExperimentRunner:
-    """One experiment end to end: its proposal (or a baseline seed), commit, training, evaluation, decision."""
+    """One experiment end to end: its proposal (or a baseline seed), commit, training, evaluation, decision.
+
+    `run` does the three steps in turn (research.parallel=1); a parallel round (flows/parallel.py) prepares
+    and decides its members one by one and executes them at once.
+    """
 
     def __init__(self, cfg, run_dir, run_id, repo, space, data, run_info, heartbeat):
         self.cfg, self.run_dir, self.run_id, self.repo, self.space = cfg, run_dir, run_id, repo, space
         self.data, self.run_info, self.heartbeat = data, run_info, heartbeat
+        self.slots = resolve_slots(cfg.get("slots"), detect(cfg.get("backend") or "auto"))
+        self.pool_deployment = None
+        if cfg["research"].get("executor", "local") == "pool":
+            from flows.pool import ensure_pool_deployment
+
+            self.pool_deployment = ensure_pool_deployment(cfg["research"]["pool"])
 
     def run(self, exp: int, state) -> dict:
+        prepared = self.prepare(exp, state)
+        if prepared.skipped:
+            return self.decide(prepared, None, None)
+        metrics, evaluation = self.execute(prepared)
+        return self.decide(prepared, metrics, evaluation)
+
+    def prepare(self, exp: int, state, in_flight: list | None = None) -> "Prepared":
+        """Proposal (or baseline seed), commit and config.json of experiment `exp`, on top of `state`."""
         cfg = self.cfg
         started = time.time()
         directory = exp_dir(self.run_dir, exp)
@@ -154,9 +206,10 @@ class ExperimentRunner:
             hparams = {**cfg["hparams"], "seed": seed}
             label, message = "baseline", f"exp{exp}: baseline seed={seed}"
         else:
-            proposal = self._propose(exp, state, directory)
+            proposal = self._propose(exp, state, directory, in_flight or [])
             if proposal["status"] != "ok":
-                return self._decide(exp, state, proposal, None, None, "", int(state.hparams["seed"]), started, False)
+                return Prepared(exp, state, directory, proposal, "", int(state.hparams["seed"]), started, False,
+                                "skip", "", skipped=True)
             change = Change(proposal["key"], proposal["value"], proposal["override"], proposal["description"],
                             proposal["reasoning"], proposal.get("previous"))
             hparams = apply_change(state.hparams, change)
@@ -169,22 +222,46 @@ class ExperimentRunner:
         run_cfg = training_config(cfg, hparams, seed, self.data, cfg.get("fault"))
         write_training_config(directory, run_cfg)
         key = f"{self.run_id}-exp{exp}-{config_hash(run_cfg)}-{self.run_info['code_version']}"
-        self.heartbeat.beat("baseline" if baseline else "training", exp=exp, best=state.best_val_bpb,
+        return Prepared(exp, state, directory, proposal, commit_sha, seed, started, baseline, label, key)
+
+    def execute(self, prepared: "Prepared") -> tuple[dict, dict | None]:
+        """Training, then evaluation if the training succeeded: here, or on the work pool."""
+        cfg, state, exp, label = self.cfg, prepared.state, prepared.exp, prepared.label
+        self.heartbeat.beat("baseline" if prepared.baseline else "training", exp=exp, best=state.best_val_bpb,
                             counts=state.counts, message=label)
-        metrics = train_task(exp, str(directory), deadline_seconds(cfg["budget"]), cache_key=f"{key}-train", label=label)
+        train_deadline = deadline_seconds(cfg["budget"])
+        eval_deadline = float(cfg["budget"]["grace_seconds"]) * 2
+        if self.pool_deployment:
+            from flows.pool import run_on_pool
+
+            return run_on_pool(self.pool_deployment, cfg["research"]["pool"], exp, str(prepared.directory),
+                               train_deadline, eval_deadline, prepared.key, label, cfg.get("slots"),
+                               cfg.get("backend") or "auto")
+        metrics = train_task(exp, str(prepared.directory), train_deadline, cache_key=f"{prepared.key}-train",
+                             label=label, slots=self.slots)
         evaluation = None
         if metrics.get("status") == "ok":
             self.heartbeat.beat("evaluating", exp=exp, best=state.best_val_bpb, counts=state.counts, message=label)
-            evaluation = evaluate_task(exp, str(directory), float(cfg["budget"]["grace_seconds"]) * 2,
-                                       cache_key=f"{key}-eval", label=label)
-        return self._decide(exp, state, proposal, metrics, evaluation, commit_sha, seed, started, baseline)
+            evaluation = evaluate_task(exp, str(prepared.directory), eval_deadline, cache_key=f"{prepared.key}-eval",
+                                       label=label, slots=self.slots)
+        return metrics, evaluation
 
-    def _propose(self, exp: int, state, directory: Path) -> dict:
+    def decide(self, prepared: "Prepared", metrics, evaluation, state=None, decide_cfg=None) -> dict:
+        """Record the row; a round passes the state at decision time and, for a member that may not be kept,
+        a stricter rule."""
+        row = decide_task(str(self.run_dir), prepared.exp, state or prepared.state, prepared.proposal, metrics,
+                          evaluation, decide_cfg or self.cfg["decide"], self.run_info, prepared.commit_sha,
+                          prepared.seed, prepared.started, prepared.baseline, self.cfg["tag"])
+        publish_progress_plot(str(self.run_dir), self.cfg["tag"])
+        return row
+
+    def _propose(self, exp: int, state, directory: Path, in_flight: list) -> dict:
         cfg = self.cfg
         self.heartbeat.beat("proposing", exp=exp, best=state.best_val_bpb, counts=state.counts)
         context = ProposalContext(
             hparams=state.hparams, space=self.space, history=state.rows, best_val_bpb=state.best_val_bpb,
             baseline_val_bpb=state.baseline_val_bpb, noise_sigma=state.sigma, tried=state.tried,
+            in_flight=list(in_flight),
             hardware=describe_hardware(cfg, state.rows),
             budget=f"{cfg['budget']['kind']} budget: " + (f"{cfg['budget']['seconds']} s" if cfg["budget"]["kind"] == "time"
                                                            else f"{cfg['budget']['steps']} steps"),
@@ -194,8 +271,23 @@ class ExperimentRunner:
                 state.best_val_bpb, state.sigma, cfg["decide"]["min_delta"], cfg["decide"]["sigma_k"]),
         )
         cache_key = f"{self.run_id}-exp{exp}-{state.base_sha}-{config_hash(state.hparams)}-propose"
+        if in_flight:  # the same block with other changes in flight is another question to the proposer
+            cache_key += "-" + config_hash(sorted(str(item) for item in in_flight))
         return propose_task(exp, str(directory), cfg["proposer"], context, cache_key=cache_key)
 
-    def _decide(self, exp, state, proposal, metrics, evaluation, commit_sha, seed, started, baseline) -> dict:
-        return decide_task(str(self.run_dir), exp, state, proposal, metrics, evaluation, self.cfg["decide"],
-                           self.run_info, commit_sha, seed, started, baseline, self.cfg["tag"])
+
+@dataclass
+class Prepared:
+    """An experiment ready to train: what `decide` needs besides the training's outcome."""
+
+    exp: int
+    state: object          # RunState it started from
+    directory: Path
+    proposal: dict | None
+    commit_sha: str
+    seed: int
+    started: float
+    baseline: bool
+    label: str
+    key: str               # cache key prefix of its train/evaluate tasks
+    skipped: bool = False  # the proposer gave no valid change: recorded as `skip`, nothing to train

@@ -11,12 +11,19 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SECRET_ENV_VARS = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
+
+# Extra environment for every process started in the current context (thread or task): the device a
+# training was given (CUDA_VISIBLE_DEVICES=...) reaches the child without threading it through every call.
+# A ContextVar, not os.environ, because parallel trainings in one orchestrator each get their own device.
+_context_env: ContextVar[dict] = ContextVar("autoresearch_child_env", default={})
 
 # Processes started here, so a signal handler can stop them when the orchestrator is told to stop.
 _running: set[subprocess.Popen] = set()
@@ -42,9 +49,20 @@ class ProcessResult:
         return f"exited with code {self.returncode}"
 
 
+@contextmanager
+def child_env(extra: dict[str, str]):
+    """Within this block, processes started from this context also get `extra` in their environment."""
+    token = _context_env.set({**_context_env.get(), **extra})
+    try:
+        yield
+    finally:
+        _context_env.reset(token)
+
+
 def child_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV_VARS}
     env["PYTHONUNBUFFERED"] = "1"
+    env.update(_context_env.get())
     env.update(extra or {})
     return env
 

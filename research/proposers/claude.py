@@ -153,6 +153,10 @@ class ClaudeProposer(Proposer):
             return self._client.messages.create(**kwargs)
         except anthropic.APIError as err:
             translated = self._translate(err)
+        except ValueError:
+            # A 200 whose body is not JSON (a proxy or gateway glitch): the SDK raises json's error, not an
+            # APIError. Passing, so the task retries; without this it escaped as a traceback.
+            translated = ProposerTransient("The Anthropic API sent an answer that is not valid JSON; the task will retry.")
         raise translated from None  # outside the except block: no __context__ holding the SDK error
 
     @staticmethod

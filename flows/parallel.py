@@ -1,0 +1,106 @@
+"""research.parallel=K: a round proposes K different single changes from the current best, trains them at
+once (one device each, see tasks/gpu_slots.py), then decides them in experiment order.
+
+Only the best of the round (lowest val_bpb) may be kept, and only if it passes the noise-aware rule; the
+others are discarded even if they would pass on their own, because none of them was built on the round's
+winner. Baseline repeats run as a round of their own, decided like in the sequential loop.
+
+Crash safety: `round.json` in the run folder names the round (first experiment and members) until every
+member has its row. A resumed run finishes that round from the same starting point: proposals, commits and
+trainings are re-used from the experiment folders, and rows are still written in experiment order.
+"""
+from __future__ import annotations
+
+import contextvars
+import json
+import math
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
+from data.atomic import atomic_write_json
+
+ROUND_FILE = "round.json"
+
+
+def start_round(run_dir: Path, first: int, members: list[int]) -> None:
+    atomic_write_json(Path(run_dir) / ROUND_FILE, {"first": first, "members": members})
+
+
+def clear_round(run_dir: Path) -> None:
+    (Path(run_dir) / ROUND_FILE).unlink(missing_ok=True)
+
+
+def open_round(run_dir: Path, next_exp: int) -> tuple[int, list[int]] | None:
+    """(first, members) of a round that still has members without a row; None otherwise."""
+    path = Path(run_dir) / ROUND_FILE
+    if not path.is_file():
+        return None
+    try:
+        info = json.loads(path.read_text())
+        first, members = int(info["first"]), [int(m) for m in info["members"]]
+    except (ValueError, KeyError, TypeError):
+        clear_round(run_dir)  # a damaged marker: the ledger alone still gives a consistent state
+        return None
+    if first <= next_exp <= max(members, default=-1):
+        return first, members
+    clear_round(run_dir)
+    return None
+
+
+def round_winner(outcomes: dict[int, tuple]) -> int | None:
+    """The member with the lowest finite val_bpb, or None when none finished."""
+    scored = []
+    for exp, (metrics, evaluation) in outcomes.items():
+        value = (evaluation or {}).get("val_bpb") if (metrics or {}).get("status") == "ok" else None
+        if value is not None and math.isfinite(value):
+            scored.append((value, exp))
+    return min(scored)[1] if scored else None
+
+
+def run_round(runner, ledger, first: int, members: list[int], start) -> list[dict]:
+    """Prepare the round's unrecorded members, execute them at once, decide them in order."""
+    from research.state import derive_state
+
+    recorded = {row["exp"]: row for row in ledger.rows()}
+    prepared, in_flight = [], []
+    for exp in members:
+        if exp in recorded:
+            # Decided before a crash: it still competes for the round (its val_bpb is in the ledger).
+            if recorded[exp].get("key"):
+                in_flight.append({"key": recorded[exp]["key"], "value": recorded[exp].get("value")})
+            continue
+        item = runner.prepare(exp, start, in_flight)
+        prepared.append(item)
+        if item.proposal and item.proposal.get("status") == "ok":
+            in_flight.append({"key": item.proposal["key"], "value": item.proposal["value"]})
+
+    to_run = [item for item in prepared if not item.skipped]
+    runner.heartbeat.beat("training", exp=first, best=start.best_val_bpb, counts=start.counts,
+                          message=f"round of {len(members)}: " + ", ".join(item.label for item in to_run))
+    outcomes: dict[int, tuple] = {item.exp: (None, None) for item in prepared}
+    if to_run:
+        # Each thread gets a copy of this context, so its tasks are children of this flow run in the UI.
+        with ThreadPoolExecutor(max_workers=len(to_run), thread_name_prefix="experiment") as pool:
+            futures = {item.exp: pool.submit(contextvars.copy_context().run, runner.execute, item) for item in to_run}
+            for exp, future in futures.items():
+                outcomes[exp] = future.result()
+    for exp, row in recorded.items():
+        if exp in members:
+            outcomes[exp] = ({"status": "ok" if row.get("val_bpb") is not None else "failed"},
+                             {"val_bpb": row.get("val_bpb")})
+    winner = round_winner(outcomes)
+
+    rows = []
+    for item in prepared:
+        metrics, evaluation = outcomes[item.exp]
+        current = derive_state(ledger.rows(), runner.repo, runner.cfg["hparams"], runner.space)
+        # Judged against the best as it stands now (a winner decided earlier in this round raised it), but
+        # recorded as started from the round's commit, which it was.
+        state = replace(start, rows=current.rows, best_val_bpb=current.best_val_bpb)
+        decide_cfg = runner.cfg["decide"]
+        if not item.baseline and item.exp != winner:
+            decide_cfg = {**decide_cfg, "min_delta": math.inf}  # not the round's best: it cannot be kept
+        rows.append(runner.decide(item, metrics, evaluation, state=state, decide_cfg=decide_cfg))
+    clear_round(runner.run_dir)
+    return rows

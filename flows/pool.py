@@ -1,0 +1,110 @@
+"""research.executor=pool: an experiment's training and evaluation run as a deployment on a Prefect work pool,
+so several GPU machines can serve one research run (and several runs can share the machines).
+
+    prefect work-pool create gpu --type process                      # once, on any machine
+    prefect worker start --pool gpu --limit 1                        # on each GPU host (one per GPU, see README)
+
+The research flow creates (or updates) the `train-evaluate/<research.pool.deployment>` deployment on the pool
+when it starts, then launches one flow run per experiment and waits for it. The outcome is read from the
+experiment folder (metrics.json, eval.json), not from Prefect's result storage: runs and data live on a path
+every worker reads (paths.runs_dir, paths.data_dir), at the same absolute path on every host.
+"""
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from prefect import flow
+
+from tasks.evaluate import evaluate_task
+from tasks.gpu_slots import resolve_slots
+from tasks.train import finished_metrics, train_task
+from training.run_config import CHECKPOINT_FILE, EVAL_FILE, METRICS_FILE
+
+FLOW_NAME = "train-evaluate"
+
+
+@flow(name=FLOW_NAME, flow_run_name="exp-{exp} {label}", log_prints=True)
+def train_evaluate_flow(exp: int, exp_dir: str, train_deadline: float, eval_deadline: float, cache_key: str,
+                        label: str = "", slots: dict | None = None, backend: str = "auto") -> dict:
+    """Runs on a worker: train, then evaluate, holding one of this host's devices for each."""
+    from hardware import detect
+
+    resolved = resolve_slots(slots, detect(backend))  # this host's devices, not the orchestrator's
+    metrics = train_task(exp, exp_dir, train_deadline, cache_key=f"{cache_key}-train", label=label, slots=resolved)
+    evaluation = None
+    if metrics.get("status") == "ok":
+        evaluation = evaluate_task(exp, exp_dir, eval_deadline, cache_key=f"{cache_key}-eval", label=label,
+                                   slots=resolved)
+    return {"train": metrics.get("status"), "evaluate": (evaluation or {}).get("status")}
+
+
+def require_server(what: str) -> None:
+    from flows.compose import ConfigurationError
+    from prefect.settings import get_current_settings
+
+    if not get_current_settings().api.url:
+        raise ConfigurationError(
+            f"{what} needs a Prefect server: start one with `prefect server start --host 127.0.0.1` and set "
+            "PREFECT_API_URL=http://127.0.0.1:4200/api.")
+
+
+def ensure_pool_deployment(pool_cfg: dict) -> str:
+    """Create or update the train-evaluate deployment on the pool; returns its `flow/deployment` name."""
+    from flows.compose import ConfigurationError
+    from prefect.client.orchestration import get_client
+    from prefect.deployments.runner import EntrypointType
+    from prefect.exceptions import ObjectNotFound
+
+    require_server("research.executor=pool")
+    pool = pool_cfg["name"]
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_work_pool(pool)
+        except ObjectNotFound:
+            raise ConfigurationError(
+                f"There is no work pool '{pool}': create it with `prefect work-pool create {pool} --type process` "
+                f"and start a worker on each GPU host with `prefect worker start --pool {pool} --limit 1`.") from None
+    # MODULE_PATH: workers import flows.pool from the installed project, wherever they were started.
+    deployment = train_evaluate_flow.to_deployment(
+        name=pool_cfg["deployment"], work_pool_name=pool, entrypoint_type=EntrypointType.MODULE_PATH,
+        description="One autoresearch experiment: training, then evaluation (launched by the research flow).",
+        tags=["autoresearch"])
+    deployment.apply()
+    return f"{FLOW_NAME}/{pool_cfg['deployment']}"
+
+
+def _read_outcome(directory: Path) -> tuple[dict | None, dict | None]:
+    metrics = finished_metrics(directory, METRICS_FILE, CHECKPOINT_FILE)
+    evaluation = finished_metrics(directory, EVAL_FILE, None) if metrics and metrics.get("status") == "ok" else None
+    return metrics, evaluation
+
+
+def run_on_pool(deployment: str, pool_cfg: dict, exp: int, exp_dir: str, train_deadline: float,
+                eval_deadline: float, cache_key: str, label: str, slots_cfg: dict | None,
+                backend: str) -> tuple[dict, dict | None]:
+    """Launch the experiment on the pool, wait, and read its outcome from the experiment folder."""
+    from prefect.deployments import run_deployment
+
+    directory = Path(exp_dir)
+    metrics, evaluation = _read_outcome(directory)
+    if metrics is not None and (metrics.get("status") != "ok" or evaluation is not None):
+        return {**metrics, "reused": True}, evaluation  # finished before a crash of this flow
+    parameters = {"exp": exp, "exp_dir": exp_dir, "train_deadline": train_deadline, "eval_deadline": eval_deadline,
+                  "cache_key": cache_key, "label": label, "slots": slots_cfg, "backend": backend}
+    # The idempotency key makes a resumed research run wait for the pool run it had already launched instead
+    # of starting a second one; a pool run that died without an outcome (a lost worker) is tried once more.
+    flow_run = None
+    for key in (cache_key, f"{cache_key}-{uuid.uuid4().hex[:8]}"):
+        flow_run = run_deployment(deployment, parameters=parameters, idempotency_key=key, timeout=None,
+                                  job_variables=dict(pool_cfg.get("job_variables") or {}), poll_interval=2)
+        metrics, evaluation = _read_outcome(directory)
+        if metrics is not None:
+            break
+    state = flow_run.state.name if flow_run and flow_run.state else "unknown"
+    if metrics is None:
+        return {"status": "failed", "kind": "process",
+                "reason": f"pool run {flow_run.name if flow_run else '?'} ended {state} without a training result"}, None
+    if metrics.get("status") == "ok" and evaluation is None:
+        evaluation = {"status": "failed", "reason": f"pool run {flow_run.name} ended {state} without an evaluation"}
+    return metrics, evaluation

@@ -1,0 +1,58 @@
+"""`autoresearch serve`: the deployments users launch from the Prefect UI, served by this process.
+
+- `research/research`: one research run; tag, dataset, max_experiments, proposer and any Hydra overrides are
+  parameters, editable in the UI's "Run" dialog.
+- `suite/nightly-suite`: the suite (flows/suite.py) on the cron schedule of conf/suite/<name>.yaml, in its
+  time zone (default: this machine's), 02:00 unless configured otherwise.
+
+Runs execute here, in subprocesses of this command, with the environment it was started with. Deployment
+definitions live here, apart from the flows, so importing a flow never registers anything.
+"""
+from __future__ import annotations
+
+from flows.compose import compose
+
+RESEARCH_DEPLOYMENT = "research"
+SUITE_DEPLOYMENT = "nightly-suite"
+
+
+def build_deployments(overrides: list[str] | None = None) -> list:
+    """The RunnerDeployments to serve; `overrides` go to the nightly suite's runs (and pick its config)."""
+    from prefect.deployments.runner import EntrypointType
+    from prefect.schedules import Cron
+
+    from flows.research import research_flow
+    from flows.suite import local_timezone_name, suite_flow
+
+    overrides = list(overrides or [])
+    suite = compose(overrides, auto=False)["suite"]
+    timezone = suite["schedule"].get("timezone") or local_timezone_name()
+    # MODULE_PATH: the runner's subprocesses import the flows from the installed project, whatever the cwd.
+    research = research_flow.to_deployment(
+        name=RESEARCH_DEPLOYMENT, entrypoint_type=EntrypointType.MODULE_PATH, tags=["autoresearch"],
+        description="One research run. Set tag (a new tag starts a run, an existing one resumes it), dataset, "
+                    "max_experiments, proposer, and any Hydra override as a list of key=value strings.")
+    nightly = suite_flow.to_deployment(
+        name=SUITE_DEPLOYMENT, entrypoint_type=EntrypointType.MODULE_PATH, tags=["autoresearch", "nightly"],
+        schedules=[Cron(suite["schedule"]["cron"], timezone=timezone)],
+        parameters={"overrides": overrides},
+        description=f"The {suite['name']} suite over {', '.join(suite['datasets'])}, "
+                    f"{suite['experiments_per_dataset']} experiments each, at '{suite['schedule']['cron']}' {timezone}.")
+    return [research, nightly]
+
+
+def serve_command(overrides: list[str]) -> int:
+    from prefect import serve
+
+    from flows.pool import require_server
+
+    require_server("autoresearch serve")
+    deployments = build_deployments(overrides)
+    from prefect.settings import get_current_settings
+
+    ui = (get_current_settings().ui_url or "").rstrip("/")
+    print(f"serving {', '.join(f'{d.flow_name}/{d.name}' for d in deployments)}; Ctrl-C stops")
+    if ui:
+        print(f"launch a run: {ui}/deployments  (research -> Run -> Custom run)")
+    serve(*deployments, print_starting_message=False)
+    return 0

@@ -1,0 +1,123 @@
+"""The suite: the research flow once per dataset of conf/suite/<name>.yaml, one subflow each, then a summary
+artifact comparing the datasets (baseline, best, gain, keeps, crashes).
+
+Re-running the suite the same night resumes it: a dataset whose run (tag `nightly-{date}-{dataset}`) already
+holds `experiments_per_dataset` rows is skipped, an unfinished one resumes. One dataset failing (a download,
+a crashed baseline) does not stop the others; the suite run ends Failed afterwards, naming them.
+"""
+from __future__ import annotations
+
+import datetime
+
+from prefect import flow
+
+from flows.compose import compose, resolve_path
+from flows.research import research_flow
+from research.ledger import Ledger
+from research.report import summarize
+
+SUITE_OWNED = ("suite", "tag", "dataset")  # override keys the suite sets per run
+
+
+class SuiteIncomplete(RuntimeError):
+    """Some datasets' runs failed; the others finished and the summary artifact lists them all."""
+
+
+def local_timezone_name() -> str:
+    """This machine's IANA time zone (for the cron schedule and the suite's date); UTC when unknown."""
+    try:
+        import tzlocal
+
+        return str(tzlocal.get_localzone_name() or "UTC")
+    except Exception:  # noqa: BLE001 - no tzlocal, or a machine with no zone configured
+        return "UTC"
+
+
+def suite_date(suite_cfg: dict, now: datetime.datetime | None = None) -> str:
+    """The night's date in the schedule's time zone: a run started 02:00 and one resumed at 09:00 agree."""
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(suite_cfg["schedule"].get("timezone") or local_timezone_name())
+    now = now.astimezone(zone) if now else datetime.datetime.now(zone)
+    return now.strftime(suite_cfg.get("date_format") or "%Y%m%d")
+
+
+def suite_tag(suite_cfg: dict, date: str, dataset: str) -> str:
+    return suite_cfg["tag_format"].format(date=date, dataset=dataset, suite=suite_cfg.get("name", "suite"))
+
+
+def dataset_summary(cfg: dict, tag: str, dataset: str, status: str) -> dict:
+    """One line of the comparison: read from the run's results.tsv, the source of truth."""
+    rows = Ledger(resolve_path(cfg["paths"]["runs_dir"]) / tag / "results.tsv").rows()
+    summary = summarize(rows) if rows else {"counts": {}}
+    counts = summary.get("counts", {})
+    return {"dataset": dataset, "tag": tag, "status": status, "experiments": len(rows),
+            "baseline_val_bpb": summary.get("baseline_val_bpb"), "best_val_bpb": summary.get("best_val_bpb"),
+            "gain": summary.get("gain"), "keeps": counts.get("keep", 0), "crashes": counts.get("crash", 0)}
+
+
+def _suite_run_name() -> str:
+    from prefect.runtime import flow_run
+
+    params = flow_run.parameters
+    return f"suite-{params.get('date') or 'tonight'}"
+
+
+@flow(name="suite", flow_run_name=_suite_run_name, log_prints=True)
+def suite_flow(overrides: list[str] | None = None, date: str | None = None) -> dict:
+    """Every dataset of the suite in turn. `overrides` (Hydra) apply to the suite config and to every run,
+    e.g. ["suite.datasets=[bundled,tinystories]", "proposer=claude"]; `date` picks the night (default: today)."""
+    overrides = list(overrides or [])
+    cfg = compose(overrides, auto=False)
+    suite = cfg["suite"]
+    date = date or suite_date(suite)
+    # Suite keys stay here, and the suite sets each run's tag, dataset and size itself; every other override
+    # (after the suite's own list) goes to each run.
+    run_overrides = [item for item in list(suite.get("overrides") or []) + overrides
+                     if item.split("=", 1)[0].lstrip("+~").split(".")[0] not in SUITE_OWNED
+                     and item.split("=", 1)[0].lstrip("+~") != "research.max_experiments"]
+    wanted = int(suite["experiments_per_dataset"])
+    results, failed = [], []
+    for dataset in suite["datasets"]:
+        tag = suite_tag(suite, date, dataset)
+        done = len(Ledger(resolve_path(cfg["paths"]["runs_dir"]) / tag / "results.tsv").rows())
+        if done >= wanted:
+            print(f"{dataset}: {tag} already holds {done} experiments; skipped")
+            results.append(dataset_summary(cfg, tag, dataset, "complete (skipped)"))
+            continue
+        state = research_flow(overrides=run_overrides, tag=tag, dataset=dataset, max_experiments=wanted,
+                              return_state=True)
+        if state.is_completed():
+            results.append(dataset_summary(cfg, tag, dataset, "done"))
+        else:
+            failed.append(dataset)
+            results.append(dataset_summary(cfg, tag, dataset, f"{state.name.lower()}: {state.message or ''}".strip()))
+    publish_summary(suite.get("name", "suite"), date, results)
+    print(summary_markdown(suite.get("name", "suite"), date, results))
+    if failed:
+        raise SuiteIncomplete(f"The suite finished, but these datasets did not: {', '.join(failed)}; "
+                              "see their runs, then run the suite again to retry them.")
+    return {"name": suite.get("name", "suite"), "date": date, "datasets": results}
+
+
+def summary_markdown(name: str, date: str, results: list[dict]) -> str:
+    def fmt(value):
+        return "" if value is None else f"{value:.6f}"
+
+    lines = [f"# {name} suite {date}", "", "| dataset | status | experiments | baseline | best | gain | keeps | crashes |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for item in results:
+        lines.append(f"| {item['dataset']} | {item['status']} | {item['experiments']} | {fmt(item['baseline_val_bpb'])} | "
+                     f"{fmt(item['best_val_bpb'])} | {fmt(item['gain'])} | {item['keeps']} | {item['crashes']} |")
+    return "\n".join(lines) + "\n"
+
+
+def publish_summary(name: str, date: str, results: list[dict]) -> None:
+    from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+    from tasks.artifacts import artifact_key
+
+    create_table_artifact(key=artifact_key(f"{name}-{date}", "summary"), table=results,
+                          description=f"{name} suite {date}: datasets compared (val_bpb, lower is better)")
+    create_markdown_artifact(key=artifact_key(f"{name}-{date}", "summary-report"),
+                             markdown=summary_markdown(name, date, results), description=f"{name} suite {date}")

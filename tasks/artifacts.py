@@ -1,0 +1,32 @@
+"""The progress plot in the Prefect UI, next to the results table and the report (tasks/decide.py).
+
+The UI runs in a browser that cannot read the orchestrator's disk, so the PNG travels inside the artifact as a
+data URL (~50 KB); a link artifact also gives the file's path on the machine that ran the flow.
+"""
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+
+def artifact_key(tag: str, suffix: str) -> str:
+    """Artifact keys allow lowercase letters, digits and dashes only (same scheme as tasks/decide.py)."""
+    key = "".join(ch if ch.isalnum() else "-" for ch in tag.lower()).strip("-") or "run"
+    return f"{key}-{suffix}"
+
+
+def publish_progress_plot(run_dir: str, tag: str) -> None:
+    """Publish run_dir/progress.png (written by the decide step's report) as image + link artifacts."""
+    from prefect.artifacts import create_image_artifact, create_link_artifact
+    from prefect.context import FlowRunContext, TaskRunContext
+
+    if FlowRunContext.get() is None and TaskRunContext.get() is None:
+        return  # outside a Prefect run (plain function tests): nowhere to publish
+    plot = Path(run_dir) / "progress.png"
+    if not plot.is_file():
+        return
+    data_url = "data:image/png;base64," + base64.b64encode(plot.read_bytes()).decode("ascii")
+    create_image_artifact(image_url=data_url, key=artifact_key(tag, "progress"),
+                          description=f"progress of run {tag}: val_bpb per experiment, best so far")
+    create_link_artifact(link=plot.resolve().as_uri(), link_text=str(plot.resolve()),
+                         key=artifact_key(tag, "progress-file"), description=f"progress.png of run {tag} on disk")

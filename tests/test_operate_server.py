@@ -1,0 +1,252 @@
+"""Operating autoresearch from Prefect, against a real `prefect server start` (one per test session):
+`autoresearch serve` deploys `research` and `nightly-suite`, a research run launched with parameters completes
+and publishes its artifacts, the cron schedule creates upcoming runs, two process workers of one pool train at
+the same time unless the per-device concurrency limit serialises them, and the UI shows it all in Chromium.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.operate_helpers import (FLAKY_FLOW, TINY, overlap_seconds, read_intervals, server_env, start, stop,
+                                   wait_for, wait_healthy, free_port, VENV_BIN)
+
+pytestmark = pytest.mark.slow
+RESEARCH_TAG = "served-run"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A real Prefect server on a free port, PREFECT_HOME in a temp dir; stopped with SIGINT, then SIGKILL."""
+    home = tmp_path_factory.mktemp("prefect-server-home")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = home / "server.log"
+    env = {**server_env(home), "PREFECT_UI_API_URL": f"{base}/api"}  # the UI's default is port 4200
+    proc = start([str(VENV_BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)], env, log)
+    try:
+        wait_healthy(base, proc, log)
+        yield {"base": base, "api": f"{base}/api", "home": home, "log": log}
+    finally:
+        stop(proc)
+
+
+@pytest.fixture(scope="module")
+def client_settings(server):
+    """Point this test process's Prefect client at the server (the session default is the temporary one)."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: server["api"]}):
+        yield
+
+
+@pytest.fixture(scope="module")
+def served(server, client_settings, tmp_path_factory):
+    """`autoresearch serve` running against the server, runs written to a temp folder."""
+    runs = tmp_path_factory.mktemp("served-runs")
+    log = server["home"] / "serve.log"
+    env = server_env(server["home"], server["api"])
+    proc = start([str(VENV_BIN / "autoresearch"), "serve"], env, log)
+    from prefect.client.orchestration import get_client
+
+    def deployed():
+        if proc.poll() is not None:
+            raise AssertionError(f"autoresearch serve exited:\n{log.read_text()[-3000:]}")
+        with get_client(sync_client=True) as client:
+            try:
+                return [client.read_deployment_by_name(name) for name in ("research/research", "suite/nightly-suite")]
+            except Exception:  # noqa: BLE001 - not registered yet
+                return None
+
+    try:
+        deployments = wait_for(deployed, 90, "the research and nightly-suite deployments")
+        yield {"runs": runs, "log": log, "deployments": deployments}
+    finally:
+        stop(proc)
+
+
+@pytest.fixture(scope="module")
+def research_run(served):
+    """Launch the `research` deployment with parameters, as the UI's Run dialog does, and wait for it."""
+    from prefect.deployments import run_deployment
+
+    started = time.monotonic()
+    flow_run = run_deployment("research/research", timeout=300, poll_interval=1, parameters={
+        "tag": RESEARCH_TAG, "max_experiments": 3, "proposer": "local",
+        "overrides": [*TINY, f"paths.runs_dir={served['runs']}"]})
+    print(f"served research run: {time.monotonic() - started:.1f} s, state {flow_run.state.name}")
+    return flow_run
+
+
+def test_research_deployment_completes_with_artifacts(research_run, served):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    assert research_run.state.is_completed(), (research_run.state, served["log"].read_text()[-3000:])
+    assert research_run.name == f"research-{RESEARCH_TAG}"
+    rows = (served["runs"] / RESEARCH_TAG / "results.tsv").read_text().splitlines()
+    assert len(rows) == 1 + 3
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[research_run.id])))
+        keys = {artifact.key: artifact.type for artifact in artifacts if artifact.key}
+        assert keys.get(f"{RESEARCH_TAG}-results") == "table"
+        assert keys.get(f"{RESEARCH_TAG}-report") == "markdown"
+        assert keys.get(f"{RESEARCH_TAG}-progress") == "image"
+        assert any(a.type == "markdown" and a.description == "proposal" for a in artifacts)
+        image = next(a for a in artifacts if a.key == f"{RESEARCH_TAG}-progress")
+        assert str(image.data).startswith("data:image/png;base64,")
+        # Served runs talk to a real server, so the per-device limit was created and used.
+        limit = client.read_global_concurrency_limit_by_name("autoresearch-cpu")
+        assert limit.limit == 1 and limit.active_slots == 0
+        task_names = {run.name for run in client.read_task_runs() if run.flow_run_id == research_run.id}
+    assert any(name.startswith("exp-2 train optim") or name.startswith("exp-2 train ") for name in task_names), task_names
+
+
+def test_cron_schedule_creates_upcoming_runs(served):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+    nightly = served["deployments"][1]
+    assert nightly.schedules and nightly.schedules[0].schedule.cron == "0 2 * * *"
+    assert nightly.schedules[0].schedule.timezone
+
+    def scheduled():
+        with get_client(sync_client=True) as client:
+            runs = client.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[nightly.id])))
+        return [run for run in runs if run.state and run.state.is_scheduled()]
+
+    runs = wait_for(scheduled, 60, "scheduled nightly-suite runs", every=1)
+    times = sorted(run.expected_start_time for run in runs)
+    from zoneinfo import ZoneInfo
+
+    local = times[0].astimezone(ZoneInfo(nightly.schedules[0].schedule.timezone))
+    assert (local.hour, local.minute) == (2, 0)
+
+
+@pytest.fixture(scope="module")
+def pool(server, client_settings, tiny_dataset, tmp_path_factory):
+    """A process work pool with the train-evaluate deployment and two workers, each taking one run at a time."""
+    from flows.pool import ensure_pool_deployment
+
+    name = "test-cpu-pool"
+    env = server_env(server["home"], server["api"])
+    subprocess.run([str(VENV_BIN / "prefect"), "work-pool", "create", name, "--type", "process"], env=env,
+                   check=True, capture_output=True, timeout=60)
+    deployment = ensure_pool_deployment({"name": name, "deployment": "autoresearch"})
+    workers = [start([str(VENV_BIN / "prefect"), "worker", "start", "--pool", name, "--limit", "1", "--name", f"w{i}"],
+                     env, server["home"] / f"worker{i}.log") for i in range(2)]
+    try:
+        yield {"deployment": deployment, "runs": tmp_path_factory.mktemp("pool-runs"), "data": tiny_dataset}
+    finally:
+        for worker in workers:
+            stop(worker)
+
+
+def _experiment(pool: dict, name: str) -> Path:
+    from flows.compose import compose
+    from tasks.experiment import training_config, write_training_config
+
+    # Longer than TINY's 3 steps: the second worker's run starts a few seconds after the first (process start
+    # on 2 cores), and the trainings must still overlap clearly when nothing serialises them.
+    cfg = compose([*TINY, "budget.steps=12"])
+    data = {"shard_dir": str(pool["data"]["shard_dir"]), "tokenizer_dir": str(pool["data"]["tokenizer_dir"]),
+            "data_version": "test"}
+    directory = pool["runs"] / name
+    directory.mkdir(parents=True)
+    write_training_config(directory, training_config(cfg, cfg["hparams"], 42, data))
+    return directory
+
+
+def _two_pool_runs(pool: dict, prefix: str, slots: dict) -> list[dict]:
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+
+    runs = []
+    for i in range(2):
+        directory = _experiment(pool, f"{prefix}{i}")
+        runs.append((directory, run_deployment(pool["deployment"], timeout=0, as_subflow=False, parameters={
+            "exp": i, "exp_dir": str(directory), "train_deadline": 300.0, "eval_deadline": 300.0,
+            "cache_key": f"{prefix}-{i}-{time.time()}", "label": prefix, "slots": slots, "backend": "cpu"})))
+
+    def finished():
+        with get_client(sync_client=True) as client:
+            states = [client.read_flow_run(run.id).state for _, run in runs]
+        return all(state.is_final() for state in states) and states
+
+    states = wait_for(finished, 240, f"two {prefix} pool runs", every=1)
+    assert all(state.is_completed() for state in states), states
+    intervals = [read_intervals(directory)[-1] for directory, _ in runs]
+    return intervals
+
+
+def test_two_workers_train_at_once_and_the_device_limit_serialises_them(pool):
+    free = _two_pool_runs(pool, "free", {"enabled": False})
+    assert overlap_seconds(*free) > 1.0, free  # two workers, one run each, at the same time
+    limited = _two_pool_runs(pool, "limited", {"enabled": True, "devices": "auto"})
+    assert [entry["slot"] for entry in limited] == ["autoresearch-cpu", "autoresearch-cpu"]
+    assert overlap_seconds(*limited) <= 0.0, limited  # one training per device: one after the other
+
+
+def _chromium() -> str | None:
+    for candidate in ("/usr/lib/chromium/chromium", "/usr/bin/chromium", shutil.which("chromium") or ""):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def test_ui_shows_research_run_retried_task_and_results(server, research_run, tmp_path):
+    """Headless Chromium opens the UI: the research flow run, its results artifact, and a retried task."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("playwright is not installed (pip install -e '.[dev]')")
+    executable = _chromium()
+    if executable is None:
+        pytest.skip("Chromium is not installed (apt-get install chromium); .ci/run installs it where apt works")
+
+    env = server_env(server["home"], server["api"])
+    subprocess.run([sys.executable, "-c", FLAKY_FLOW, str(tmp_path / "failed-once")], env=env, check=True,
+                   timeout=120, cwd=tmp_path)
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+
+    with get_client(sync_client=True) as client:
+        demo = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=["retry-demo"])))[0]
+        flaky = [run for run in client.read_task_runs() if run.flow_run_id == demo.id][0]
+    assert flaky.run_count == 2 and flaky.state.is_completed()
+
+    shots = Path(os.environ.get("AUTORESEARCH_SCREENSHOT_DIR") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=flags, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"{server['base']}/runs/flow-run/{research_run.id}", wait_until="networkidle")
+            page.get_by_text(f"research-{RESEARCH_TAG}").first.wait_for(timeout=30000)
+            page.get_by_text("exp-2 train").first.wait_for(timeout=30000)  # task runs named by experiment
+            page.screenshot(path=str(shots / "ui-research-run.png"), full_page=True)
+
+            page.get_by_text("Artifacts", exact=True).first.click()
+            page.get_by_text(f"{RESEARCH_TAG}-results").first.wait_for(timeout=30000)
+            page.screenshot(path=str(shots / "ui-research-artifacts.png"), full_page=True)
+            page.get_by_text(f"{RESEARCH_TAG}-results").first.click()  # the table itself
+            page.get_by_text("baseline (seed 42)").first.wait_for(timeout=30000)
+            page.screenshot(path=str(shots / "ui-results-table.png"), full_page=True)
+
+            page.goto(f"{server['base']}/runs/task-run/{flaky.id}", wait_until="networkidle")
+            page.get_by_text("flaky-fails-once").first.wait_for(timeout=30000)
+            page.get_by_text("Retry 1/2").first.wait_for(timeout=30000)  # the retry, in the task run's logs
+            page.get_by_text("Run Count").first.wait_for(timeout=30000)
+            page.screenshot(path=str(shots / "ui-retried-task.png"), full_page=True)
+        finally:
+            browser.close()
+    print(f"screenshots: {shots}")
