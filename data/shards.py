@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data.errors import DataError
+from data.errors import DataCorrupt, DataError
 
 MANIFEST_FILE = "manifest.json"
 HASH_CHUNK = 1 << 22
@@ -48,9 +48,9 @@ def read_manifest(shard_dir: str | Path) -> dict:
     except FileNotFoundError:
         raise DataError(f"No shard manifest at {path}; {_rebuild_hint(None)}.") from None
     except ValueError:
-        raise DataError(f"The shard manifest {path} is not valid JSON; {_rebuild_hint(None)}.") from None
+        raise DataCorrupt(f"The shard manifest {path} is not valid JSON; {_rebuild_hint(None)}.") from None
     if manifest.get("data_version") != compute_data_version(manifest):
-        raise DataError(f"The shard manifest {path} was edited after it was written; {_rebuild_hint(manifest)}.")
+        raise DataCorrupt(f"The shard manifest {path} was edited after it was written; {_rebuild_hint(manifest)}.")
     return manifest
 
 
@@ -69,7 +69,7 @@ def open_shard(path: Path, entry: dict, manifest: dict) -> np.ndarray:
     except FileNotFoundError:
         raise DataError(f"Shard {path} is missing; {_rebuild_hint(manifest)}.") from None
     if size != expected:
-        raise DataError(f"Shard {path} has {size} bytes instead of {expected} (truncated or damaged); {_rebuild_hint(manifest)}.")
+        raise DataCorrupt(f"Shard {path} has {size} bytes instead of {expected} (truncated or damaged); {_rebuild_hint(manifest)}.")
     return np.memmap(path, dtype=dtype, mode="r")
 
 
@@ -85,14 +85,14 @@ def verify_shards(shard_dir: str | Path, tokenizer_dir: str | Path | None = None
     if not tokenizer_file.is_file():
         raise DataError(f"The tokenizer {tokenizer_file} is missing; {_rebuild_hint(manifest)}.")
     if sha256_path(tokenizer_file) != manifest["tokenizer_sha256"]:
-        raise DataError(
+        raise DataCorrupt(
             f"The tokenizer {tokenizer_file} is not the one the shards in {shard_dir} were encoded with; {_rebuild_hint(manifest)}."
         )
     for entry in manifest["shards"]:
         path = shard_dir / entry["file"]
         open_shard(path, entry, manifest)  # existence and size first: cheap and names the usual failure
         if sha256_path(path) != entry["sha256"]:
-            raise DataError(f"Shard {path} does not match its sha256 in the manifest (corrupted); {_rebuild_hint(manifest)}.")
+            raise DataCorrupt(f"Shard {path} does not match its sha256 in the manifest (corrupted); {_rebuild_hint(manifest)}.")
     return manifest
 
 

@@ -129,6 +129,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _is_interrupt(exc: BaseException) -> bool:
+    if isinstance(exc, KeyboardInterrupt):
+        return True
+    from prefect.exceptions import TerminationSignal
+
+    return isinstance(exc, TerminationSignal)
+
+
 def main(argv: list[str] | None = None) -> int:
     configure_prefect_defaults()
     args = build_parser().parse_args(argv)
@@ -140,7 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     except _user_errors() as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except BaseException as exc:  # Ctrl-C, or SIGTERM surfacing as Prefect's TerminationSignal
+        if not _is_interrupt(exc):
+            raise
         print("interrupted: everything recorded so far is kept; run the same command again to resume.", file=sys.stderr)
         return 130
 

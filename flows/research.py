@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from prefect import flow
+from prefect.exceptions import TerminationSignal
 
 from flows.compose import CONF_DIR, compose, resolve_path
 from flows.parallel import clear_round, open_round, run_round, start_round
@@ -113,7 +114,7 @@ def run_research(cfg: dict) -> dict:
         except ProposerFatal as exc:
             heartbeat.beat("failed", message=str(exc))
             raise
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, TerminationSignal):  # Ctrl-C, or SIGTERM (Prefect turns it into TerminationSignal)
             heartbeat.beat("stopped", message="interrupted")
             raise
         report, plot = write_run_report(run_dir)

@@ -1,7 +1,7 @@
 """The progress plot in the Prefect UI, next to the results table and the report (tasks/decide.py).
 
 The UI runs in a browser that cannot read the orchestrator's disk, so the PNG travels inside the artifact as a
-data URL (~50 KB); a link artifact also gives the file's path on the machine that ran the flow.
+data URL (~50 KB); the description gives the file's path on the machine that ran the flow.
 """
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ def artifact_key(tag: str, suffix: str) -> str:
 
 
 def publish_progress_plot(run_dir: str, tag: str) -> None:
-    """Publish run_dir/progress.png (written by the decide step's report) as image + link artifacts."""
-    from prefect.artifacts import create_image_artifact, create_link_artifact
+    """Publish run_dir/progress.png (written by the decide step's report) as an image artifact."""
+    from prefect.artifacts import create_image_artifact
     from prefect.context import FlowRunContext, TaskRunContext
 
     if FlowRunContext.get() is None and TaskRunContext.get() is None:
@@ -27,6 +27,4 @@ def publish_progress_plot(run_dir: str, tag: str) -> None:
         return
     data_url = "data:image/png;base64," + base64.b64encode(plot.read_bytes()).decode("ascii")
     create_image_artifact(image_url=data_url, key=artifact_key(tag, "progress"),
-                          description=f"progress of run {tag}: val_bpb per experiment, best so far")
-    create_link_artifact(link=plot.resolve().as_uri(), link_text=str(plot.resolve()),
-                         key=artifact_key(tag, "progress-file"), description=f"progress.png of run {tag} on disk")
+                          description=f"run {tag}: val_bpb per experiment and best so far ({plot.resolve()})")

@@ -150,7 +150,7 @@ def publish_artifacts(run_dir: str, tag: str, proposal: dict | None) -> None:
             description="proposal")
 
 
-@task(name="decide", task_run_name="decide-exp{exp}")
+@task(name="decide", task_run_name="exp-{exp} decide")
 def decide_task(run_dir: str, exp: int, state: RunState, proposal: dict | None, metrics: dict | None,
                 evaluation: dict | None, decide_cfg: dict, run_info: dict, commit_sha: str, seed: int,
                 started_at: float, baseline: bool, tag: str) -> dict:

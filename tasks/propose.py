@@ -57,7 +57,7 @@ def _retry_transient(task, task_run, state) -> bool:
 
 @task(
     name="propose",
-    task_run_name="propose-exp{exp}",
+    task_run_name="exp-{exp} propose",
     retries=3,
     retry_delay_seconds=[10, 30, 90],
     retry_condition_fn=_retry_transient,

@@ -222,31 +222,41 @@ def test_ui_shows_research_run_retried_task_and_results(server, research_run, tm
         flaky = [run for run in client.read_task_runs() if run.flow_run_id == demo.id][0]
     assert flaky.run_count == 2 and flaky.state.is_completed()
 
+    with get_client(sync_client=True) as client:
+        latest = {artifact.key: artifact for artifact in client.read_latest_artifacts()}
+    results, progress = latest[f"{RESEARCH_TAG}-results"], latest[f"{RESEARCH_TAG}-progress"]
+
     shots = Path(os.environ.get("AUTORESEARCH_SCREENSHOT_DIR") or tmp_path)
     shots.mkdir(parents=True, exist_ok=True)
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
              "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
+    base = server["base"]
+    pages = [  # (screenshot, url, texts that must show)
+        ("ui-research-run.png", f"{base}/runs/flow-run/{research_run.id}", [f"research-{RESEARCH_TAG}", "Completed"]),
+        ("ui-research-artifacts.png", f"{base}/runs/flow-run/{research_run.id}#artifacts",
+         [f"{RESEARCH_TAG}-progress", f"{RESEARCH_TAG}-results", f"{RESEARCH_TAG}-report"]),
+        ("ui-results-table.png", f"{base}/artifacts/artifact/{results.latest_id}", ["baseline (seed 42)", "exp"]),
+        ("ui-progress-plot.png", f"{base}/artifacts/artifact/{progress.latest_id}", ["Image URL"]),
+        ("ui-retried-task.png", f"{base}/runs/task-run/{flaky.id}", ["flaky-fails-once", "Retry 1/2", "Run Count"]),
+    ]
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=flags, headless=True)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(f"{server['base']}/runs/flow-run/{research_run.id}", wait_until="networkidle")
-            page.get_by_text(f"research-{RESEARCH_TAG}").first.wait_for(timeout=30000)
-            page.get_by_text("exp-2 train").first.wait_for(timeout=30000)  # task runs named by experiment
-            page.screenshot(path=str(shots / "ui-research-run.png"), full_page=True)
-
-            page.get_by_text("Artifacts", exact=True).first.click()
-            page.get_by_text(f"{RESEARCH_TAG}-results").first.wait_for(timeout=30000)
-            page.screenshot(path=str(shots / "ui-research-artifacts.png"), full_page=True)
-            page.get_by_text(f"{RESEARCH_TAG}-results").first.click()  # the table itself
-            page.get_by_text("baseline (seed 42)").first.wait_for(timeout=30000)
-            page.screenshot(path=str(shots / "ui-results-table.png"), full_page=True)
-
-            page.goto(f"{server['base']}/runs/task-run/{flaky.id}", wait_until="networkidle")
-            page.get_by_text("flaky-fails-once").first.wait_for(timeout=30000)
-            page.get_by_text("Retry 1/2").first.wait_for(timeout=30000)  # the retry, in the task run's logs
-            page.get_by_text("Run Count").first.wait_for(timeout=30000)
-            page.screenshot(path=str(shots / "ui-retried-task.png"), full_page=True)
+            for shot, url, texts in pages:
+                page.goto(url.split("#")[0], wait_until="networkidle")
+                try:
+                    if url.endswith("#artifacts"):  # a tab of the flow run page
+                        page.locator("li#artifacts").click()
+                        page.wait_for_load_state("networkidle")
+                        page.keyboard.press("End")  # task runs' artifacts come below the flow run's
+                    for text in texts:
+                        page.get_by_text(text).first.wait_for(timeout=30000)
+                    if shot == "ui-progress-plot.png":  # the PNG itself renders, not only its URL
+                        page.locator("img[src^='data:image/png']").first.wait_for(timeout=30000)
+                        assert page.locator("img[src^='data:image/png']").first.evaluate("e => e.naturalWidth") > 100
+                finally:
+                    page.screenshot(path=str(shots / shot), full_page=True)
         finally:
             browser.close()
     print(f"screenshots: {shots}")
