@@ -10,7 +10,7 @@ from research.ledger import COLUMNS, HEADER, Ledger, LedgerError
 def full_row(exp, **overrides):
     row = {
         "exp": exp, "description": f"try {exp}", "val_bpb": 0.99 - exp / 1000, "mfu": 0.41, "status": "discard",
-        "baseline_sha": "a" * 40, "change": "optim.matrix_lr=0.05", "key": "optim.matrix_lr", "value": "0.05",
+        "baseline_sha": "a" * 40, "change": "optim.matrix_lr=0.05", "key": "optim.matrix_lr", "value": "0.05", "previous": "0.04",
         "delta": -0.001, "best_val_bpb": 0.98, "steps": 950, "tokens": 498_073_600, "tokens_per_second": 1.6e6,
         "peak_memory_gb": 44.2, "num_params_M": 50.3, "train_seconds": 300.1, "total_seconds": 371.0,
         "backend": "cuda", "device_name": "NVIDIA H100", "dataset": "climbmix", "data_version": "1a2b3c",

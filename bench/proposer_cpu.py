@@ -1,0 +1,51 @@
+"""Local proposer against random on real CPU-preset training: val_bpb gained after N proposals.
+
+    python bench/proposer_cpu.py [PROPOSALS] [SECONDS] [extra overrides...]
+
+Runs `autoresearch run` twice on the bundled dataset with the cpu preset, once per proposer, each with the same
+baselines (2 seeds) and PROPOSALS experiments of SECONDS each, then prints the gain of each run: the mean of its
+baselines minus its best kept val_bpb. One seed per proposer: a single honest sample, not a distribution.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from research.ledger import Ledger  # noqa: E402
+
+
+def run(proposer: str, proposals: int, seconds: int, runs_dir: Path, extra: list[str]) -> tuple[list[dict], float]:
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "flows.cli", "run", "preset=cpu", f"proposer={proposer}",
+                    f"tag=bench-{proposer}", f"paths.runs_dir={runs_dir}", f"budget.seconds={seconds}",
+                    f"research.max_experiments={2 + proposals}", *extra], cwd=ROOT, check=True,
+                   stdout=subprocess.DEVNULL)
+    return Ledger(runs_dir / f"bench-{proposer}" / "results.tsv").rows(), time.perf_counter() - started
+
+
+def main() -> None:
+    proposals = int(sys.argv[1]) if len(sys.argv) > 1 else 16
+    seconds = int(sys.argv[2]) if len(sys.argv) > 2 else 20
+    extra = sys.argv[3:]
+    runs_dir = Path(tempfile.mkdtemp(prefix="bench-proposers-"))
+    print(f"| proposer | baseline val_bpb (mean of 2) | best val_bpb | gain | keeps | crashes | skips | minutes |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for proposer in ("local", "random"):
+        rows, wall = run(proposer, proposals, seconds, runs_dir, extra)
+        baselines = [r["val_bpb"] for r in rows if r["status"] == "baseline"]
+        baseline = sum(baselines) / len(baselines)
+        best = rows[-1]["best_val_bpb"]
+        count = lambda status: sum(r["status"] == status for r in rows)  # noqa: E731
+        print(f"| {proposer} | {baseline:.4f} | {best:.4f} | {baseline - best:.4f} | {count('keep')} | "
+              f"{count('crash')} | {count('skip')} | {wall / 60:.1f} |")
+    print(f"\nruns kept in {runs_dir}")
+
+
+if __name__ == "__main__":
+    main()
