@@ -16,7 +16,7 @@ from optim.muon import MuonAdamW
 REFERENCE_WIDTH = 768
 ADAM_EPS = 1e-10  # tiny: Adam's second moment of rarely seen token rows is small and must not be swamped
 
-__all__ = ["MuonAdamW", "build_optimizer", "adamw_lrs", "REFERENCE_WIDTH", "ADAM_EPS"]
+__all__ = ["MuonAdamW", "build_optimizer", "param_group_specs", "adamw_lrs", "REFERENCE_WIDTH", "ADAM_EPS"]
 
 
 def adamw_lrs(optim_hparams: dict, width: int) -> dict[str, float]:
@@ -33,11 +33,20 @@ def adamw_lrs(optim_hparams: dict, width: int) -> dict[str, float]:
 
 def build_optimizer(model, optim_hparams: dict, cautious_weight_decay: bool = False) -> MuonAdamW:
     """One MuonAdamW over every parameter of `model` (a models.gpt.GPT, or anything with param_groups())."""
-    named = model.param_groups()
+    return MuonAdamW(param_group_specs(model.param_groups(), lambda p: tuple(p.shape), optim_hparams,
+                                       model.config.n_embd, cautious_weight_decay))
+
+
+def param_group_specs(named: dict, shape_of, optim_hparams: dict, width: int, cautious_weight_decay: bool) -> list[dict]:
+    """The optimizer groups of both backends: Muon groups of same-shape matrices, then one AdamW group per kind.
+
+    `named` is the model's param_groups() (parameters for torch, dotted names for MLX); `shape_of` gives the
+    shape of one entry, so matrices of one shape can be orthogonalised together.
+    """
     groups = []
     by_shape: dict[tuple, list] = {}
     for p in named["matrix"]:
-        by_shape.setdefault(tuple(p.shape), []).append(p)
+        by_shape.setdefault(shape_of(p), []).append(p)
     for shape, params in sorted(by_shape.items()):
         groups.append(dict(
             name=f"matrix:{shape[0]}x{shape[1]}", kind="muon", params=params,
@@ -49,10 +58,10 @@ def build_optimizer(model, optim_hparams: dict, cautious_weight_decay: bool = Fa
             cautious=cautious_weight_decay,
         ))
     betas = (float(optim_hparams["adam_beta1"]), float(optim_hparams["adam_beta2"]))
-    for name, lr in adamw_lrs(optim_hparams, model.config.n_embd).items():
+    for name, lr in adamw_lrs(optim_hparams, width).items():
         if named[name]:  # value_embedding is empty when value_residual is off
             groups.append(dict(name=name, kind="adamw", params=named[name], lr=lr,
                                betas=betas, eps=ADAM_EPS, weight_decay=0.0))
     for group in groups:
         group["initial_lr"] = group["lr"]
-    return MuonAdamW(groups)
+    return groups

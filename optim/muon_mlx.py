@@ -16,7 +16,7 @@ import mlx.core as mx
 from mlx.utils import tree_flatten
 
 from models.gpt_mlx import set_parameter
-from optim import ADAM_EPS, adamw_lrs
+from optim import param_group_specs
 from optim.muon import ns_coefficients
 from optim.schedule import muon_momentum
 
@@ -38,30 +38,12 @@ def orthogonalize(G: mx.array, ns_steps: int, dtype=mx.bfloat16) -> mx.array:
 
 class MuonAdamWMLX:
     def __init__(self, model, optim_hparams: dict, cautious_weight_decay: bool = False, ortho_dtype=mx.bfloat16):
-        named = model.param_groups()
         params = dict(tree_flatten(model.parameters()))
         self.ortho_dtype = ortho_dtype
-        self.param_groups: list[dict] = []
-        by_shape: dict[tuple, list[str]] = {}
-        for name in named["matrix"]:
-            by_shape.setdefault(tuple(params[name].shape), []).append(name)
-        for shape, names in sorted(by_shape.items()):
-            self.param_groups.append(dict(
-                name=f"matrix:{shape[0]}x{shape[1]}", kind="muon", params=names,
-                lr=float(optim_hparams["matrix_lr"]),
-                weight_decay=float(optim_hparams["weight_decay"]),
-                final_momentum=float(optim_hparams["muon_momentum"]),
-                momentum_warmup_steps=int(optim_hparams["muon_momentum_warmup_steps"]),
-                ns_steps=int(optim_hparams["ns_steps"]),
-                cautious=cautious_weight_decay,
-            ))
-        betas = (float(optim_hparams["adam_beta1"]), float(optim_hparams["adam_beta2"]))
-        for name, lr in adamw_lrs(optim_hparams, model.config.n_embd).items():
-            if named[name]:
-                self.param_groups.append(dict(name=name, kind="adamw", params=named[name], lr=lr,
-                                              betas=betas, eps=ADAM_EPS, weight_decay=0.0))
+        self.param_groups: list[dict] = param_group_specs(
+            model.param_groups(), lambda name: tuple(params[name].shape), optim_hparams, model.config.n_embd,
+            cautious_weight_decay)
         for group in self.param_groups:
-            group["initial_lr"] = group["lr"]
             group["step"] = 0
         self.state: dict[str, dict[str, mx.array]] = {}
 
