@@ -115,3 +115,35 @@ def test_mlx_training_checkpoint_is_scored_alike_by_both_backends(tmp_path, tiny
     by_mlx = evaluate_mlx(cfg, exp_dir)["val_bpb"]
     by_torch = evaluate_torch(cfg, exp_dir, "cpu")["val_bpb"]
     assert by_mlx == pytest.approx(by_torch, rel=1e-3)
+
+
+def test_training_dies_with_a_killed_orchestrator(tmp_path, tiny_dataset):
+    import os
+    import signal
+    import time
+
+    exp_dir = make_experiment(tmp_path, tiny_dataset, ["budget.steps=100000"])
+    parent_code = (
+        "import subprocess, sys, time\n"
+        f"child = subprocess.Popen([sys.executable, '-m', 'training.entry', {str(exp_dir)!r}], start_new_session=True,"
+        " stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+        "print(child.pid, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", parent_code], cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True)
+    child_pid = int(parent.stdout.readline())
+    time.sleep(3)  # past start-up: the lifeline is set as the process starts
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        try:
+            os.kill(child_pid, 0)
+        except ProcessLookupError:
+            break
+        # A killed child stays a zombie until reaped; it was re-parented to init, which reaps it.
+        time.sleep(0.2)
+    else:
+        os.kill(child_pid, signal.SIGKILL)
+        raise AssertionError("the training process outlived its killed orchestrator")
+    assert not (exp_dir / METRICS_FILE).exists()  # it never got to record a false result

@@ -12,6 +12,7 @@ import traceback
 from pathlib import Path
 
 from data.atomic import atomic_write_json
+from training.lifeline import die_with_parent
 from training.outcome import TrainingFailure
 from training.run_config import METRICS_FILE, ConfigError, load_run_config
 
@@ -54,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m training.entry EXP_DIR", file=sys.stderr)
         return 2
     exp_dir = Path(argv[0])
+    die_with_parent()
     started = time.time()
     try:
         metrics = run(exp_dir)

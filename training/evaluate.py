@@ -12,6 +12,7 @@ import traceback
 from pathlib import Path
 
 from data.atomic import atomic_write_json
+from training.lifeline import die_with_parent
 from training.run_config import EVAL_FILE, load_run_config
 
 
@@ -35,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m training.evaluate EXP_DIR", file=sys.stderr)
         return 2
     exp_dir = Path(argv[0])
+    die_with_parent()
     started = time.time()
     try:
         result = evaluate(exp_dir)

@@ -31,6 +31,8 @@ class Fault:
         if not cfg:
             return None
         kind = cfg.get("kind")
+        if isinstance(kind, float) and kind != kind:
+            kind = "nan"  # Hydra reads a bare `fault={kind:nan}` as the float NaN
         if kind not in KINDS:
             raise ValueError(f"fault.kind must be one of {', '.join(KINDS)}, not {kind!r}.")
         return cls(kind=kind, step=int(cfg.get("step", 0)), code=int(cfg.get("code", 3)))
