@@ -7,6 +7,7 @@ task results make the re-used steps visible as Cached in the UI.
 """
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections import Counter
@@ -19,7 +20,7 @@ from prefect.exceptions import TerminationSignal
 from flows.compose import CONF_DIR, compose, resolve_path
 from flows.parallel import clear_round, open_round, run_round, start_round
 from hardware import detect
-from research.decide import check_baseline, check_stop, keep_threshold
+from research.decide import check_baseline, check_stop, decide, keep_threshold
 from research.errors import ProposerFatal, ResearchStopped
 from research.heartbeat import Heartbeat
 from research.ledger import Ledger
@@ -36,8 +37,10 @@ from tasks.experiment import code_version, config_hash, exp_dir, training_config
 from tasks.prepare import prepare_task
 from tasks.propose import propose_task
 from tasks.train import train_task
+from training.run_config import CONFIG_FILE
 
 RUN_ID_FILE = "run_id"
+CONFIRM_SEED_OFFSET = 1000  # far from the baseline repeats' seeds (seed, seed + 1, ...)
 
 
 def deadline_seconds(budget: dict) -> float:
@@ -192,7 +195,32 @@ class ExperimentRunner:
         if prepared.skipped:
             return self.decide(prepared, None, None)
         metrics, evaluation = self.execute(prepared)
+        if self._candidate_keep(prepared, evaluation):
+            evaluation = {**evaluation, "confirm_val_bpb": [self.confirm(prepared)]}
         return self.decide(prepared, metrics, evaluation)
+
+    def _candidate_keep(self, prepared: "Prepared", evaluation: dict | None) -> bool:
+        """decide.confirm: a change that would be kept on one run is re-run with another seed first."""
+        decide_cfg, state = self.cfg["decide"], prepared.state
+        if not decide_cfg.get("confirm") or prepared.baseline or not evaluation or evaluation.get("status") != "ok":
+            return False
+        return decide(evaluation["val_bpb"], state.best_val_bpb, state.sigma, decide_cfg["min_delta"],
+                      decide_cfg["sigma_k"]).keep
+
+    def confirm(self, prepared: "Prepared") -> float | None:
+        """val_bpb of the same config with another seed, in exp/<N>/confirm (None if that run failed)."""
+        directory = prepared.directory / "confirm"
+        directory.mkdir(parents=True, exist_ok=True)
+        run_cfg = json.loads((prepared.directory / CONFIG_FILE).read_text())
+        run_cfg["hparams"]["seed"] = prepared.seed + CONFIRM_SEED_OFFSET
+        write_training_config(directory, run_cfg)
+        confirmation = Prepared(prepared.exp, prepared.state, directory, prepared.proposal, prepared.commit_sha,
+                                run_cfg["hparams"]["seed"], prepared.started, False, f"{prepared.label} confirm",
+                                f"{prepared.key}-confirm")
+        _, evaluation = self.execute(confirmation)
+        if not evaluation or evaluation.get("status") != "ok":
+            return None
+        return float(evaluation["val_bpb"])
 
     def prepare(self, exp: int, state, in_flight: list | None = None) -> "Prepared":
         """Proposal (or baseline seed), commit and config.json of experiment `exp`, on top of `state`."""

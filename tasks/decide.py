@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 from prefect import task
 
-from research.decide import baseline_best, decide, noise_sigma
+from research.decide import baseline_best, confirm_decision, decide, noise_sigma
 from research.heartbeat import Heartbeat
 from research.ledger import Ledger
 from research.report import results_table_markdown, write_report
@@ -94,9 +94,19 @@ def decide_experiment(run_dir: str, exp: int, state: RunState, proposal: dict | 
         values = [row["val_bpb"] for row in state.rows if row.get("status") == "baseline"] + [evaluation["val_bpb"]]
         best = baseline_best(values)
     else:
-        verdict = decide(evaluation["val_bpb"], state.best_val_bpb, state.sigma, decide_cfg["min_delta"], decide_cfg["sigma_k"])
-        status = "keep" if verdict.keep else "discard"
-        best = evaluation["val_bpb"] if verdict.keep else state.best_val_bpb
+        # With decide.confirm, the runs of the same config with other seeds are judged by their mean, and the
+        # mean becomes the new best: it is a less lucky estimate than the first run alone. A confirmation
+        # that failed confirms nothing.
+        confirmations = evaluation.get("confirm_val_bpb", [])
+        values = [evaluation["val_bpb"], *confirmations]
+        if None in confirmations:
+            verdict, error = None, "the confirmation run with another seed failed"
+        elif confirmations:
+            verdict = confirm_decision(values, state.best_val_bpb, state.sigma, decide_cfg["min_delta"], decide_cfg["sigma_k"])
+        else:
+            verdict = decide(values[0], state.best_val_bpb, state.sigma, decide_cfg["min_delta"], decide_cfg["sigma_k"])
+        status = "keep" if verdict and verdict.keep else "discard"
+        best = sum(values) / len(values) if status == "keep" else state.best_val_bpb
     row = build_row(exp, status, state, proposal, metrics, evaluation, run_info, commit_sha, seed, started_at, error)
     row["best_val_bpb"] = best
     if row["val_bpb"] is not None and state.best_val_bpb is not None and not baseline:
@@ -108,7 +118,7 @@ def decide_experiment(run_dir: str, exp: int, state: RunState, proposal: dict | 
     Heartbeat(Path(run_dir) / "heartbeat.json").beat(
         "deciding", exp=exp, best=best, counts=dict(Counter(r["status"] for r in rows)),
         message=f"exp{exp} {status}" + (f": {row['change']}" if row.get("change") else ""))
-    return row
+    return ledger.get(exp)  # as recorded, so a first call and a repeated one return the same thing
 
 
 def reconcile_main(run_dir: str) -> None:

@@ -143,3 +143,20 @@ def test_sigterm_stops_the_run_cleanly_and_kills_the_training(tmp_path):
     # The training child died with the orchestrator: no process still has the experiment folder open.
     leftovers = subprocess.run(["pgrep", "-f", f"training.entry {run_dir}"], capture_output=True, text=True)
     assert leftovers.stdout.strip() == ""
+
+
+@pytest.mark.slow
+def test_confirm_reruns_a_candidate_keep_with_another_seed(tmp_path):
+    from flows.research import CONFIRM_SEED_OFFSET, research_flow
+
+    # A margin far below zero (threshold = best + 10) makes every finished experiment a candidate keep, so confirmation must run.
+    overrides = TINY_RUN + [f"paths.runs_dir={tmp_path}", "tag=confirm", "proposer=local", "research.max_experiments=3",
+                            "decide.confirm=true", "decide.min_delta=-10", "decide.sigma_k=-1000"]
+    research_flow(overrides=overrides)
+    rows = Ledger(tmp_path / "confirm" / "results.tsv").rows()
+    confirm_dir = tmp_path / "confirm" / "exp" / "2" / "confirm"
+    confirmation = json.loads((confirm_dir / "eval.json").read_text())["val_bpb"]
+    assert json.loads((confirm_dir / "config.json").read_text())["hparams"]["seed"] == 42 + CONFIRM_SEED_OFFSET
+    assert rows[2]["status"] == "keep"
+    assert rows[2]["best_val_bpb"] == pytest.approx((rows[2]["val_bpb"] + confirmation) / 2)
+    assert not (tmp_path / "confirm" / "exp" / "1" / "confirm").exists()  # baselines are never confirmed
