@@ -45,7 +45,7 @@ prepare: install
 	$(VENV)/bin/autoresearch prepare $(ARGS)
 
 test: install-dev
-	$(PY) -m pytest -q $(ARGS)
+	$(PY) -m pytest -q --durations=15 $(ARGS)
 
 test-fast: install-dev
 	$(PY) -m pytest -q -m "not slow" $(ARGS)

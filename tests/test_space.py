@@ -239,6 +239,6 @@ def test_whatever_validates_is_a_plain_override(key, value):
         change = validate(prop(key, value), HPARAMS, SPACE, set(), 2048)
     except InvalidProposal:
         return
-    assert re.fullmatch(r"hparams\.[a-z_.]+=[A-Za-z0-9_.+-]+", change.override)
+    assert re.fullmatch(r"hparams\.[a-z0-9_.]+=[A-Za-z0-9_.+-]+", change.override)
     check_override(change.override, change.key, change.value)
     assert format_value(SPACE[key], change.value) == change.canonical
