@@ -98,18 +98,19 @@ def results_table_markdown(rows: list[dict], limit: int | None = 20) -> str:
 
 
 def _best_so_far(rows: list[dict]) -> list[tuple[float, float]]:
-    """(exp, best val_bpb after it) for the staircase: baselines set it, keeps lower it."""
-    points, best, baselines = [], None, []
+    """(exp, best val_bpb from there on) for the staircase: it starts after the last baseline at the baselines'
+    mean (the reference every keep is judged against) and only ever steps down, at keeps."""
+    baselines = [(row["exp"], _num(row.get("val_bpb"))) for row in rows if row.get("status") == "baseline"]
+    baselines = [(exp, val) for exp, val in baselines if val is not None]
+    if not baselines:
+        return []
+    points = [(baselines[-1][0], baseline_best([val for _, val in baselines]))]
     for row in rows:
-        val = _num(row.get("val_bpb"))
-        if row.get("status") == "baseline" and val is not None:
-            baselines.append(val)
-            best = baseline_best(baselines)
-        elif row.get("status") == "keep":
+        if row["exp"] > points[0][0] and row.get("status") == "keep":
             recorded = _num(row.get("best_val_bpb"))
-            best = recorded if recorded is not None else val if val is not None else best
-        if best is not None:
-            points.append((row["exp"], best))
+            best = recorded if recorded is not None else _num(row.get("val_bpb"))
+            if best is not None:
+                points.append((row["exp"], best))
     return points
 
 
@@ -171,7 +172,7 @@ def plot_progress(rows: list[dict], title: str) -> bytes:
     axes.set_title(title)
     axes.grid(True, alpha=0.3)
     if rows:
-        axes.legend(loc="lower left", fontsize=8)  # a descending run leaves that corner empty
+        axes.legend(loc="best", fontsize=8)
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=FIGURE_DPI)

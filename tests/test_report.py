@@ -1,5 +1,6 @@
 """report.md and progress.png from a synthetic run."""
 import matplotlib.image
+import pytest
 
 from research.report import config_diff, results_table_markdown, write_report
 
@@ -72,3 +73,19 @@ def test_results_table_markdown_limits_and_escapes():
 
 def test_config_diff_flattens_nested_blocks():
     assert config_diff({"a": {"b": 1, "c": 2}}, {"a": {"b": 1, "c": 3, "d": 4}}) == [("a.c", 2, 3), ("a.d", None, 4)]
+
+
+def test_best_so_far_starts_at_the_baseline_mean_and_only_steps_down():
+    from research.report import _best_so_far
+
+    rows = [
+        {"exp": 0, "status": "baseline", "val_bpb": 1.80},
+        {"exp": 1, "status": "baseline", "val_bpb": 1.90},  # a worse repeat must not make the line rise
+        {"exp": 2, "status": "discard", "val_bpb": 1.84, "best_val_bpb": 1.85},
+        {"exp": 3, "status": "keep", "val_bpb": 1.70, "best_val_bpb": 1.70},
+        {"exp": 4, "status": "keep", "val_bpb": 1.60, "best_val_bpb": 1.62},
+    ]
+    points = _best_so_far(rows)
+    assert points[0] == (1, pytest.approx(1.85))
+    assert points[1:] == [(3, 1.70), (4, 1.62)]
+    assert all(later[1] <= earlier[1] for earlier, later in zip(points, points[1:]))
