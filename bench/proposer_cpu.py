@@ -1,10 +1,12 @@
 """Local proposer against random on real CPU-preset training: val_bpb gained after N proposals.
 
-    python bench/proposer_cpu.py [PROPOSALS] [SECONDS] [extra overrides...]
+    python bench/proposer_cpu.py [PROPOSALS] [STEPS] [extra overrides...]
 
 Runs `autoresearch run` twice on the bundled dataset with the cpu preset, once per proposer, each with the same
-baselines (2 seeds) and PROPOSALS experiments of SECONDS each, then prints the gain of each run: the mean of its
-baselines minus its best kept val_bpb. One seed per proposer: a single honest sample, not a distribution.
+baselines (2 seeds) and PROPOSALS experiments of STEPS optimizer steps each, then prints the gain of each run: the
+mean of its baselines minus its best kept val_bpb. A steps budget, not a time budget: on a shared machine the
+number of steps in 60 s swings with the load, and that noise would drown the comparison. One run per proposer:
+a single honest sample, not a distribution.
 """
 from __future__ import annotations
 
@@ -20,10 +22,10 @@ sys.path.insert(0, str(ROOT))
 from research.ledger import Ledger  # noqa: E402
 
 
-def run(proposer: str, proposals: int, seconds: int, runs_dir: Path, extra: list[str]) -> tuple[list[dict], float]:
+def run(proposer: str, proposals: int, steps: int, runs_dir: Path, extra: list[str]) -> tuple[list[dict], float]:
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "flows.cli", "run", "preset=cpu", f"proposer={proposer}",
-                    f"tag=bench-{proposer}", f"paths.runs_dir={runs_dir}", f"budget.seconds={seconds}",
+                    f"tag=bench-{proposer}", f"paths.runs_dir={runs_dir}", "budget.kind=steps", f"budget.steps={steps}",
                     f"research.max_experiments={2 + proposals}", *extra], cwd=ROOT, check=True,
                    stdout=subprocess.DEVNULL)
     return Ledger(runs_dir / f"bench-{proposer}" / "results.tsv").rows(), time.perf_counter() - started
@@ -31,13 +33,13 @@ def run(proposer: str, proposals: int, seconds: int, runs_dir: Path, extra: list
 
 def main() -> None:
     proposals = int(sys.argv[1]) if len(sys.argv) > 1 else 16
-    seconds = int(sys.argv[2]) if len(sys.argv) > 2 else 20
+    steps = int(sys.argv[2]) if len(sys.argv) > 2 else 60
     extra = sys.argv[3:]
     runs_dir = Path(tempfile.mkdtemp(prefix="bench-proposers-"))
     print(f"| proposer | baseline val_bpb (mean of 2) | best val_bpb | gain | keeps | crashes | skips | minutes |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for proposer in ("local", "random"):
-        rows, wall = run(proposer, proposals, seconds, runs_dir, extra)
+        rows, wall = run(proposer, proposals, steps, runs_dir, extra)
         baselines = [r["val_bpb"] for r in rows if r["status"] == "baseline"]
         baseline = sum(baselines) / len(baselines)
         best = rows[-1]["best_val_bpb"]
