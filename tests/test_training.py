@@ -66,7 +66,7 @@ def test_time_budget_is_respected(tmp_path, tiny_dataset):
     exp_dir = make_experiment(tmp_path, tiny_dataset, ["budget.kind=time", "budget.seconds=3"])
     assert run_module("training.entry", exp_dir).returncode == 0
     metrics = read(exp_dir / METRICS_FILE)
-    assert metrics["steps"] > 1
+    assert metrics["steps"] >= 1  # on a loaded 2-core CI machine one step can take most of the 3 s
     # No step starts unless the recent step time says it fits; allow one step's jitter.
     step_seconds = metrics["training_seconds"] / metrics["steps"]
     assert metrics["training_seconds"] <= 3.0 + step_seconds
