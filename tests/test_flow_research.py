@@ -101,7 +101,7 @@ def test_kill_9_during_training_loses_nothing_and_repeats_no_llm_call(tmp_path):
     run_dir = tmp_path / "killed"
     with FakeAnthropic([tool_answer(p) for p in proposals]) as fake:
         env = {**os.environ, "ANTHROPIC_API_KEY": "sk-ant-test-sentinel"}
-        command = [sys.executable, "-m", "flows.cli", "run", *TINY_RUN, "budget.steps=20", "proposer=claude",
+        command = [sys.executable, "-m", "flows.cli", "run", *TINY_RUN, "budget.steps=60", "proposer=claude",
                    f"proposer.base_url={fake.base_url}", "proposer.max_retries=0", f"paths.runs_dir={tmp_path}",
                    "tag=killed", "research.max_experiments=4"]
         first = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, start_new_session=True,
