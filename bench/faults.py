@@ -141,7 +141,8 @@ class TrainingScenario:
     name: str
     fault: dict | None
     words: str                       # must appear in the recorded error
-    deadline: float = 120.0
+    deadline: float | None = 120.0
+    silence: float | None = None     # kill after this long without output (the steps-budget watchdog)
     stop_after: float | None = None  # SIGSTOP the trainer this many seconds in (a hang without a fault entry)
     drop_checkpoint: bool = False    # delete the checkpoint before evaluation
 
@@ -154,6 +155,8 @@ TRAINING_SCENARIOS = [
     TrainingScenario("segfault at step 2", {"kind": "segfault", "step": 2}, "killed by SIGSEGV"),
     TrainingScenario("hang at step 2 (deadline 8 s)", {"kind": "hang", "step": 2}, "past its deadline", deadline=8.0),
     TrainingScenario("trainer SIGSTOPped (deadline 8 s)", None, "past its deadline", deadline=8.0, stop_after=2.0),
+    TrainingScenario("hang at step 2 (silent 6 s, no deadline)", {"kind": "hang", "step": 2}, "no output for 6 s",
+                     deadline=None, silence=6.0),
     TrainingScenario("checkpoint missing at evaluation", None, "checkpoint.npz is missing", drop_checkpoint=True),
 ]
 
@@ -186,7 +189,7 @@ def run_training_scenario(scenario: TrainingScenario, exp_dir: Path, run_dir: Pa
         threading.Thread(target=_stop_children_later, args=(os.getpid(), scenario.stop_after, done),
                          daemon=True).start()
     try:
-        metrics = run_training(str(exp_dir), scenario.deadline)
+        metrics = run_training(str(exp_dir), scenario.deadline, silence_seconds=scenario.silence)
     finally:
         done.set()
     evaluation = None

@@ -94,10 +94,12 @@ def train_tokenizer(texts, out_dir: str | Path, vocab_size: int, invalid_utf8_se
         "sha256": hashlib.sha256(payload).hexdigest(),
         "training_characters": counter["characters"],
         "invalid_utf8_sequences": invalid_utf8_sequences,
-        "seconds": round(time.time() - started, 3),
         **(extra_meta or {}),
     }
+    # The time is printed, not stored: meta.json is a DVC output and must not change when nothing else does.
     atomic_write_json(out_dir / META_FILE, meta)
+    print(f"tokenizer: vocab {meta['vocab_size']} from {counter['characters']} characters, "
+          f"{time.time() - started:.1f} s", flush=True)
     return meta
 
 

@@ -25,13 +25,15 @@ FLOW_NAME = "train-evaluate"
 
 
 @flow(name=FLOW_NAME, flow_run_name="exp-{exp} {label}", log_prints=True)
-def train_evaluate_flow(exp: int, exp_dir: str, train_deadline: float, eval_deadline: float, cache_key: str,
-                        label: str = "", slots: dict | None = None, backend: str = "auto") -> dict:
+def train_evaluate_flow(exp: int, exp_dir: str, train_deadline: float | None, eval_deadline: float,
+                        cache_key: str, label: str = "", slots: dict | None = None, backend: str = "auto",
+                        train_silence: float | None = None) -> dict:
     """Runs on a worker: train, then evaluate, holding one of this host's devices for each."""
     from hardware import detect
 
     resolved = resolve_slots(slots, detect(backend))  # this host's devices, not the orchestrator's
-    metrics = train_task(exp, exp_dir, train_deadline, cache_key=f"{cache_key}-train", label=label, slots=resolved)
+    metrics = train_task(exp, exp_dir, train_deadline, cache_key=f"{cache_key}-train", label=label, slots=resolved,
+                         silence_seconds=train_silence)
     evaluation = None
     if metrics.get("status") == "ok":
         evaluation = evaluate_task(exp, exp_dir, eval_deadline, cache_key=f"{cache_key}-eval", label=label,
@@ -80,9 +82,9 @@ def _read_outcome(directory: Path) -> tuple[dict | None, dict | None]:
     return metrics, evaluation
 
 
-def run_on_pool(deployment: str, pool_cfg: dict, exp: int, exp_dir: str, train_deadline: float,
+def run_on_pool(deployment: str, pool_cfg: dict, exp: int, exp_dir: str, train_deadline: float | None,
                 eval_deadline: float, cache_key: str, label: str, slots_cfg: dict | None,
-                backend: str) -> tuple[dict, dict | None]:
+                backend: str, train_silence: float | None = None) -> tuple[dict, dict | None]:
     """Launch the experiment on the pool, wait, and read its outcome from the experiment folder."""
     from prefect.deployments import run_deployment
 
@@ -91,7 +93,8 @@ def run_on_pool(deployment: str, pool_cfg: dict, exp: int, exp_dir: str, train_d
     if metrics is not None and (metrics.get("status") != "ok" or evaluation is not None):
         return {**metrics, "reused": True}, evaluation  # finished before a crash of this flow
     parameters = {"exp": exp, "exp_dir": exp_dir, "train_deadline": train_deadline, "eval_deadline": eval_deadline,
-                  "cache_key": cache_key, "label": label, "slots": slots_cfg, "backend": backend}
+                  "cache_key": cache_key, "label": label, "slots": slots_cfg, "backend": backend,
+                  "train_silence": train_silence}
     # The idempotency key makes a resumed research run wait for the pool run it had already launched instead
     # of starting a second one; a pool run that died without an outcome (a lost worker) is tried once more.
     flow_run = None

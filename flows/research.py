@@ -43,12 +43,16 @@ RUN_ID_FILE = "run_id"
 CONFIRM_SEED_OFFSET = 1000  # far from the baseline repeats' seeds (seed, seed + 1, ...)
 
 
-def deadline_seconds(budget: dict) -> float:
-    """How long a training may take before it is killed as hung: generous, never a second budget."""
+def training_limits(budget: dict) -> tuple[float | None, float | None]:
+    """(deadline, silence) in seconds before a training is killed as hung: generous, never a second budget.
+
+    A time budget bounds the whole run. A steps budget cannot: a bigger proposed model takes longer for the
+    same steps, so there the training is killed only once it has printed nothing (no step, no message) for
+    grace * factor seconds."""
     grace = float(budget["grace_seconds"])
     if budget["kind"] == "time":
-        return float(budget["seconds"]) * float(budget["deadline_factor"]) + grace
-    return grace * float(budget["deadline_factor"])
+        return float(budget["seconds"]) * float(budget["deadline_factor"]) + grace, None
+    return None, grace * float(budget["deadline_factor"])
 
 
 def ensure_run_id(run_dir: Path) -> str:
@@ -258,16 +262,16 @@ class ExperimentRunner:
         cfg, state, exp, label = self.cfg, prepared.state, prepared.exp, prepared.label
         self.heartbeat.beat("baseline" if prepared.baseline else "training", exp=exp, best=state.best_val_bpb,
                             counts=state.counts, message=label)
-        train_deadline = deadline_seconds(cfg["budget"])
+        train_deadline, train_silence = training_limits(cfg["budget"])
         eval_deadline = float(cfg["budget"]["grace_seconds"]) * 2
         if self.pool_deployment:
             from flows.pool import run_on_pool
 
             return run_on_pool(self.pool_deployment, cfg["research"]["pool"], exp, str(prepared.directory),
                                train_deadline, eval_deadline, prepared.key, label, cfg.get("slots"),
-                               cfg.get("backend") or "auto")
+                               cfg.get("backend") or "auto", train_silence)
         metrics = train_task(exp, str(prepared.directory), train_deadline, cache_key=f"{prepared.key}-train",
-                             label=label, slots=self.slots)
+                             label=label, slots=self.slots, silence_seconds=train_silence)
         evaluation = None
         if metrics.get("status") == "ok":
             self.heartbeat.beat("evaluating", exp=exp, best=state.best_val_bpb, counts=state.counts, message=label)

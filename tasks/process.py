@@ -1,7 +1,7 @@
-"""Run the training or evaluation process in isolation: its own process group, a log file, a deadline.
+"""Run the training or evaluation process in isolation: its own process group, a log file, a watchdog.
 
-A crash, OOM, NaN or hang in the child cannot take the orchestrator down; past the deadline the whole
-process group is killed. The child gets no secrets: ANTHROPIC_API_KEY is removed from its environment.
+A crash, OOM, NaN or hang in the child cannot take the orchestrator down; past its deadline, or after too
+long without a line of output, the whole process group is killed. The child gets no secrets: ANTHROPIC_API_KEY is removed from its environment.
 """
 from __future__ import annotations
 
@@ -33,13 +33,17 @@ _running_lock = threading.Lock()
 @dataclass
 class ProcessResult:
     returncode: int
-    timed_out: bool
+    killed_by_watchdog: str | None  # "deadline" or "silence" when the watchdog killed it, else None
     seconds: float
     log_tail: str
+    silence_seconds: float | None = None
 
     def describe_failure(self) -> str:
-        if self.timed_out:
+        if self.killed_by_watchdog == "deadline":
             return f"killed after {self.seconds:.0f} s: past its deadline (hung or far over budget)"
+        if self.killed_by_watchdog == "silence":
+            return (f"killed after {self.seconds:.0f} s: no output for {self.silence_seconds:.0f} s "
+                    "(hung, or one step slower than that)")
         if self.returncode < 0:
             try:
                 name = signal.Signals(-self.returncode).name
@@ -71,10 +75,13 @@ def run_isolated(
     module: str,
     exp_dir: Path,
     log_path: Path,
-    deadline_seconds: float,
+    deadline_seconds: float | None,
     on_line: Callable[[str], None] | None = None,
     env: dict[str, str] | None = None,
+    silence_seconds: float | None = None,
 ) -> ProcessResult:
+    """`deadline_seconds` bounds the whole run, `silence_seconds` the time between two lines of output;
+    either may be None (no such limit)."""
     started = time.monotonic()
     tail: list[str] = []
     with open(log_path, "a", encoding="utf-8") as log:
@@ -91,18 +98,11 @@ def run_isolated(
         )
         with _running_lock:
             _running.add(proc)
-        timed_out = threading.Event()
-
-        def kill_at_deadline() -> None:
-            timed_out.set()
-            _kill_group(proc)
-
-        timer = threading.Timer(deadline_seconds, kill_at_deadline)
-        timer.daemon = True
-        timer.start()
+        watchdog = _Watchdog(proc, started, deadline_seconds, silence_seconds)
         try:
             assert proc.stdout is not None
             for line in proc.stdout:
+                watchdog.saw_output()
                 log.write(line)
                 log.flush()
                 tail.append(line.rstrip("\n").split("\r")[-1])
@@ -111,13 +111,46 @@ def run_isolated(
                     on_line(tail[-1])
             proc.wait()
         finally:
-            timer.cancel()
+            watchdog.stop()
             if proc.poll() is None:
                 _kill_group(proc)
                 proc.wait()
             with _running_lock:
                 _running.discard(proc)
-    return ProcessResult(proc.returncode, timed_out.is_set(), time.monotonic() - started, "\n".join(tail[-20:]))
+    return ProcessResult(proc.returncode, watchdog.fired, time.monotonic() - started, "\n".join(tail[-20:]),
+                         silence_seconds)
+
+
+class _Watchdog:
+    """Kills the child's process group past the deadline, or once it has been silent for too long."""
+
+    POLL_SECONDS = 0.25
+
+    def __init__(self, proc: subprocess.Popen, started: float, deadline: float | None, silence: float | None):
+        self.proc, self.started, self.deadline, self.silence = proc, started, deadline, silence
+        self.last_output = started
+        self.fired: str | None = None
+        self._stopped = threading.Event()
+        if deadline is not None or silence is not None:
+            threading.Thread(target=self._watch, daemon=True, name="autoresearch-watchdog").start()
+
+    def saw_output(self) -> None:
+        self.last_output = time.monotonic()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def _watch(self) -> None:
+        while not self._stopped.wait(self.POLL_SECONDS):
+            now = time.monotonic()
+            if self.deadline is not None and now - self.started >= self.deadline:
+                self.fired = "deadline"
+            elif self.silence is not None and now - self.last_output >= self.silence:
+                self.fired = "silence"
+            else:
+                continue
+            _kill_group(self.proc)
+            return
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

@@ -30,13 +30,15 @@ def finished_metrics(directory: Path, result_file: str, needs: str | None) -> di
     return None
 
 
-def run_training(exp_dir: str, deadline_seconds: float, on_line=None) -> dict:
+def run_training(exp_dir: str, deadline_seconds: float | None, on_line=None,
+                 silence_seconds: float | None = None) -> dict:
     directory = Path(exp_dir)
     done = finished_metrics(directory, METRICS_FILE, CHECKPOINT_FILE)
     if done is not None:
         return {**done, "reused": True}
     (directory / METRICS_FILE).unlink(missing_ok=True)
-    result = run_isolated("training.entry", directory, directory / TRAIN_LOG, deadline_seconds, on_line)
+    result = run_isolated("training.entry", directory, directory / TRAIN_LOG, deadline_seconds, on_line,
+                          silence_seconds=silence_seconds)
     metrics = finished_metrics(directory, METRICS_FILE, CHECKPOINT_FILE)
     if metrics is None or (result.returncode != 0 and metrics.get("status") == "ok"):
         metrics = {"status": "failed", "kind": "process", "reason": f"training {result.describe_failure()}"}
@@ -48,9 +50,10 @@ def run_training(exp_dir: str, deadline_seconds: float, on_line=None) -> dict:
 
 @task(name="train", task_run_name="exp-{exp} train {label}", persist_result=True,
       cache_key_fn=lambda context, parameters: parameters["cache_key"])
-def train_task(exp: int, exp_dir: str, deadline_seconds: float, cache_key: str, label: str = "",
-               slots: dict | None = None) -> dict:
-    """`slots` (tasks.gpu_slots.resolve_slots) holds one device for the training: one training per device."""
+def train_task(exp: int, exp_dir: str, deadline_seconds: float | None, cache_key: str, label: str = "",
+               slots: dict | None = None, silence_seconds: float | None = None) -> dict:
+    """`slots` (tasks.gpu_slots.resolve_slots) holds one device for the training: one training per device.
+    The limits are tasks.process.run_isolated's."""
     from prefect.logging import get_run_logger
 
     from tasks.gpu_slots import device_slot
@@ -60,4 +63,4 @@ def train_task(exp: int, exp_dir: str, deadline_seconds: float, cache_key: str, 
     if finished_metrics(Path(exp_dir), METRICS_FILE, CHECKPOINT_FILE) is not None:
         return run_training(exp_dir, deadline_seconds, on_line)  # already done: no device needed to read it
     with device_slot(slots, "train", exp_dir, logger.info):
-        return run_training(exp_dir, deadline_seconds, on_line)
+        return run_training(exp_dir, deadline_seconds, on_line, silence_seconds)

@@ -70,3 +70,16 @@ def test_too_small_vocab_is_a_clear_error(tmp_path):
 def test_missing_tokenizer_is_a_clear_error(tmp_path):
     with pytest.raises(DataError, match="No tokenizer"):
         load_tokenizer(tmp_path)
+
+
+def test_training_twice_writes_identical_files(tmp_path):
+    # DVC hashes the tokenizer folder: the same input must give the same bytes, or every repro looks like a change.
+    texts = [sample for sample in UNICODE_SAMPLES if sample] * 20
+    first, second = tmp_path / "first", tmp_path / "second"
+    for out_dir in (first, second):
+        out_dir.mkdir()
+        train_tokenizer(texts, out_dir, vocab_size=300)
+    names = sorted(path.name for path in first.iterdir())
+    assert names == sorted(path.name for path in second.iterdir()) and len(names) == 3
+    for name in names:
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name
