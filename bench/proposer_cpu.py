@@ -1,15 +1,17 @@
 """Local proposer against random on real CPU-preset training: val_bpb gained after N proposals.
 
-    python bench/proposer_cpu.py [PROPOSALS] [STEPS] [extra overrides...]
+    python bench/proposer_cpu.py [--proposals 16] (--seconds S | --steps N) [extra overrides...]
 
 Runs `autoresearch run` twice on the bundled dataset with the cpu preset, once per proposer, each with the same
-baselines (2 seeds) and PROPOSALS experiments of STEPS optimizer steps each, then prints the gain of each run: the
-mean of its baselines minus its best kept val_bpb. A steps budget, not a time budget: on a shared machine the
-number of steps in 60 s swings with the load, and that noise would drown the comparison. One run per proposer:
-a single honest sample, not a distribution.
+baselines (2 seeds) and PROPOSALS experiments, then prints the gain of each run: the mean of its baselines minus
+its best kept val_bpb. A time budget is the product's objective (a bigger model must pay for its compute) but
+needs a quiet machine: under load the steps done in S seconds swing. A steps budget is immune to load but gives
+compute away, so it rewards the biggest model a proposer dares to try. One run per proposer: a single honest
+sample, not a distribution.
 """
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 import tempfile
@@ -22,24 +24,29 @@ sys.path.insert(0, str(ROOT))
 from research.ledger import Ledger  # noqa: E402
 
 
-def run(proposer: str, proposals: int, steps: int, runs_dir: Path, extra: list[str]) -> tuple[list[dict], float]:
+def run(proposer: str, proposals: int, budget: list[str], runs_dir: Path, extra: list[str]) -> tuple[list[dict], float]:
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "flows.cli", "run", "preset=cpu", f"proposer={proposer}",
-                    f"tag=bench-{proposer}", f"paths.runs_dir={runs_dir}", "budget.kind=steps", f"budget.steps={steps}",
+                    f"tag=bench-{proposer}", f"paths.runs_dir={runs_dir}", *budget,
                     f"research.max_experiments={2 + proposals}", *extra], cwd=ROOT, check=True,
                    stdout=subprocess.DEVNULL)
     return Ledger(runs_dir / f"bench-{proposer}" / "results.tsv").rows(), time.perf_counter() - started
 
 
 def main() -> None:
-    proposals = int(sys.argv[1]) if len(sys.argv) > 1 else 16
-    steps = int(sys.argv[2]) if len(sys.argv) > 2 else 60
-    extra = sys.argv[3:]
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--proposals", type=int, default=16)
+    limit = parser.add_mutually_exclusive_group(required=True)
+    limit.add_argument("--seconds", type=int, help="training seconds per experiment (time budget)")
+    limit.add_argument("--steps", type=int, help="optimizer steps per experiment (steps budget)")
+    args, extra = parser.parse_known_args()
+    budget = (["budget.kind=time", f"budget.seconds={args.seconds}"] if args.seconds
+              else ["budget.kind=steps", f"budget.steps={args.steps}"])
     runs_dir = Path(tempfile.mkdtemp(prefix="bench-proposers-"))
     print(f"| proposer | baseline val_bpb (mean of 2) | best val_bpb | gain | keeps | crashes | skips | minutes |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for proposer in ("local", "random"):
-        rows, wall = run(proposer, proposals, steps, runs_dir, extra)
+        rows, wall = run(proposer, args.proposals, budget, runs_dir, extra)
         baselines = [r["val_bpb"] for r in rows if r["status"] == "baseline"]
         baseline = sum(baselines) / len(baselines)
         best = rows[-1]["best_val_bpb"]
