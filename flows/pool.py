@@ -25,7 +25,7 @@ FLOW_NAME = "train-evaluate"
 
 
 @flow(name=FLOW_NAME, flow_run_name="exp-{exp} {label}", log_prints=True)
-def train_evaluate_flow(exp: int, exp_dir: str, train_deadline: float | None, eval_deadline: float,
+def train_evaluate_flow(exp: int, exp_dir: str, train_deadline: float | None, eval_silence: float,
                         cache_key: str, label: str = "", slots: dict | None = None, backend: str = "auto",
                         train_silence: float | None = None) -> dict:
     """Runs on a worker: train, then evaluate, holding one of this host's devices for each."""
@@ -36,7 +36,7 @@ def train_evaluate_flow(exp: int, exp_dir: str, train_deadline: float | None, ev
                          silence_seconds=train_silence)
     evaluation = None
     if metrics.get("status") == "ok":
-        evaluation = evaluate_task(exp, exp_dir, eval_deadline, cache_key=f"{cache_key}-eval", label=label,
+        evaluation = evaluate_task(exp, exp_dir, eval_silence, cache_key=f"{cache_key}-eval", label=label,
                                    slots=resolved)
     return {"train": metrics.get("status"), "evaluate": (evaluation or {}).get("status")}
 
@@ -83,7 +83,7 @@ def _read_outcome(directory: Path) -> tuple[dict | None, dict | None]:
 
 
 def run_on_pool(deployment: str, pool_cfg: dict, exp: int, exp_dir: str, train_deadline: float | None,
-                eval_deadline: float, cache_key: str, label: str, slots_cfg: dict | None,
+                eval_silence: float, cache_key: str, label: str, slots_cfg: dict | None,
                 backend: str, train_silence: float | None = None) -> tuple[dict, dict | None]:
     """Launch the experiment on the pool, wait, and read its outcome from the experiment folder."""
     from prefect.deployments import run_deployment
@@ -92,7 +92,7 @@ def run_on_pool(deployment: str, pool_cfg: dict, exp: int, exp_dir: str, train_d
     metrics, evaluation = _read_outcome(directory)
     if metrics is not None and (metrics.get("status") != "ok" or evaluation is not None):
         return {**metrics, "reused": True}, evaluation  # finished before a crash of this flow
-    parameters = {"exp": exp, "exp_dir": exp_dir, "train_deadline": train_deadline, "eval_deadline": eval_deadline,
+    parameters = {"exp": exp, "exp_dir": exp_dir, "train_deadline": train_deadline, "eval_silence": eval_silence,
                   "cache_key": cache_key, "label": label, "slots": slots_cfg, "backend": backend,
                   "train_silence": train_silence}
     # The idempotency key makes a resumed research run wait for the pool run it had already launched instead

@@ -263,19 +263,19 @@ class ExperimentRunner:
         self.heartbeat.beat("baseline" if prepared.baseline else "training", exp=exp, best=state.best_val_bpb,
                             counts=state.counts, message=label)
         train_deadline, train_silence = training_limits(cfg["budget"])
-        eval_deadline = float(cfg["budget"]["grace_seconds"]) * 2
+        eval_silence = float(cfg["budget"]["grace_seconds"]) * 2
         if self.pool_deployment:
             from flows.pool import run_on_pool
 
             return run_on_pool(self.pool_deployment, cfg["research"]["pool"], exp, str(prepared.directory),
-                               train_deadline, eval_deadline, prepared.key, label, cfg.get("slots"),
+                               train_deadline, eval_silence, prepared.key, label, cfg.get("slots"),
                                cfg.get("backend") or "auto", train_silence)
         metrics = train_task(exp, str(prepared.directory), train_deadline, cache_key=f"{prepared.key}-train",
                              label=label, slots=self.slots, silence_seconds=train_silence)
         evaluation = None
         if metrics.get("status") == "ok":
             self.heartbeat.beat("evaluating", exp=exp, best=state.best_val_bpb, counts=state.counts, message=label)
-            evaluation = evaluate_task(exp, str(prepared.directory), eval_deadline, cache_key=f"{prepared.key}-eval",
+            evaluation = evaluate_task(exp, str(prepared.directory), eval_silence, cache_key=f"{prepared.key}-eval",
                                        label=label, slots=self.slots)
         return metrics, evaluation
 

@@ -1,4 +1,7 @@
-"""Evaluate task: a fresh `python -m training.evaluate EXP_DIR` process scores the checkpoint (val_bpb)."""
+"""Evaluate task: a fresh `python -m training.evaluate EXP_DIR` process scores the checkpoint (val_bpb).
+
+No total deadline: scoring a big model may take minutes. The process prints progress and is killed as hung
+only after `silence_seconds` without a line (tasks.process.run_isolated)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,12 +13,12 @@ from tasks.train import finished_metrics
 from training.run_config import EVAL_FILE, EVAL_LOG
 
 
-def run_evaluation(exp_dir: str, deadline_seconds: float) -> dict:
+def run_evaluation(exp_dir: str, silence_seconds: float) -> dict:
     directory = Path(exp_dir)
     done = finished_metrics(directory, EVAL_FILE, None)
     if done is not None:
         return {**done, "reused": True}
-    result = run_isolated("training.evaluate", directory, directory / EVAL_LOG, deadline_seconds)
+    result = run_isolated("training.evaluate", directory, directory / EVAL_LOG, None, silence_seconds=silence_seconds)
     outcome = finished_metrics(directory, EVAL_FILE, None)
     if outcome is None:
         outcome = {"status": "failed", "reason": f"evaluation {result.describe_failure()}"}
@@ -26,7 +29,7 @@ def run_evaluation(exp_dir: str, deadline_seconds: float) -> dict:
 
 @task(name="evaluate", task_run_name="exp-{exp} evaluate {label}", persist_result=True,
       cache_key_fn=lambda context, parameters: parameters["cache_key"])
-def evaluate_task(exp: int, exp_dir: str, deadline_seconds: float, cache_key: str, label: str = "",
+def evaluate_task(exp: int, exp_dir: str, silence_seconds: float, cache_key: str, label: str = "",
                   slots: dict | None = None) -> dict:
     """Evaluation runs on an accelerator too, so it holds a device like a training does."""
     from prefect.logging import get_run_logger
@@ -34,6 +37,6 @@ def evaluate_task(exp: int, exp_dir: str, deadline_seconds: float, cache_key: st
     from tasks.gpu_slots import device_slot
 
     if finished_metrics(Path(exp_dir), EVAL_FILE, None) is not None:
-        return run_evaluation(exp_dir, deadline_seconds)
+        return run_evaluation(exp_dir, silence_seconds)
     with device_slot(slots, "evaluate", exp_dir, get_run_logger().info):
-        return run_evaluation(exp_dir, deadline_seconds)
+        return run_evaluation(exp_dir, silence_seconds)

@@ -1,7 +1,8 @@
 """Run the training or evaluation process in isolation: its own process group, a log file, a watchdog.
 
 A crash, OOM, NaN or hang in the child cannot take the orchestrator down; past its deadline, or after too
-long without a line of output, the whole process group is killed. The child gets no secrets: ANTHROPIC_API_KEY is removed from its environment.
+long without a line of output, the whole process group is killed. The child gets no secrets: ANTHROPIC_API_KEY
+is removed from its environment.
 """
 from __future__ import annotations
 

@@ -172,7 +172,7 @@ def _two_pool_runs(pool: dict, prefix: str, slots: dict) -> list[dict]:
     for i in range(2):
         directory = _experiment(pool, f"{prefix}{i}")
         runs.append((directory, run_deployment(pool["deployment"], timeout=0, as_subflow=False, parameters={
-            "exp": i, "exp_dir": str(directory), "train_deadline": 300.0, "eval_deadline": 300.0,
+            "exp": i, "exp_dir": str(directory), "train_deadline": 300.0, "eval_silence": 300.0,
             "cache_key": f"{prefix}-{i}-{time.time()}", "label": prefix, "slots": slots, "backend": "cpu"})))
 
     def finished():

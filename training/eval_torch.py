@@ -1,4 +1,4 @@
-"""val_bpb with the torch model: per-token losses in nats, summed with each target's byte length."""
+"""val_bpb with the torch model: its per-token losses, scored by training.eval_loop."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,13 +6,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from data.loader import validation_batches
-from data.metric import accumulate, bits_per_byte, load_token_bytes
 from hardware import get_adapter
 from models import set_attention_impl
 from models.gpt import GPT, GPTConfig
 from training.checkpoint import load_checkpoint
-from training.data_paths import shard_dir, tokenizer_dir
+from training.eval_loop import score_validation
 
 
 def evaluate_torch(cfg: dict, exp_dir: Path, backend: str) -> dict:
@@ -23,20 +21,12 @@ def evaluate_torch(cfg: dict, exp_dir: Path, backend: str) -> dict:
     model = GPT(GPTConfig(**model_config))
     model.load_state_dict({name: torch.from_numpy(array) for name, array in arrays.items()})
     model.to(adapter.device).eval()
-    token_bytes = load_token_bytes(tokenizer_dir(cfg))
-    train_cfg = cfg["train"]
-    total_nats, total_bytes, scored = 0.0, 0, 0
-    with torch.no_grad():
-        for inputs, targets in validation_batches(
-            shard_dir(cfg), int(train_cfg["eval_batch_size"]), int(train_cfg["seq_len"]), int(train_cfg["eval_tokens"])
-        ):
-            x = torch.from_numpy(inputs).to(adapter.device)
-            y = torch.from_numpy(targets).to(adapter.device)
-            with adapter.autocast():
-                losses = model(x, y, loss_reduction="none")
-            nats, nbytes = accumulate(losses.float().cpu().numpy().astype(np.float64), targets, token_bytes)
-            total_nats += nats
-            total_bytes += nbytes
-            scored += int((targets >= 0).sum())
-    return {"status": "ok", "val_bpb": bits_per_byte(total_nats, total_bytes), "eval_tokens": scored,
-            "eval_bytes": int(total_bytes), "backend": adapter.name}
+
+    def token_losses(inputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(inputs).to(adapter.device)
+        y = torch.from_numpy(targets).to(adapter.device)
+        with torch.no_grad(), adapter.autocast():
+            losses = model(x, y, loss_reduction="none")
+        return losses.float().cpu().numpy().astype(np.float64)
+
+    return {**score_validation(cfg, token_losses), "backend": adapter.name}
