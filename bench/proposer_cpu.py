@@ -1,9 +1,9 @@
 """Local proposer against random on real CPU-preset training: val_bpb gained after N proposals.
 
-    python bench/proposer_cpu.py [--proposals 16] (--seconds S | --steps N) [extra overrides...]
+    python bench/proposer_cpu.py [--proposals 16] [--baselines 2] (--seconds S | --steps N) [extra overrides...]
 
 Runs `autoresearch run` twice on the bundled dataset with the cpu preset, once per proposer, each with the same
-baselines (2 seeds) and PROPOSALS experiments, then prints the gain of each run: the mean of its baselines minus
+BASELINES baselines (one seed each) and PROPOSALS experiments, then prints the gain of each run: the mean of its baselines minus
 its best kept val_bpb. A time budget is the product's objective (a bigger model must pay for its compute) but
 needs a quiet machine: under load the steps done in S seconds swing. A steps budget is immune to load but gives
 compute away, so it rewards the biggest model a proposer dares to try. One run per proposer: a single honest
@@ -24,18 +24,20 @@ sys.path.insert(0, str(ROOT))
 from research.ledger import Ledger  # noqa: E402
 
 
-def run(proposer: str, proposals: int, budget: list[str], runs_dir: Path, extra: list[str]) -> tuple[list[dict], float]:
+def run(proposer: str, proposals: int, baselines: int, budget: list[str], runs_dir: Path,
+        extra: list[str]) -> tuple[list[dict], float]:
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "flows.cli", "run", "preset=cpu", f"proposer={proposer}",
                     f"tag=bench-{proposer}", f"paths.runs_dir={runs_dir}", *budget,
-                    f"research.max_experiments={2 + proposals}", *extra], cwd=ROOT, check=True,
-                   stdout=subprocess.DEVNULL)
+                    f"research.max_experiments={baselines + proposals}", f"decide.baseline_repeats={baselines}",
+                    *extra], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     return Ledger(runs_dir / f"bench-{proposer}" / "results.tsv").rows(), time.perf_counter() - started
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--proposals", type=int, default=16)
+    parser.add_argument("--baselines", type=int, default=2, help="baseline repeats: their spread is the noise sigma")
     limit = parser.add_mutually_exclusive_group(required=True)
     limit.add_argument("--seconds", type=int, help="training seconds per experiment (time budget)")
     limit.add_argument("--steps", type=int, help="optimizer steps per experiment (steps budget)")
@@ -43,10 +45,11 @@ def main() -> None:
     budget = (["budget.kind=time", f"budget.seconds={args.seconds}"] if args.seconds
               else ["budget.kind=steps", f"budget.steps={args.steps}"])
     runs_dir = Path(tempfile.mkdtemp(prefix="bench-proposers-"))
-    print(f"| proposer | baseline val_bpb (mean of 2) | best val_bpb | gain | keeps | crashes | skips | minutes |")
+    print(f"| proposer | baseline val_bpb (mean of {args.baselines}) | best val_bpb | gain | keeps | crashes | skips "
+          "| minutes |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for proposer in ("local", "random"):
-        rows, wall = run(proposer, args.proposals, budget, runs_dir, extra)
+        rows, wall = run(proposer, args.proposals, args.baselines, budget, runs_dir, extra)
         baselines = [r["val_bpb"] for r in rows if r["status"] == "baseline"]
         baseline = sum(baselines) / len(baselines)
         best = rows[-1]["best_val_bpb"]
