@@ -50,8 +50,8 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for proposer in ("local", "random"):
         rows, wall = run(proposer, args.proposals, args.baselines, budget, runs_dir, extra)
-        baselines = [r["val_bpb"] for r in rows if r["status"] == "baseline"]
-        baseline = sum(baselines) / len(baselines)
+        baseline_values = [r["val_bpb"] for r in rows if r["status"] == "baseline"]
+        baseline = sum(baseline_values) / len(baseline_values)
         best = rows[-1]["best_val_bpb"]
         count = lambda status: sum(r["status"] == status for r in rows)  # noqa: E731
         print(f"| {proposer} | {baseline:.4f} | {best:.4f} | {baseline - best:.4f} | {count('keep')} | "
