@@ -5,7 +5,13 @@ keep when the measured val_bpb beats the best by more than the keep threshold (2
 of a run is the TRUE (noise-free) objective of the baseline block minus that of the final kept block. Prints a
 Markdown table; the figures go into bench/results/proposer.md.
 
+Two noise models. Default: every measurement gets independent noise (sigma 0.003), one baseline, sigma known.
+`--seed-sigma S --baselines K`: the noise the flow really sees. A training seed shifts val_bpb by its own offset
+(sigma S) and every run adds a little more (`--run-sigma`); K baselines run on seeds 42.. and their mean is the
+best, their spread the sigma, while every experiment trains on the base seed 42, like flows/research.py.
+
     .venv/bin/python bench/proposer_bench.py --seeds 20 --proposals 16
+    .venv/bin/python bench/proposer_bench.py --seeds 200 --seed-sigma 0.014 --run-sigma 0.004 --baselines 4
 """
 from __future__ import annotations
 
@@ -44,22 +50,34 @@ def true_val_bpb(h: dict) -> float:
     )
 
 
-def run_loop(proposer_cfg: dict, seed: int, proposals: int, hparams: dict, space, sigma: float = NOISE_SIGMA) -> dict:
-    """One simulated run; returns the true gain, the keeps and the proposals made."""
+def run_loop(proposer_cfg: dict, seed: int, proposals: int, hparams: dict, space, sigma: float = NOISE_SIGMA,
+             seed_sigma: float = 0.0, baselines: int = 1) -> dict:
+    """One simulated run; returns the true gain, the keeps and the proposals made.
+
+    seed_sigma 0 and one baseline: independent noise, sigma known. Otherwise the flow's setting: baselines on
+    seeds base, base + 1, ... (their spread is the sigma the keep rule uses), experiments on the base seed.
+    """
     noise = np.random.default_rng([seed, 99])
+    offsets = np.random.default_rng([seed, 7]).normal(0, seed_sigma, baselines) if seed_sigma else np.zeros(baselines)
+    base_seed = int(hparams.get("seed", 0))
     proposer = make_proposer(proposer_cfg)
     current = hparams
     baseline_true = true_val_bpb(current)
-    best = baseline_true + noise.normal(0, sigma)
-    history: list[dict] = [{"exp": 0, "key": None, "value": None, "description": "baseline", "val_bpb": best,
-                            "delta": None, "status": "baseline", "error": ""}]
+    history: list[dict] = []
+    for repeat in range(baselines):
+        measured = baseline_true + offsets[repeat] + noise.normal(0, sigma)
+        history.append({"exp": repeat, "key": None, "value": None, "description": "baseline", "val_bpb": measured,
+                        "delta": None, "status": "baseline", "error": "", "seed": base_seed + repeat})
+    values = [row["val_bpb"] for row in history]
+    best = float(np.mean(values))
+    noise_sigma = float(np.std(values, ddof=1)) if baselines > 1 else sigma
     tried: set = set()
     base = "base0"
     keeps = 0
-    for exp in range(1, proposals + 1):
+    for exp in range(baselines, baselines + proposals):
         context = ProposalContext(hparams=current, space=space, history=history, best_val_bpb=best,
-                                  baseline_val_bpb=history[0]["val_bpb"], noise_sigma=sigma, tried=tried,
-                                  seq_len=SEQ_LEN, seed=seed, keep_threshold=2 * sigma, base_sha=base)
+                                  baseline_val_bpb=values[0], noise_sigma=noise_sigma, tried=tried,
+                                  seq_len=SEQ_LEN, seed=seed, keep_threshold=2 * noise_sigma, base_sha=base)
         try:
             change = proposer.propose(context).change
         except InvalidProposal as err:
@@ -67,12 +85,12 @@ def run_loop(proposer_cfg: dict, seed: int, proposals: int, hparams: dict, space
                             "delta": None, "status": "skip", "error": str(err)})
             continue
         candidate = apply_change(current, change)
-        measured = true_val_bpb(candidate) + noise.normal(0, sigma)
+        measured = true_val_bpb(candidate) + offsets[0] + noise.normal(0, sigma)
         delta = measured - best
-        status = "keep" if delta < -2 * sigma else "discard"
+        status = "keep" if delta < -2 * noise_sigma else "discard"
         history.append({"exp": exp, "key": change.key, "value": change.value, "previous": change.previous,
                         "description": change.description, "val_bpb": measured, "delta": delta,
-                        "status": status, "error": "", "baseline_sha": base})
+                        "status": status, "error": "", "baseline_sha": base, "seed": base_seed})
         tried.add((base, change.key, change.canonical))
         if status == "keep":
             keeps += 1
@@ -80,14 +98,17 @@ def run_loop(proposer_cfg: dict, seed: int, proposals: int, hparams: dict, space
     return {"gain": baseline_true - true_val_bpb(current), "keeps": keeps}
 
 
-def compare(seeds: int, proposals: int, names=("local", "random")) -> dict[str, dict]:
+def compare(seeds: int, proposals: int, names=("local", "random"), sigma: float = NOISE_SIGMA,
+            seed_sigma: float = 0.0, baselines: int = 1, local_overrides: dict | None = None) -> dict[str, dict]:
     space = load_space(ROOT / "conf/space.yaml")
     hparams = yaml.safe_load((ROOT / "conf/hparams/default.yaml").read_text())
     results = {}
     for name in names:
         cfg = yaml.safe_load((ROOT / f"conf/proposer/{name}.yaml").read_text())
+        if name == "local":
+            cfg.update(local_overrides or {})
         start = time.perf_counter()
-        runs = [run_loop(cfg, seed, proposals, hparams, space) for seed in range(seeds)]
+        runs = [run_loop(cfg, seed, proposals, hparams, space, sigma, seed_sigma, baselines) for seed in range(seeds)]
         elapsed = time.perf_counter() - start
         gains = np.array([r["gain"] for r in runs])
         results[name] = {
@@ -104,10 +125,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--proposals", type=int, default=16)
+    parser.add_argument("--run-sigma", type=float, default=NOISE_SIGMA, help="noise of every single measurement")
+    parser.add_argument("--seed-sigma", type=float, default=0.0, help="spread of the per-training-seed offset")
+    parser.add_argument("--baselines", type=int, default=1, help="baseline repeats (seeds 42, 43, ...)")
+    parser.add_argument("--without-priors", action="store_true", help="the local proposer without its key priors")
     args = parser.parse_args()
-    results = compare(args.seeds, args.proposals)
-    print(f"synthetic objective, {args.proposals} proposals per run, {args.seeds} seeds, noise sigma {NOISE_SIGMA}, "
-          f"keep threshold 2 sigma")
+    if args.seed_sigma and args.baselines < 2:
+        parser.error("--seed-sigma needs --baselines 2 or more: the keep rule's sigma comes from their spread")
+    overrides = {"priors": {}} if args.without_priors else {}
+    results = compare(args.seeds, args.proposals, sigma=args.run_sigma, seed_sigma=args.seed_sigma,
+                      baselines=args.baselines, local_overrides=overrides)
+    print(f"synthetic objective, {args.proposals} proposals per run, {args.seeds} seeds, run noise {args.run_sigma}, "
+          f"seed noise {args.seed_sigma}, {args.baselines} baseline(s), keep threshold 2 sigma"
+          + (", local without priors" if args.without_priors else ""))
     print()
     print("| proposer | mean gain (val_bpb) | median gain | std | mean keeps | ms/proposal |")
     print("|---|---|---|---|---|---|")
