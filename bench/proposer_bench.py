@@ -128,16 +128,22 @@ def main() -> None:
     parser.add_argument("--run-sigma", type=float, default=NOISE_SIGMA, help="noise of every single measurement")
     parser.add_argument("--seed-sigma", type=float, default=0.0, help="spread of the per-training-seed offset")
     parser.add_argument("--baselines", type=int, default=1, help="baseline repeats (seeds 42, 43, ...)")
-    parser.add_argument("--without-priors", action="store_true", help="the local proposer without its key priors")
+    parser.add_argument("--local", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a setting of conf/proposer/local.yaml (YAML value), e.g. priors={} paired=false")
     args = parser.parse_args()
     if args.seed_sigma and args.baselines < 2:
         parser.error("--seed-sigma needs --baselines 2 or more: the keep rule's sigma comes from their spread")
-    overrides = {"priors": {}} if args.without_priors else {}
+    overrides = {}
+    for item in args.local:
+        key, sep, value = item.partition("=")
+        if not sep:
+            parser.error(f"--local takes KEY=VALUE, got {item!r}")
+        overrides[key] = yaml.safe_load(value)
     results = compare(args.seeds, args.proposals, sigma=args.run_sigma, seed_sigma=args.seed_sigma,
                       baselines=args.baselines, local_overrides=overrides)
     print(f"synthetic objective, {args.proposals} proposals per run, {args.seeds} seeds, run noise {args.run_sigma}, "
           f"seed noise {args.seed_sigma}, {args.baselines} baseline(s), keep threshold 2 sigma"
-          + (", local without priors" if args.without_priors else ""))
+          + (f", local with {overrides}" if overrides else ""))
     print()
     print("| proposer | mean gain (val_bpb) | median gain | std | mean keeps | ms/proposal |")
     print("|---|---|---|---|---|---|")

@@ -70,7 +70,8 @@ def test_same_context_same_proposal_even_from_a_fresh_proposer():
 
 
 def test_local_beats_random_on_the_synthetic_objective():
-    results = proposer_bench.compare(seeds=200, proposals=16)  # ~2.1x; 20 seeds is too noisy to gate on
+    # Without the priors: they point at the keys this objective was built on, and the gate is for the search logic.
+    results = proposer_bench.compare(seeds=200, proposals=16, local_overrides={"priors": {}})  # ~2.1x
     assert results["local"]["mean_gain"] >= 1.5 * results["random"]["mean_gain"] > 0
 
 

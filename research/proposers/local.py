@@ -36,7 +36,7 @@ from research.proposers.base import Proposal, ProposalContext, Proposer, exhaust
 from research.space import Change, Param, Space, canonical_text, format_value, get_value, validate
 
 DEFAULTS = {"exploration": 2.0, "grow": 1.5, "shrink": 0.5, "stagnation_after": 5, "crash_reward": -2.0,
-            "initial_step": 0.08, "priors": {}}
+            "initial_step": 0.08, "priors": {}, "paired": True}
 
 
 def _sign(x: float) -> int:
@@ -85,6 +85,7 @@ class LocalProposer(Proposer):
         self.crash_reward = float(merged["crash_reward"])
         self.initial_step = float(merged["initial_step"])  # fraction of the key's range (log range if log)
         self.priors = {str(k): float(v) for k, v in dict(merged["priors"] or {}).items()}
+        self.paired = bool(merged["paired"])  # False: judge changes by `delta` alone (the ablation in the bench)
         # Fallback for rows without `previous`: what our own earlier proposals replaced, by (key, canonical).
         self._previous: dict[tuple[str, str], Any] = {}
 
@@ -255,7 +256,7 @@ class LocalProposer(Proposer):
         widen = 2.0 ** (streak // self.stagnation_after) if self.stagnation_after > 0 else 1.0
 
         scale = self._scale(context, rows)
-        paired = paired_deltas(list(context.history or []), (context.hparams or {}).get("seed"))
+        paired = paired_deltas(list(context.history or []), (context.hparams or {}).get("seed")) if self.paired else {}
         states, counts = {}, {}
         for key in space.keys:
             key_rows = [r for r in rows if r.get("key") == key]

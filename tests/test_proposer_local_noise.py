@@ -1,0 +1,89 @@
+"""The local proposer under the flow's real noise: paired deltas, key priors, and batch steps that stay valid."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+
+from research.errors import ProposerFatal
+from research.proposers import ProposalContext
+from research.proposers.local import LocalProposer, paired_deltas
+from research.space import Space, load_space
+
+ROOT = Path(__file__).resolve().parents[1]
+SPACE_YAML = yaml.safe_load((ROOT / "conf/space.yaml").read_text())
+SPACE = load_space(ROOT / "conf/space.yaml")
+HPARAMS = yaml.safe_load((ROOT / "conf/hparams/default.yaml").read_text())
+LOCAL = yaml.safe_load((ROOT / "conf/proposer/local.yaml").read_text())
+
+
+def baselines(*values: float, first_seed: int = 42) -> list[dict]:
+    return [{"exp": i, "status": "baseline", "val_bpb": v, "seed": first_seed + i} for i, v in enumerate(values)]
+
+
+def only(key: str) -> Space:
+    """A search space trimmed to one key of the real one."""
+    return Space.from_dict({"params": {key: SPACE_YAML["params"][key]}, "constraints": SPACE_YAML["constraints"]})
+
+
+def test_paired_deltas_follow_the_same_seed_baseline_then_each_keep():
+    history = baselines(2.00, 2.04) + [
+        {"exp": 2, "status": "discard", "val_bpb": 2.01, "seed": 42},
+        {"exp": 3, "status": "keep", "val_bpb": 1.95, "seed": 42},
+        {"exp": 4, "status": "crash", "val_bpb": None, "seed": 42},
+        {"exp": 5, "status": "discard", "val_bpb": 1.96, "seed": 42},
+    ]
+    deltas = paired_deltas(history, 42)
+    assert deltas.keys() == {2, 3, 5}
+    assert deltas[2] == pytest.approx(0.01) and deltas[3] == pytest.approx(-0.05) and deltas[5] == pytest.approx(0.01)
+
+
+def test_no_baseline_with_the_base_seed_means_no_paired_deltas():
+    history = baselines(2.00, 2.04, first_seed=7) + [{"exp": 2, "status": "discard", "val_bpb": 2.01, "seed": 42}]
+    assert paired_deltas(history, 42) == {}
+
+
+def test_a_lucky_base_seed_does_not_look_like_progress():
+    """Seed 42 sits 0.03 under the baselines' mean; a change that lands between the two made things worse."""
+    space = only("optim.matrix_lr")
+    tried_down = {"exp": 4, "key": "optim.matrix_lr", "value": 0.0253449, "previous": 0.04, "status": "discard",
+                  "val_bpb": 2.005, "delta": 2.005 - 2.03, "seed": 42}
+    history = baselines(2.00, 2.04, 2.04, 2.04) + [tried_down]
+    ctx = ProposalContext(hparams=HPARAMS, space=space, history=history, best_val_bpb=2.03, noise_sigma=0.02,
+                          seq_len=2048, seed=5, tried={("optim.matrix_lr", "0.0253449")})
+    assert LocalProposer(LOCAL).propose(ctx).change.value > 0.04  # judged worse than seed 42's run: turn around
+
+    without_seeds = [{k: v for k, v in row.items() if k != "seed"} for row in history]
+    ctx.history = without_seeds  # against the mean alone the same row looks like progress: keep going down
+    assert LocalProposer(LOCAL).propose(ctx).change.value < 0.0253449
+
+
+def test_the_highest_prior_is_proposed_first():
+    ctx = ProposalContext(hparams=HPARAMS, space=SPACE, seq_len=2048, seed=3)
+    proposer = LocalProposer({**LOCAL, "priors": {"optim.weight_decay": 5.0}})
+    assert proposer.propose(ctx).change.key == "optim.weight_decay"
+
+
+def test_a_prior_for_an_unknown_key_stops_with_one_sentence():
+    ctx = ProposalContext(hparams=HPARAMS, space=SPACE, seq_len=2048, seed=3)
+    with pytest.raises(ProposerFatal, match=r"optim\.matrx_lr; fix conf/proposer/local\.yaml"):
+        LocalProposer({**LOCAL, "priors": {"optim.matrx_lr": 1.0}}).propose(ctx)
+
+
+def test_a_prior_for_a_key_outside_a_trimmed_space_is_fine():
+    ctx = ProposalContext(hparams=HPARAMS, space=only("model.depth"), seq_len=2048, seed=3)
+    assert LocalProposer(LOCAL).propose(ctx).change.key == "model.depth"
+
+
+def test_batch_steps_are_powers_of_two_that_fit_the_micro_batch():
+    """4096 tokens x 2.05 rounds to 8414, which no micro-batch of 16 x 256 divides; the old code fell through to
+    the bound, 8,388,608 tokens (2,048 micro-batches per step), which never finished a step on the cpu preset."""
+    h = yaml.safe_load((ROOT / "conf/hparams/default.yaml").read_text())
+    h["batch"].update(total_batch_tokens=4096, device_batch_size=16)
+    for seed in range(6):
+        ctx = ProposalContext(hparams=h, space=only("batch.total_batch_tokens"), seq_len=256, seed=seed)
+        value = LocalProposer(LOCAL).propose(ctx).change.value
+        assert value == 8192  # 2048 is below one micro-batch, so up is the only valid first step
+        assert math.log2(value).is_integer()
