@@ -107,7 +107,7 @@ def test_stagnation_widens():
                 "status": "discard", "val_bpb": 1.0, "description": "", "error": ""} for i in range(1, 11)]
     ctx = ProposalContext(hparams=HPARAMS, space=SPACE, history=history, noise_sigma=0.002, seq_len=2048, seed=0,
                           tried={("model.qk_norm", "false")})
-    change = LocalProposer(LOCAL).propose(ctx).change
+    change = LocalProposer({**LOCAL, "stagnation_after": 5}).propose(ctx).change
     assert "widened x4" in change.reasoning
 
 

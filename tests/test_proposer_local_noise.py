@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from research.errors import ProposerFatal
+from research.errors import InvalidProposal, ProposerFatal
 from research.proposers import ProposalContext
 from research.proposers.local import LocalProposer, paired_deltas
 from research.space import Space, load_space
@@ -87,3 +87,17 @@ def test_batch_steps_are_powers_of_two_that_fit_the_micro_batch():
         value = LocalProposer(LOCAL).propose(ctx).change.value
         assert value == 8192  # 2048 is below one micro-batch, so up is the only valid first step
         assert math.log2(value).is_integer()
+
+
+def test_a_worse_direction_is_not_pushed_further_when_the_other_side_is_invalid():
+    """8192 tokens came out worse and 2048 is below one micro-batch: the key has nothing left to offer (the old
+    code mirrored the loss onto the invalid side, kept the key on top, and went on to 16384, 65536, ...)."""
+    h = yaml.safe_load((ROOT / "conf/hparams/default.yaml").read_text())
+    h["batch"].update(total_batch_tokens=4096, device_batch_size=16)
+    history = baselines(2.03, 2.04) + [{"exp": 2, "key": "batch.total_batch_tokens", "value": 8192,
+                                        "previous": 4096, "status": "discard", "val_bpb": 2.09, "delta": 0.055,
+                                        "seed": 42}]
+    ctx = ProposalContext(hparams=h, space=only("batch.total_batch_tokens"), history=history, noise_sigma=0.013,
+                          seq_len=256, seed=3, tried={("batch.total_batch_tokens", "8192")})
+    with pytest.raises(InvalidProposal):
+        LocalProposer(LOCAL).propose(ctx)

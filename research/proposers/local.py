@@ -27,7 +27,7 @@ no clock, so the same context gives the same proposal (a resumed run proposes wh
 from __future__ import annotations
 
 import math
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, NamedTuple
 
 import numpy as np
 
@@ -35,8 +35,17 @@ from research.errors import InvalidProposal, ProposerFatal
 from research.proposers.base import Proposal, ProposalContext, Proposer, exhausted, in_flight_pair
 from research.space import Change, Param, Space, canonical_text, format_value, get_value, validate
 
-DEFAULTS = {"exploration": 2.0, "grow": 1.5, "shrink": 0.5, "stagnation_after": 5, "crash_reward": -2.0,
+DEFAULTS = {"exploration": 2.0, "grow": 1.5, "shrink": 0.5, "stagnation_after": 16, "crash_reward": -2.0,
             "initial_step": 0.08, "priors": {}, "paired": True}
+
+
+class KeyState(NamedTuple):
+    """What a key's history says about its next step."""
+
+    direction: int            # +1 up, -1 down, 0 either way
+    step: float               # on the key's search scale (log for log keys, index for choices)
+    estimate: float           # expected gain of the next step, in noise sigmas (the bandit's value)
+    blocked: frozenset        # directions that came out worse from the current base
 
 
 def _sign(x: float) -> int:
@@ -131,16 +140,17 @@ class LocalProposer(Proposer):
                   and r.get("status") in ("keep", "discard")]
         return float(np.median(deltas)) if deltas else 1e-3
 
-    def _key_state(self, param: Param, rows: list, scale: float,
-                   paired: Mapping[int, float]) -> tuple[int, float, float]:
-        """Replay the key's rows: (preferred direction, step on the search scale, estimated next gain in sigmas).
-
-        The estimate starts at the key's prior; each row's delta is its paired delta when there is one.
+    def _key_state(self, param: Param, rows: list, scale: float, paired: Mapping[int, float]) -> KeyState:
+        """Replay the key's rows into its KeyState. The estimate starts at the key's prior; each row's delta is
+        its paired delta when there is one.
 
         keep: go on in that direction with a larger step; the estimate is the gain just made. discard that was
         slightly better (not enough to keep): same direction, larger step. discard that was worse by D: the other
         side is estimated at D / 2 (a locally linear objective mirrors the loss), unless it already failed too:
         then the step halves and the estimate turns negative. A crash flips the direction with a smaller step.
+        A direction that came out worse (or crashed) is blocked until a keep or until both sides have failed: when
+        the mirrored side is out of bounds or invalid, the key has nothing to offer instead of going further the
+        wrong way (4096 -> 8192 tokens was worse, and 16384, 65536, 1048576 followed).
         """
         direction, step, estimate = 0, self._base_step(param), self.priors.get(param.key, 0.0)
         failed: set[int] = set()
@@ -176,11 +186,12 @@ class LocalProposer(Proposer):
                     failed.clear()
                 else:
                     direction, step, estimate = -moved, size, 0.5 * min(delta, 6.0)
-        return direction, step, estimate
+        return KeyState(direction, step, estimate, frozenset(failed))
 
     # ------------------------------------------------------------------------------------------- candidates
-    def _candidates(self, param: Param, current: Any, direction: int, step: float,
+    def _candidates(self, param: Param, current: Any, state: KeyState, step: float,
                     rng: np.random.Generator) -> Iterator[Any]:
+        direction = state.direction
         if param.type == "bool":
             yield not bool(current)
             return
@@ -189,7 +200,8 @@ class LocalProposer(Proposer):
             here = names.index(format_value(param, current)) if format_value(param, current) in names else 0
             ordered = all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in param.choices)
             if ordered:
-                dirs = [direction, -direction] if direction else list(rng.permutation([1, -1]))
+                dirs = [direction, -direction] if direction else [int(d) for d in rng.permutation([1, -1])]
+                dirs = [d for d in dirs if d not in state.blocked]
                 for dist in range(1, len(names)):
                     for d in dirs:
                         if 0 <= here + d * dist < len(names):
@@ -206,13 +218,15 @@ class LocalProposer(Proposer):
         if origin is None:
             return
         dirs = [direction, -direction] if direction else [int(d) for d in rng.permutation([1, -1])]
+        dirs = [d for d in dirs if d not in state.blocked]
+        lo, hi = (math.log(param.min), math.log(param.max)) if param.log else (param.min, param.max)
         for factor in (1.0, 0.5, 2.0, 0.25, 4.0):
             for d in dirs:
-                target = origin + d * step * factor
+                target = min(max(origin + d * step * factor, lo), hi)  # widened steps can outgrow exp()
                 value: Any = math.exp(target) if param.log else target
                 if param.type == "int" and param.log:
-                    # The space's log-scaled ints are batch sizes: a power of two keeps total_batch_tokens a multiple of
-                    # device_batch_size * seq_len, where plain rounding (8414 for 4096 x 2.05) does not.
+                    # The space's log-scaled ints are batch sizes: a power of two keeps total_batch_tokens a
+                    # multiple of device_batch_size * seq_len, where plain rounding (8414 for 4096 x 2.05) does not.
                     value = 2 ** int(round(math.log2(max(value, 1.0))))
                     if value == current:
                         value = current * 2 if d > 0 else current // 2
@@ -267,7 +281,7 @@ class LocalProposer(Proposer):
         scores = []
         for i, key in enumerate(space.keys):
             bonus = self.exploration * widen * math.sqrt(math.log(total + 1.0) / (counts[key] + 1))
-            score = states[key][2] + bonus + 1e-6 * jitter[i] - (100.0 if key in in_flight_keys else 0.0)
+            score = states[key].estimate + bonus + 1e-6 * jitter[i] - (100.0 if key in in_flight_keys else 0.0)
             scores.append((score, key))
         scores.sort(key=lambda item: -item[0])
 
@@ -279,10 +293,10 @@ class LocalProposer(Proposer):
                 current = get_value(context.hparams, key)
             except KeyError:
                 continue
-            direction, step, _ = states[key]
-            step *= widen
+            state = states[key]
+            step = state.step * widen
             seen: set[str] = set()
-            for value in self._candidates(param, current, direction, step, rng):
+            for value in self._candidates(param, current, state, step, rng):
                 text = format_value(param, value)
                 if text in seen:
                     continue
@@ -290,7 +304,7 @@ class LocalProposer(Proposer):
                 checked += 1
                 proposal = {"key": key, "value": value,
                             "description": f"{key} {format_value(param, current)} -> {text}",
-                            "reasoning": self._reasoning(key, direction, step, widen)}
+                            "reasoning": self._reasoning(key, state.direction, step, widen)}
                 try:
                     change = validate(proposal, context.hparams, space, excluded, context.seq_len,
                                       base_sha=context.base_sha)
