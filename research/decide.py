@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Any, Iterable
 
 from research.errors import ResearchStopped
 
@@ -28,7 +28,7 @@ class Decision:
 
 
 def _finite(values: Iterable) -> list[float]:
-    return [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    return [v for v in map(finite_or_none, values) if v is not None]
 
 
 def noise_sigma(values: list[float]) -> float | None:
@@ -94,6 +94,40 @@ def confirm_decision(values: list[float], best: float, sigma: float | None, min_
     verdict = "confirmed" if single.keep else "not confirmed"
     return Decision(single.keep, single.threshold, single.delta,
                     f"Mean of {len(clean)} runs {mean:.6f}: {verdict}. {single.reason}")
+
+
+def finite_or_none(value: Any) -> float | None:
+    """The value as a float, or None when it is missing, not a number, NaN or infinite."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def paired_deltas(history: list, base_seed: Any) -> dict[int, float]:
+    """val_bpb minus the same-seed run of the block each experiment started from, by experiment number.
+
+    Every experiment trains with the base block's seed, while the baselines spread over several seeds to measure
+    the noise; a row's `delta` is against their mean, so a lucky base seed makes every change look better (on
+    the cpu preset the seed-42 baseline sat 0.011 under the mean of four). A paired delta removes that offset:
+    the reference is the baseline row trained with `base_seed`, replaced by each keep (a kept change becomes the
+    base, and experiments keep the base seed). Experiments before any such reference are left out.
+    """
+    reference: float | None = None
+    deltas: dict[int, float] = {}
+    for row in sorted(history, key=lambda r: int(r.get("exp", 0))):
+        value = finite_or_none(row.get("val_bpb"))
+        if row.get("status") == "baseline":
+            same_seed = base_seed is not None and str(row.get("seed")) == str(base_seed)
+            if reference is None and same_seed and value is not None:
+                reference = value
+            continue
+        if reference is not None and value is not None:
+            deltas[int(row["exp"])] = value - reference
+        if row.get("status") == "keep" and value is not None:
+            reference = value
+    return deltas
 
 
 def _first_line(text: str | None, default: str) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any, Mapping
 
+from research.decide import paired_deltas
 from research.space import Space, as_space, canonical_text, format_value, get_value
 
 TOOL_NAME = "propose_change"
@@ -125,7 +126,9 @@ def build_prompt(context: Any, *, full_rows: int = FULL_ROWS, stagnation_after: 
 
     experiments = [r for r in history if r.get("status") != "baseline"]
     out.append("")
-    out.append(f"## History ({len(experiments)} experiments; delta = val_bpb - best before, negative is better)")
+    out.append(f"## History ({len(experiments)} experiments; negative is better. delta = val_bpb - best before; "
+               "vs base seed = val_bpb - the run of the block it started from on the same seed, free of seed luck)")
+    paired = paired_deltas(history, (context.hparams or {}).get("seed"))
     older, recent = history[:-full_rows] if full_rows else history, history[-full_rows:] if full_rows else []
     if older:
         counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
@@ -137,13 +140,14 @@ def build_prompt(context: Any, *, full_rows: int = FULL_ROWS, stagnation_after: 
             parts = ", ".join(f"{status} {n}" for status, n in sorted(counts[key].items()))
             out.append(f"  {key}: {parts}")
     if recent:
-        out.append("exp | change | val_bpb | delta | status | description")
+        out.append("exp | change | val_bpb | delta | vs base seed | status | description")
         for row in recent:
             out.append(" | ".join([
                 str(row.get("exp", "-")),
                 _change_text(row, space) if row.get("status") != "baseline" else "(baseline)",
                 _fmt_num(row.get("val_bpb")),
                 _fmt_num(row.get("delta"), 3),
+                _fmt_num(paired.get(int(row.get("exp", -1))), 3),
                 str(row.get("status") or "-"),
                 _one_line(row.get("description"), 70),
             ]))

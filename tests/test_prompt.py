@@ -87,3 +87,14 @@ def test_no_stagnation_note_after_a_recent_keep():
 def test_empty_history():
     _, text = build_prompt(context(history=[], in_flight=[]))
     assert "(no experiments yet)" in text and "## In flight" not in text
+
+
+def test_history_shows_each_change_against_its_base_on_the_same_seed():
+    rows = [{"exp": 0, "status": "baseline", "val_bpb": 2.000, "seed": 42, "description": "baseline"},
+            {"exp": 1, "status": "baseline", "val_bpb": 2.040, "seed": 43, "description": "baseline"},
+            {"exp": 2, "key": "optim.matrix_lr", "value": 0.05, "status": "discard", "val_bpb": 2.015,
+             "delta": -0.005, "seed": 42, "description": "lr up"}]
+    _, text = build_prompt(context(history=rows, hparams={**HPARAMS, "seed": 42}, best_val_bpb=2.02))
+    assert "delta | vs base seed | status" in text
+    # better than the baselines' mean (delta -0.005) but worse than seed 42's own baseline (+0.015)
+    assert "2 | optim.matrix_lr=0.05 | 2.015 | -0.005 | 0.015 | discard" in text

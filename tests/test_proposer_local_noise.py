@@ -9,7 +9,8 @@ import yaml
 
 from research.errors import InvalidProposal, ProposerFatal
 from research.proposers import ProposalContext
-from research.proposers.local import LocalProposer, paired_deltas
+from research.decide import paired_deltas
+from research.proposers.local import LocalProposer
 from research.space import Space, load_space
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -6,11 +6,9 @@ first) and is then replayed from its rows (below), plus an exploration bonus c *
 Keys that paid off are exploited, keys that failed sink below the untried ones. Keys already in flight in the
 same parallel round come last.
 
-Paired deltas: every experiment trains with the base block's seed, while the baselines spread over several seeds
-to measure the noise. A row's `delta` is against the mean of those baselines, so a lucky base seed makes every
-change look better (measured on the cpu preset: the seed-42 baseline sat 0.011 under the mean of four, and every
-change "improved"). The proposer judges each change against the run of its base with the same seed instead:
-the baseline row with the base seed, then each keep. Rows without a seed fall back to `delta`.
+Paired deltas (research.decide.paired_deltas): each change is judged against its base's run on the same seed,
+not against the baselines' mean, which hides how lucky the base seed was. Rows without a seed fall back to
+`delta`.
 
 Step per key, replayed from the key's history rows (value and the value it replaced, `previous`): a keep, or a
 discard that still beat its paired reference, sets that direction and grows the step (`grow`); a worse discard
@@ -31,6 +29,7 @@ from typing import Any, Iterator, Mapping, NamedTuple
 
 import numpy as np
 
+from research.decide import finite_or_none, paired_deltas
 from research.errors import InvalidProposal, ProposerFatal
 from research.proposers.base import Proposal, ProposalContext, Proposer, exhausted, in_flight_pair
 from research.space import Change, Param, Space, canonical_text, format_value, get_value, validate
@@ -50,36 +49,6 @@ class KeyState(NamedTuple):
 
 def _sign(x: float) -> int:
     return (x > 0) - (x < 0)
-
-
-def _finite_or_none(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
-def paired_deltas(history: list, base_seed: Any) -> dict[int, float]:
-    """val_bpb minus the same-seed run of the block each experiment started from, by experiment number.
-
-    The reference is the baseline row trained with `base_seed`, replaced by each keep (a kept change becomes
-    the base, and experiments keep the base seed). Experiments before any such reference are left out.
-    """
-    reference: float | None = None
-    deltas: dict[int, float] = {}
-    for row in sorted(history, key=lambda r: int(r.get("exp", 0))):
-        value = _finite_or_none(row.get("val_bpb"))
-        if row.get("status") == "baseline":
-            same_seed = base_seed is not None and str(row.get("seed")) == str(base_seed)
-            if reference is None and same_seed and value is not None:
-                reference = value
-            continue
-        if reference is not None and value is not None:
-            deltas[int(row["exp"])] = value - reference
-        if row.get("status") == "keep" and value is not None:
-            reference = value
-    return deltas
 
 
 class LocalProposer(Proposer):
@@ -158,7 +127,7 @@ class LocalProposer(Proposer):
             status = row.get("status")
             if status not in ("keep", "discard", "crash"):
                 continue
-            raw = paired.get(int(row.get("exp", -1)), _finite_or_none(row.get("delta")))
+            raw = paired.get(int(row.get("exp", -1)), finite_or_none(row.get("delta")))
             delta = raw / scale if raw is not None else 0.0
             previous = row.get("previous")
             if previous is None:
