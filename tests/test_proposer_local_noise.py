@@ -50,9 +50,9 @@ def test_a_lucky_base_seed_does_not_look_like_progress():
     """Seed 42 sits 0.03 under the baselines' mean; a change that lands between the two made things worse."""
     space = only("optim.matrix_lr")
     tried_down = {"exp": 4, "key": "optim.matrix_lr", "value": 0.0253449, "previous": 0.04, "status": "discard",
-                  "val_bpb": 2.005, "delta": 2.005 - 2.03, "seed": 42}
-    history = baselines(2.00, 2.04, 2.04, 2.04) + [tried_down]
-    ctx = ProposalContext(hparams=HPARAMS, space=space, history=history, best_val_bpb=2.03, noise_sigma=0.02,
+                  "val_bpb": 1.985, "delta": 1.985 - 1.99, "seed": 42}
+    history = baselines(1.96, 2.00, 2.00, 2.00) + [tried_down]  # mean 1.99, sigma 0.02: +0.025 is 1.25 sigma
+    ctx = ProposalContext(hparams=HPARAMS, space=space, history=history, best_val_bpb=1.99, noise_sigma=0.02,
                           seq_len=2048, seed=5, tried={("optim.matrix_lr", "0.0253449")})
     assert LocalProposer(LOCAL).propose(ctx).change.value > 0.04  # judged worse than seed 42's run: turn around
 
@@ -102,3 +102,16 @@ def test_a_worse_direction_is_not_pushed_further_when_the_other_side_is_invalid(
                           seq_len=256, seed=3, tried={("batch.total_batch_tokens", "8192")})
     with pytest.raises(InvalidProposal):
         LocalProposer(LOCAL).propose(ctx)
+
+
+def test_a_step_lost_inside_the_noise_is_followed_by_a_bigger_one():
+    """final_lr_frac 0 -> 0.04 came out 0.011 worse with sigma 0.021: inconclusive, so the proposer steps further up
+    (below 0 is out of bounds; turning back would drop the key that later paid 0.03 for random)."""
+    history = baselines(2.0085, 2.0482, 2.0456, 2.0135) + [
+        {"exp": 4, "key": "schedule.final_lr_frac", "value": 0.04, "previous": 0.0, "status": "discard",
+         "val_bpb": 2.0196, "delta": 2.0196 - 2.029, "seed": 42}]
+    ctx = ProposalContext(hparams=HPARAMS, space=only("schedule.final_lr_frac"), history=history, noise_sigma=0.021,
+                          seq_len=2048, seed=3, tried={("schedule.final_lr_frac", "0.04")})
+    assert LocalProposer(LOCAL).propose(ctx).change.value > 0.04
+    with pytest.raises(InvalidProposal):  # with every worse step taken at face value, the key is spent
+        LocalProposer({**LOCAL, "inconclusive": 0.0}).propose(ctx)

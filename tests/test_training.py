@@ -147,3 +147,14 @@ def test_training_dies_with_a_killed_orchestrator(tmp_path, tiny_dataset):
         os.kill(child_pid, signal.SIGKILL)
         raise AssertionError("the training process outlived its killed orchestrator")
     assert not (exp_dir / METRICS_FILE).exists()  # it never got to record a false result
+
+
+def test_a_step_that_cannot_fit_the_time_budget_fails_at_once(tmp_path, tiny_dataset):
+    # 4,096 micro-batches of 8 x 128 tokens per optimizer step against a 2 s budget: without the check the one
+    # step runs for minutes (past the orchestrator's deadline on the cpu preset) and ends as an unexplained kill.
+    exp_dir = make_experiment(tmp_path, tiny_dataset, ["budget.kind=time", "budget.seconds=2",
+                                                      "hparams.batch.total_batch_tokens=4194304"])
+    assert run_module("training.entry", exp_dir).returncode == 1
+    metrics = read(exp_dir / METRICS_FILE)
+    assert metrics["kind"] == "budget" and "4096 micro-batches" in metrics["reason"]
+    assert not (exp_dir / CHECKPOINT_FILE).exists()

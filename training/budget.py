@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from training.outcome import TrainingFailure
+
 
 @dataclass
 class Budget:
@@ -45,6 +47,19 @@ class Budget:
             return step < self.steps
         predicted = self._step_seconds_ema or 0.0
         return elapsed + predicted <= self.seconds
+
+    def check_step_fits(self, micro_batch_seconds: float, micro_batches: int) -> None:
+        """Fail at once when a single optimizer step would outlast a whole time budget.
+
+        Called after the first micro-batch of the first step. Without it a step of, say, 2,048 micro-batches
+        runs until the orchestrator's deadline kills the process, minutes later, as an unexplained crash.
+        """
+        estimate = micro_batch_seconds * micro_batches
+        if self.kind == "time" and micro_batches > 1 and estimate > self.seconds:
+            raise TrainingFailure(
+                "budget", f"one optimizer step would take about {estimate:.0f} s ({micro_batches} micro-batches of "
+                          f"{micro_batch_seconds:.2f} s), more than the whole {self.describe()} budget; lower "
+                          f"batch.total_batch_tokens")
 
     def describe(self) -> str:
         return f"{self.steps} steps" if self.kind == "steps" else f"{self.seconds:g} s"

@@ -62,10 +62,18 @@ def train_mlx(cfg: dict, exp_dir: Path) -> dict:
         inputs, targets = next(loader)
         return loss_and_grad(mx.array(inputs.astype(np.int32)), mx.array(targets.astype(np.int32)))
 
+    step_fit_checked = False  # set once the first micro-batch has been timed
+
     def optimizer_step(lr_scale: float) -> float:
+        nonlocal step_fit_checked
         for group in optimizer.param_groups:
             group["lr"] = group["initial_lr"] * lr_scale
+        micro_start = time.time()
         loss_sum, grads = micro_batch()
+        if not step_fit_checked:
+            mx.eval(loss_sum, grads)  # once per run: time one micro-batch honestly (MLX is lazy)
+            budget.check_step_fits(time.time() - micro_start, accum)
+            step_fit_checked = True
         for _ in range(accum - 1):
             loss, more = micro_batch()
             loss_sum = loss_sum + loss

@@ -85,13 +85,21 @@ def train_torch(cfg: dict, exp_dir: Path, backend: str) -> dict:
         adapter.mark_step()
         return loss.detach()
 
+    step_fit_checked = False  # set once the first micro-batch has been timed
+
     def optimizer_step(lr_scale: float) -> float:
+        nonlocal step_fit_checked
         # Muon's momentum warmup runs inside the optimizer on its own step count; only the LR is driven here.
         for group in optimizer.param_groups:
             group["lr"] = group["initial_lr"] * lr_scale
         loss_sum = torch.zeros((), device=adapter.device)
-        for _ in range(accum):
+        for index in range(accum):
+            micro_start = time.time()
             loss_sum += forward_backward(*next_batch())
+            if index == 0 and not step_fit_checked:
+                adapter.synchronize()  # once per run: time one compiled micro-batch honestly
+                budget.check_step_fits(time.time() - micro_start, accum)
+                step_fit_checked = True
         optimizer.step()
         model.zero_grad(set_to_none=True)
         adapter.mark_step()

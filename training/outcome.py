@@ -1,7 +1,7 @@
 """How a training or evaluation process ends: a metrics record, and failures that carry their reason.
 
 Every failure the orchestrator should record as a `crash` is a TrainingFailure with a short machine kind
-(nan, explosion, oom, config, data, backend, error) and a one-sentence reason.
+(nan, explosion, oom, budget, config, data, backend, error) and a one-sentence reason.
 """
 from __future__ import annotations
 

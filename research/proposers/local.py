@@ -11,8 +11,9 @@ not against the baselines' mean, which hides how lucky the base seed was. Rows w
 `delta`.
 
 Step per key, replayed from the key's history rows (value and the value it replaced, `previous`): a keep, or a
-discard that still beat its paired reference, sets that direction and grows the step (`grow`); a worse discard
-(or a crash) flips the direction; discards on both sides shrink the step. Steps are multiplicative for
+discard that beat its paired reference or lost by less than `inconclusive` sigmas, sets that direction and
+grows the step (`grow`); a clearly worse discard (or a crash) flips the direction and blocks the failed one;
+discards on both sides shrink the step. Steps are multiplicative for
 log-scaled floats (log space), powers of two for log-scaled ints (batch sizes), +/- for linear ints and floats,
 the neighbouring choice for ordered choices, the next untried choice otherwise, a flip for bools, one-character
 edits for patterns. After `stagnation_after` non-keeps in a row the steps widen (x2 per streak) and the
@@ -35,7 +36,8 @@ from research.proposers.base import Proposal, ProposalContext, Proposer, exhaust
 from research.space import Change, Param, Space, canonical_text, format_value, get_value, validate
 
 DEFAULTS = {"exploration": 2.0, "grow": 1.5, "shrink": 0.5, "stagnation_after": 16, "crash_reward": -2.0,
-            "initial_step": 0.08, "priors": {}, "paired": True}
+            "initial_step": 0.08, "priors": {}, "paired": True,
+            "inconclusive": 0.0}
 
 
 class KeyState(NamedTuple):
@@ -63,6 +65,7 @@ class LocalProposer(Proposer):
         self.crash_reward = float(merged["crash_reward"])
         self.initial_step = float(merged["initial_step"])  # fraction of the key's range (log range if log)
         self.priors = {str(k): float(v) for k, v in dict(merged["priors"] or {}).items()}
+        self.inconclusive = float(merged["inconclusive"])  # in sigmas; 0: any worse discard turns back
         self.paired = bool(merged["paired"])  # False: judge changes by `delta` alone (the ablation in the bench)
         # Fallback for rows without `previous`: what our own earlier proposals replaced, by (key, canonical).
         self._previous: dict[tuple[str, str], Any] = {}
@@ -143,8 +146,9 @@ class LocalProposer(Proposer):
             if status == "keep":
                 direction, step, estimate = moved, size * self.grow, min(-delta, 3.0)
                 failed.clear()
-            elif status == "discard" and delta < 0:
-                direction, step, estimate = moved, size * self.grow, min(-delta, 3.0)
+            elif status == "discard" and delta < self.inconclusive:
+                # Better, or worse by less than the noise: the step said little, so go further the same way.
+                direction, step, estimate = moved, size * self.grow, min(max(-delta, 0.0), 3.0)
             else:
                 if moved:
                     failed.add(moved)
