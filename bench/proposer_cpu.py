@@ -1,6 +1,6 @@
 """Local proposer against random on real CPU-preset training: val_bpb gained after N proposals.
 
-    python bench/proposer_cpu.py [--proposals 16] [--baselines 2] [--proposers local random]
+    python bench/proposer_cpu.py [--proposals 16] [--baselines 2] [--proposers local,random]
                                  (--seconds S | --steps N) [extra overrides...]
 
 Runs `autoresearch run` twice on the bundled dataset with the cpu preset, once per proposer, each with the
@@ -40,18 +40,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--proposals", type=int, default=16)
     parser.add_argument("--baselines", type=int, default=2, help="baseline repeats: their spread is the noise sigma")
-    parser.add_argument("--proposers", nargs="+", default=["local", "random"], choices=["local", "random"])
+    parser.add_argument("--proposers", default="local,random",
+                        help="comma-separated, from local and random (one arm alone halves the time)")
     limit = parser.add_mutually_exclusive_group(required=True)
     limit.add_argument("--seconds", type=int, help="training seconds per experiment (time budget)")
     limit.add_argument("--steps", type=int, help="optimizer steps per experiment (steps budget)")
     args, extra = parser.parse_known_args()
+    proposers = [name for name in args.proposers.split(",") if name]
+    if not proposers or set(proposers) - {"local", "random"}:
+        parser.error(f"--proposers takes local and/or random, comma-separated; got {args.proposers!r}")
     budget = (["budget.kind=time", f"budget.seconds={args.seconds}"] if args.seconds
               else ["budget.kind=steps", f"budget.steps={args.steps}"])
     runs_dir = Path(tempfile.mkdtemp(prefix="bench-proposers-"))
     print(f"| proposer | baseline val_bpb (mean of {args.baselines}) | best val_bpb | gain | keeps | crashes | skips "
           "| minutes |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for proposer in args.proposers:
+    for proposer in proposers:
         rows, wall = run(proposer, args.proposals, args.baselines, budget, runs_dir, extra)
         baseline_values = [r["val_bpb"] for r in rows if r["status"] == "baseline"]
         baseline = sum(baseline_values) / len(baseline_values)
