@@ -3,13 +3,13 @@
     python bench/proposer_cpu.py [--proposals 16] [--baselines 2] [--proposers local,random]
                                  (--seconds S | --steps N) [extra overrides...]
 
-Runs `autoresearch run` on the bundled dataset with the cpu preset, once per proposer (both by default), each
-with the same BASELINES baselines (one seed each) and PROPOSALS experiments, then prints the gain of each run: the mean of
-its baselines minus its best kept val_bpb. A time budget is the product's objective (a bigger model must pay for
-its compute) but needs a quiet machine: under load the steps done in S seconds swing. A steps budget is immune
-to load but gives compute away, so it rewards the biggest model a proposer dares to try. One run per proposer
-is a single honest sample, not a distribution; `hparams.seed=7` (an extra override) draws another one (other
-baseline seeds, other proposals).
+Runs `autoresearch run` on the bundled dataset with the cpu preset, once per proposer (both by default),
+each with the same BASELINES baselines (one seed each) and PROPOSALS experiments, then prints the gain of each
+run: the mean of its baselines minus its best kept val_bpb. A time budget is the product's objective (a bigger
+model must pay for its compute) but needs a quiet machine: under load the steps done in S seconds swing. A
+steps budget is immune to load but gives compute away, so it rewards the biggest model a proposer dares to
+try. One run per proposer is a single honest sample, not a distribution; `hparams.seed=7` (an extra override)
+draws another one (other baseline seeds, other proposals).
 """
 from __future__ import annotations
 
