@@ -48,6 +48,11 @@ class KeyState(NamedTuple):
     estimate: float           # expected gain of the next step, in noise sigmas (the bandit's value)
     blocked: frozenset        # directions that came out worse from the current base
 
+    def directions(self, rng: np.random.Generator) -> list[int]:
+        """The directions to try, preferred first (a coin flip when there is none), blocked ones left out."""
+        order = [self.direction, -self.direction] if self.direction else [int(d) for d in rng.permutation([1, -1])]
+        return [d for d in order if d not in self.blocked]
+
 
 def _sign(x: float) -> int:
     return (x > 0) - (x < 0)
@@ -164,7 +169,6 @@ class LocalProposer(Proposer):
     # ------------------------------------------------------------------------------------------- candidates
     def _candidates(self, param: Param, current: Any, state: KeyState, step: float,
                     rng: np.random.Generator) -> Iterator[Any]:
-        direction = state.direction
         if param.type == "bool":
             yield not bool(current)
             return
@@ -173,8 +177,7 @@ class LocalProposer(Proposer):
             here = names.index(format_value(param, current)) if format_value(param, current) in names else 0
             ordered = all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in param.choices)
             if ordered:
-                dirs = [direction, -direction] if direction else [int(d) for d in rng.permutation([1, -1])]
-                dirs = [d for d in dirs if d not in state.blocked]
+                dirs = state.directions(rng)
                 for dist in range(1, len(names)):
                     for d in dirs:
                         if 0 <= here + d * dist < len(names):
@@ -190,8 +193,7 @@ class LocalProposer(Proposer):
         origin = self._numeric(param, current)
         if origin is None:
             return
-        dirs = [direction, -direction] if direction else [int(d) for d in rng.permutation([1, -1])]
-        dirs = [d for d in dirs if d not in state.blocked]
+        dirs = state.directions(rng)
         lo, hi = (math.log(param.min), math.log(param.max)) if param.log else (param.min, param.max)
         for factor in (1.0, 0.5, 2.0, 0.25, 4.0):
             for d in dirs:
@@ -243,7 +245,7 @@ class LocalProposer(Proposer):
         widen = 2.0 ** (streak // self.stagnation_after) if self.stagnation_after > 0 else 1.0
 
         scale = self._scale(context, rows)
-        paired = paired_deltas(list(context.history or []), (context.hparams or {}).get("seed")) if self.paired else {}
+        paired = paired_deltas(context.history or [], (context.hparams or {}).get("seed")) if self.paired else {}
         states, counts = {}, {}
         for key in space.keys:
             key_rows = [r for r in rows if r.get("key") == key]
