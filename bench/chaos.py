@@ -3,9 +3,11 @@
 Each attempt runs `autoresearch run` (cpu preset, local proposer, steps budget, tiny model) as a subprocess.
 A kill target is drawn for the attempt (a phase read from heartbeat.json, or a file event such as "a new expN
 tag appeared" or "the ledger grew"), the harness waits for it, waits a random delay, and SIGKILLs the whole
-process tree at once (orchestrator, training child, Prefect's server): what a power cut does. The same tag is
-run again until the run finishes. Then the run is audited: rows, duplicates, lost experiments, configs vs the
-run repository, orphan tags, redone trainings/evaluations, heartbeat. Prints Markdown tables.
+process tree at once (orchestrator, training child, Prefect's server): what a power cut does. The "commit" gap
+(tag written, training not started) lasts about 5 ms, too short to hit by polling, so for that target a `git`
+shim goes first on PATH: it runs the real git and, after an expN tag (N >= 1) is written, waits to be killed.
+The same tag is run again until the run finishes. Then the run is audited: rows, duplicates, lost experiments,
+configs vs the run repository, orphan tags, redone trainings/evaluations, heartbeat. Prints Markdown tables.
 
     .venv/bin/python bench/chaos.py --kills 20 --experiments 12 --seed 1
 """
@@ -15,6 +17,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -36,6 +39,22 @@ TARGETS = ("startup", "proposing", "commit", "training", "evaluating", "evaluate
 # A tiny model that still runs the real code: ~5 s of training and ~3 s of evaluation per experiment on 2 cores.
 TINY = ["preset=cpu", "proposer=local", "budget.kind=steps", "train.eval_tokens=8192", "hparams.model.depth=2",
         "hparams.batch.total_batch_tokens=2048", "hparams.batch.device_batch_size=8"]
+
+
+# Runs the real git; after `git ... tag ... expN` (N >= 1) succeeds it writes its arguments to the marker file
+# and waits to be killed.
+GIT_SHIM = """#!/bin/sh
+"$CHAOS_REAL_GIT" "$@"
+status=$?
+tagging=0
+for arg in "$@"; do
+  case "$arg" in
+    tag) tagging=1 ;;
+    exp[1-9]*) if [ $status -eq 0 ] && [ $tagging -eq 1 ]; then echo "$*" > "$CHAOS_TAG_MARKER"; sleep 3600; fi ;;
+  esac
+done
+exit $status
+"""
 
 
 def autoresearch_command() -> list[str]:
@@ -91,14 +110,6 @@ def ledger_lines(run_dir: Path) -> list[str]:
     except OSError:
         return []
     return [line for line in text.split("\n")[1:] if line.strip()]
-
-
-def tag_numbers(run_dir: Path) -> set[int]:
-    folder = run_dir / "repo" / ".git" / "refs" / "tags"
-    try:
-        return {int(p.name[3:]) for p in folder.iterdir() if p.name.startswith("exp") and p.name[3:].isdigit()}
-    except OSError:
-        return set()
 
 
 def count_lines(path: Path, prefix: str) -> int:
@@ -162,29 +173,49 @@ class Chaos:
                 f"research.max_experiments={self.experiments}", f"paths.runs_dir={self.workdir / 'runs'}",
                 *self.extra]
 
-    def environment(self) -> dict[str, str]:
+    @property
+    def tag_marker(self) -> Path:
+        return self.workdir / "git-shim" / "tagged"
+
+    def environment(self, target: str | None = None) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in ("ANTHROPIC_API_KEY", "PREFECT_API_URL")}
         home = self.workdir / "prefect"  # shared by the attempts: a resumed run sees its cached task results
         env.update(PREFECT_HOME=str(home), PREFECT_RESULTS_LOCAL_STORAGE_PATH=str(home / "storage"),
                    PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="120", DO_NOT_TRACK="1",
                    PREFECT_SERVER_ANALYTICS_ENABLED="false", DVC_NO_ANALYTICS="1")
+        if target == "commit":
+            env.update(self._git_shim(env["PATH"]))
         return env
+
+    def _git_shim(self, path: str) -> dict[str, str]:
+        """The environment that puts GIT_SHIM first on PATH (names without GIT_: the run repository strips those)."""
+        real_git = shutil.which("git", path=path)
+        if real_git is None:
+            raise RuntimeError("git is not on PATH; the chaos harness needs it to pause after a tag is written.")
+        folder = self.tag_marker.parent
+        folder.mkdir(parents=True, exist_ok=True)
+        self.tag_marker.unlink(missing_ok=True)
+        shim = folder / "git"
+        shim.write_text(GIT_SHIM)
+        shim.chmod(0o755)
+        return {"PATH": f"{folder}{os.pathsep}{path}", "CHAOS_REAL_GIT": real_git,
+                "CHAOS_TAG_MARKER": str(self.tag_marker)}
 
     # One attempt: run until it ends, or until `target` is reached (then kill it).
     def attempt(self, target: str | None, rng: random.Random) -> int | None:
         self.attempts += 1
         log = open(self.workdir / f"attempt-{self.attempts:02d}.log", "w")
         started = time.monotonic()
-        proc = subprocess.Popen(self.command(), cwd=ROOT, env=self.environment(), stdout=log,
+        proc = subprocess.Popen(self.command(), cwd=ROOT, env=self.environment(target), stdout=log,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-        rows0, tags0 = len(ledger_lines(self.run_dir)), tag_numbers(self.run_dir)
+        rows0 = len(ledger_lines(self.run_dir))
         startup_at = rng.uniform(1.0, 12.0)
         try:
             while proc.poll() is None:
                 if time.monotonic() - started > self.attempt_timeout:
                     kill_tree(proc.pid)
                     raise RuntimeError(f"attempt {self.attempts} ran past {self.attempt_timeout:.0f} s")
-                if target and self._reached(target, started, startup_at, rows0, tags0):
+                if target and self._reached(target, started, startup_at, rows0):
                     self._delay(target, rng, proc)
                     heartbeat = read_json(self.run_dir / "heartbeat.json") or {}
                     if proc.poll() is not None:
@@ -204,7 +235,7 @@ class Chaos:
         self.exit_codes.append(proc.returncode)
         return proc.returncode
 
-    def _reached(self, target, started, startup_at, rows0, tags0) -> bool:
+    def _reached(self, target, started, startup_at, rows0) -> bool:
         run_dir = self.run_dir
         if target == "startup":
             return time.monotonic() - started >= startup_at
@@ -214,9 +245,8 @@ class Chaos:
             return False  # a beat from an earlier attempt
         if target == "proposing":
             return phase == "proposing"
-        if target == "commit":  # a new expN tag exists, its training has not started yet
-            new = tag_numbers(run_dir) - tags0
-            return any(not (run_dir / "exp" / str(n) / "train.log").is_file() for n in new)
+        if target == "commit":  # the git shim has written a new expN tag and holds the run there
+            return self.tag_marker.is_file()
         if target == "training":
             return phase in ("training", "baseline") and exp is not None and \
                 count_lines(run_dir / "exp" / str(exp) / "train.log", "step ") > 0
