@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from flows.compose import compose, resolve_path
+from flows.server_reaper import tie_temporary_server_to_us
 
 
 def data_dir(cfg: dict) -> Path:
@@ -98,6 +99,7 @@ def run_command(overrides: list[str]) -> int:
     # SIGTERM ends the run like Ctrl-C: the training child is killed, the heartbeat says stopped, and the
     # same command resumes later. (SIGKILL cannot be caught; resume covers it too.)
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    tie_temporary_server_to_us()
     summary = research_flow(overrides=overrides)
     run_dir = Path(summary["run_dir"])
     rows = Ledger(run_dir / "results.tsv").rows()
@@ -111,6 +113,8 @@ def run_command(overrides: list[str]) -> int:
 def suite_command(overrides: list[str]) -> int:
     from flows.suite import SuiteIncomplete, summary_markdown, suite_flow
 
+    compose(overrides, auto=False)  # a bad override fails here, before Prefect starts its server
+    tie_temporary_server_to_us()
     try:
         summary = suite_flow(overrides=overrides)
     except SuiteIncomplete as exc:

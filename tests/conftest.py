@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import lzma
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -31,6 +32,16 @@ os.environ.update({
 os.environ.pop("PREFECT_API_URL", None)
 os.environ.pop("ANTHROPIC_API_KEY", None)  # tests that need a key set their own sentinel
 TINY_DOCUMENTS_PER_FILE = 80  # ~450 KB of text: enough to train on, quick to build
+
+
+def pytest_sessionfinish(session) -> None:
+    """Stop Prefect's temporary servers while pytest's output streams are still open. Left to Prefect's own
+    atexit hook, the stop logs to a stream pytest has closed and every run ends in a 'Logging error' traceback."""
+    server_module = sys.modules.get("prefect.server.api.server")
+    if server_module is None:
+        return  # no test imported Prefect's server: nothing was started
+    for server in list(server_module.SubprocessASGIServer._instances.values()):
+        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,8 @@ One scenario (module fixture), several checks:
   A  `autoresearch run` starts; while it trains: its listening sockets (Prefect's temporary server) are on
      127.0.0.1 only, and the training process's environment has no API key.
   B  a second run of the same tag refuses with one sentence while A lives.
-  -  A is killed with SIGKILL (whole tree): its lock file stays behind.
+  -  A's orchestrator alone is killed with SIGKILL: its training child, Prefect's temporary server and the
+     server's reaper all end within seconds, and its lock file stays behind.
   C  the same tag again: takes the dead lock over, resumes, a 429 is retried, a `${oc.env:...}` answer three
      times becomes a `skip` row, then a 401 stops the run with one sentence.
 Then every file the runs and Prefect wrote (SQLite database and result storage included) and every git object
@@ -62,6 +63,26 @@ def is_loopback(address: str) -> bool:
     return host == "0100007F" or host == "00000000000000000000000001000000"
 
 
+def living(pids: list[int]) -> list[int]:
+    """The pids that still run: not gone and not a zombie waiting to be reaped."""
+    alive = []
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            alive.append(pid)
+    return alive
+
+
+def command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return "?"
+
+
 def wait_for(predicate, timeout: float, proc=None) -> bool:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -110,8 +131,15 @@ def scenario(tmp_path_factory):
         facts["b_code"] = b.wait(timeout=240)
         facts["b_output"] = (work / "B.log").read_text()
         facts["a_alive_after_b"] = a.poll() is None
-        kill_tree(a.pid)
+        # SIGKILL for the orchestrator alone (the OOM killer's way): its training child, Prefect's temporary
+        # server and the server's reaper must all go with it (training/lifeline.py, flows/server_reaper.py).
+        tree = process_tree(a.pid)
+        a.kill()
         a.wait()
+        wait_for(lambda: not living(tree), 20)
+        facts["left_alive"] = {pid: command_line(pid) for pid in living(tree)}
+        for pid in facts["left_alive"]:
+            kill_tree(pid)
         facts["lock_left"] = (run_dir / "run.lock").is_file()
         c = start("C", ["research.max_experiments=6"])
         facts["c_code"] = c.wait(timeout=480)
@@ -129,6 +157,10 @@ def test_prefect_server_listens_on_loopback_only(scenario):
 
 def test_training_process_gets_no_api_key(scenario):
     assert scenario["child_env_has_key"] == [False]
+
+
+def test_an_orchestrator_killed_alone_leaves_no_process_behind(scenario):
+    assert scenario["left_alive"] == {}
 
 
 def test_second_run_of_the_same_tag_refuses_with_one_sentence(scenario):
