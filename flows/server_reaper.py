@@ -20,6 +20,8 @@ from pathlib import Path
 
 POLL_SECONDS = 0.5
 TERM_GRACE_SECONDS = 5.0
+# The reaper's handle, kept for the life of this process: a dropped Popen of a running child warns.
+_reapers: list[subprocess.Popen] = []
 
 
 def tie_temporary_server_to_us() -> int | None:
@@ -41,6 +43,7 @@ def tie_temporary_server_to_us() -> int | None:
     reaper = subprocess.Popen(
         [sys.executable, "-m", "flows.server_reaper", str(os.getpid()), str(server.server_process.pid)],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _reapers.append(reaper)
     return reaper.pid
 
 
@@ -53,13 +56,12 @@ def looks_like_the_server(pid: int) -> bool:
         return False
     except PermissionError:
         return False  # someone else's process: not the server we started
-    cmdline = Path(f"/proc/{pid}/cmdline")
-    if sys.platform.startswith("linux"):
-        try:
-            return b"uvicorn" in cmdline.read_bytes()
-        except OSError:
-            return False
-    return True
+    if not sys.platform.startswith("linux"):
+        return True
+    try:
+        return b"uvicorn" in Path(f"/proc/{pid}/cmdline").read_bytes()  # empty for a zombie
+    except OSError:
+        return False
 
 
 def end_server(pid: int) -> None:
