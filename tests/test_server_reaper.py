@@ -47,8 +47,9 @@ def test_a_killed_orchestrators_server_is_terminated():
         orchestrator.wait()
         assert exit_code_within(server, 10.0) == -signal.SIGTERM
     finally:
-        server.kill()
-        orchestrator.kill()
+        for proc in (server, orchestrator):
+            proc.kill()
+            proc.wait()
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the server check reads /proc")
@@ -61,8 +62,9 @@ def test_a_process_that_is_not_a_server_is_left_alone():
         orchestrator.wait()
         assert exit_code_within(stranger, 3.0) is None
     finally:
-        stranger.kill()
-        orchestrator.kill()
+        for proc in (stranger, orchestrator):
+            proc.kill()
+            proc.wait()
 
 
 def test_the_reaper_refuses_arguments_that_are_not_two_pids(capsys):
