@@ -72,9 +72,13 @@ def test_the_reaper_refuses_arguments_that_are_not_two_pids(capsys):
     assert "usage: python -m flows.server_reaper" in capsys.readouterr().err
 
 
-def test_no_reaper_when_prefect_api_url_names_a_real_server(monkeypatch):
-    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
-    assert server_reaper.tie_temporary_server_to_us() is None
+def test_no_reaper_when_prefect_api_url_names_a_real_server():
+    # Through Prefect's settings context, which is what its client reads too: once Prefect is imported, a
+    # changed environment variable alone no longer moves the current settings.
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:9/api"}):
+        assert server_reaper.tie_temporary_server_to_us() is None
 
 
 def test_gone_pids_and_zombies_are_not_the_server():
