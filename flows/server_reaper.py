@@ -52,10 +52,8 @@ def looks_like_the_server(pid: int) -> bool:
     (pids are reused), so the reaper never hits a stranger."""
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, PermissionError):  # gone, or someone else's process: not the server we started
         return False
-    except PermissionError:
-        return False  # someone else's process: not the server we started
     if not sys.platform.startswith("linux"):
         return True
     try:

@@ -36,8 +36,7 @@ from research.proposers.base import Proposal, ProposalContext, Proposer, exhaust
 from research.space import Change, Param, Space, canonical_text, format_value, get_value, validate
 
 DEFAULTS = {"exploration": 2.0, "grow": 1.5, "shrink": 0.5, "stagnation_after": 16, "crash_reward": -2.0,
-            "initial_step": 0.08, "priors": {}, "paired": True,
-            "inconclusive": 0.0}
+            "initial_step": 0.08, "priors": {}, "paired": True, "inconclusive": 1.0}
 
 
 class KeyState(NamedTuple):
