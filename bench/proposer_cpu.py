@@ -1,7 +1,8 @@
 """Local proposer against random on real CPU-preset training: val_bpb gained after N proposals.
 
     python bench/proposer_cpu.py [--proposals 16] [--baselines 2] [--proposers local,random]
-                                 [--base-seeds 42,7,...] (--seconds S | --steps N) [extra overrides...]
+                                 [--base-seeds 42,7,...] [--remeasure REPEATS] (--seconds S | --steps N)
+                                 [extra overrides...]
 
 Runs `autoresearch run` on the bundled dataset with the cpu preset, once per proposer and base seed, each with
 BASELINES baselines (seeds S, S+1, ...) and PROPOSALS experiments, then prints the gain of each run: the mean of
@@ -10,36 +11,23 @@ is the product's objective (a bigger model must pay for its compute) but needs a
 steps done in S seconds swing, so the load average is printed before and after. A steps budget is immune to
 load but gives compute away, so it rewards the biggest model a proposer dares to try. One run is a single
 sample, not a distribution: `--base-seeds` draws more (other baseline seeds, other proposals).
+
+That gain is the score of the winner of noisy comparisons, so it carries the luck of the keep. `--remeasure R`
+then trains the default block and every run's best config on R fresh seeds (bench/remeasure.py) and prints
+each run's gain measured that way too.
 """
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from research.ledger import Ledger  # noqa: E402
-
-
-def run(proposer: str, seed: int, proposals: int, baselines: int, budget: list[str], runs_dir: Path,
-        extra: list[str]) -> tuple[list[dict], float]:
-    started = time.perf_counter()
-    tag = f"bench-{proposer}-s{seed}"
-    subprocess.run([sys.executable, "-m", "flows.cli", "run", "preset=cpu", f"proposer={proposer}",
-                    f"tag={tag}", f"paths.runs_dir={runs_dir}", *budget, f"hparams.seed={seed}",
-                    f"research.max_experiments={baselines + proposals}", f"decide.baseline_repeats={baselines}",
-                    *extra], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
-    return Ledger(runs_dir / tag / "results.tsv").rows(), time.perf_counter() - started
-
-
-def load() -> str:
-    return " / ".join(f"{x:.2f}" for x in os.getloadavg())
+from bench.cpu_runs import add_budget_arguments, baseline_mean, budget_overrides, keep_time_gain, load, run_flow  # noqa: E402
+from bench.remeasure import FinishedRun, remeasure  # noqa: E402
 
 
 def main() -> None:
@@ -48,10 +36,10 @@ def main() -> None:
     parser.add_argument("--baselines", type=int, default=2, help="baseline repeats: their spread is the noise sigma")
     parser.add_argument("--proposers", default="local,random",
                         help="comma-separated, from local and random (one arm alone halves the time)")
-    limit = parser.add_mutually_exclusive_group(required=True)
-    limit.add_argument("--seconds", type=int, help="training seconds per experiment (time budget)")
-    limit.add_argument("--steps", type=int, help="optimizer steps per experiment (steps budget)")
+    add_budget_arguments(parser)
     parser.add_argument("--base-seeds", default="42", help="comma-separated base seeds, one run per proposer each")
+    parser.add_argument("--remeasure", type=int, default=0, metavar="REPEATS",
+                        help="then train the default and every best config on REPEATS fresh seeds (bench/remeasure.py)")
     args, extra = parser.parse_known_args()
     proposers = [name for name in args.proposers.split(",") if name]
     if not proposers or set(proposers) - {"local", "random"}:
@@ -62,24 +50,26 @@ def main() -> None:
         parser.error(f"--base-seeds takes comma-separated integers; got {args.base_seeds!r}")
     if not seeds or any(arg.startswith("hparams.seed=") for arg in extra):
         parser.error("give the base seeds with --base-seeds, not hparams.seed=")
-    budget = (["budget.kind=time", f"budget.seconds={args.seconds}"] if args.seconds
-              else ["budget.kind=steps", f"budget.steps={args.steps}"])
+    budget = budget_overrides(args)
     runs_dir = Path(tempfile.mkdtemp(prefix="bench-proposers-"))
     print(f"load average (1 / 5 / 15 min) at the start: {load()}\n")
     print(f"| base seed | proposer | baseline val_bpb (mean of {args.baselines}) | best val_bpb | gain | keeps | "
           "crashes | skips | minutes |")
     print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     gains: dict[str, list[float]] = {proposer: [] for proposer in proposers}
+    tags: list[str] = []
     for seed in seeds:
         for proposer in proposers:
-            rows, wall = run(proposer, seed, args.proposals, args.baselines, budget, runs_dir, extra)
-            baseline_values = [r["val_bpb"] for r in rows if r["status"] == "baseline"]
-            baseline = sum(baseline_values) / len(baseline_values)
-            best = rows[-1]["best_val_bpb"]
+            tag = f"bench-{proposer}-s{seed}"
+            rows, wall = run_flow(tag, runs_dir, [f"proposer={proposer}", *budget, f"hparams.seed={seed}",
+                                                  f"research.max_experiments={args.baselines + args.proposals}",
+                                                  f"decide.baseline_repeats={args.baselines}", *extra])
+            tags.append(tag)
+            baseline = baseline_mean(rows)
             count = lambda status: sum(r["status"] == status for r in rows)  # noqa: E731
-            gain = round(baseline - best, 4) + 0.0  # + 0.0: no "-0.0000" when nothing was kept
+            gain = keep_time_gain(rows)
             gains[proposer].append(gain)
-            print(f"| {seed} | {proposer} | {baseline:.4f} | {best:.4f} | {gain:.4f} | {count('keep')} | "
+            print(f"| {seed} | {proposer} | {baseline:.4f} | {rows[-1]['best_val_bpb']:.4f} | {gain:.4f} | {count('keep')} | "
                   f"{count('crash')} | {count('skip')} | {wall / 60:.1f} |", flush=True)
     print(f"\nload average at the end: {load()}")
     means = {proposer: sum(values) / len(values) for proposer, values in gains.items()}
@@ -87,6 +77,11 @@ def main() -> None:
         print(f"{proposer}: mean gain {mean:.4f} over {len(gains[proposer])} base seed(s)")
     if len(means) == 2 and means["random"] > 0:
         print(f"local / random mean gain: {means['local'] / means['random']:.2f}x")
+    if args.remeasure:
+        first_fresh = max(seeds) + args.baselines  # past every seed the runs trained on
+        print(f"\nRe-measured on seeds {first_fresh} to {first_fresh + args.remeasure - 1}:\n")
+        remeasure([FinishedRun.read(runs_dir / tag, tag) for tag in tags], first_fresh, args.remeasure,
+                  [*budget, *extra], runs_dir)
     print(f"runs kept in {runs_dir}")
 
 

@@ -1,0 +1,73 @@
+"""What the CPU research benchmarks share: running `autoresearch run` on the cpu preset, the budget flags, and
+reading a finished run's gain and best config from its ledger."""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from research.ledger import Ledger  # noqa: E402
+
+
+def run_flow(tag: str, runs_dir: Path, overrides: list[str]) -> tuple[list[dict], float]:
+    """One `autoresearch run` on the cpu preset, quietly; its ledger rows and wall seconds."""
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "flows.cli", "run", "preset=cpu", f"tag={tag}",
+                    f"paths.runs_dir={runs_dir}", *overrides], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    return Ledger(runs_dir / tag / "results.tsv").rows(), time.perf_counter() - started
+
+
+def add_budget_arguments(parser: argparse.ArgumentParser) -> None:
+    limit = parser.add_mutually_exclusive_group(required=True)
+    limit.add_argument("--seconds", type=int, help="training seconds per experiment (time budget)")
+    limit.add_argument("--steps", type=int, help="optimizer steps per experiment (steps budget)")
+
+
+def budget_overrides(args: argparse.Namespace) -> list[str]:
+    return (["budget.kind=time", f"budget.seconds={args.seconds}"] if args.seconds
+            else ["budget.kind=steps", f"budget.steps={args.steps}"])
+
+
+def load() -> str:
+    """The load average: a time budget's step count moves with it, so every timed benchmark prints it."""
+    return " / ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def baseline_mean(rows: list[dict]) -> float:
+    values = [row["val_bpb"] for row in rows if row["status"] == "baseline" and row["val_bpb"] is not None]
+    if not values:
+        raise ValueError("the run has no finished baseline")
+    return statistics.fmean(values)
+
+
+def keep_time_gain(rows: list[dict]) -> float:
+    """The run's own figure: its baselines' mean minus its best kept val_bpb (0 when nothing was kept).
+
+    A kept run is the winner of a noisy comparison, so this figure carries the luck that let it through.
+    """
+    return round(baseline_mean(rows) - rows[-1]["best_val_bpb"], 4) + 0.0  # + 0.0: no "-0.0" when nothing was kept
+
+
+def kept_overrides(rows: list[dict]) -> tuple[str, ...]:
+    """The run's best config as Hydra overrides of the block it started from: every kept change, in order,
+    a later keep of a key replacing the earlier one. Empty when nothing was kept."""
+    kept: dict[str, str] = {}
+    for row in rows:
+        if row["status"] == "keep":
+            key, value = str(row["change"]).split("=", 1)
+            kept[key] = value
+    return tuple(f"hparams.{key}={value}" for key, value in sorted(kept.items()))
+
+
+def proposer_of(rows: list[dict]) -> str:
+    names = {row["proposer"] for row in rows if row["status"] != "baseline" and row.get("proposer")}
+    if len(names) != 1:
+        raise ValueError(f"expected the rows of one proposer, found {sorted(names) or 'none'}")
+    return names.pop()

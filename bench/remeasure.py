@@ -1,0 +1,147 @@
+"""Re-measure the best configs of finished research runs on fresh seeds: their gain without the luck of the keep.
+
+    python bench/remeasure.py RUN_DIR [RUN_DIR ...] [--first-seed 1000] [--repeats 6] (--seconds S | --steps N)
+
+A run's own gain (its baselines' mean minus its best kept val_bpb) is the score of the winner of noisy
+comparisons: a change that does nothing is sometimes kept on a lucky draw, and a real one is kept more often
+on a lucky draw than an unlucky one, so the figure is biased upwards, by more for a proposer that draws
+many neutral changes. Here the default block and every distinct best config are trained again, as the
+baselines of one `autoresearch run` each, on REPEATS seeds that no given run used (FIRST_SEED, +1, ...).
+A config's gain is the mean of its differences from the default on the same seed; a run that kept nothing
+has gained 0 by definition. Prints the configs, the runs, and per proposer the mean of both figures.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.cpu_runs import (add_budget_arguments, budget_overrides, keep_time_gain, kept_overrides, load,  # noqa: E402
+                            proposer_of, run_flow)
+from research.decide import finite_or_none  # noqa: E402
+from research.ledger import Ledger  # noqa: E402
+
+
+@dataclass(frozen=True)
+class FinishedRun:
+    name: str
+    proposer: str
+    base_seed: int
+    keep_time_gain: float
+    best: tuple[str, ...]  # Hydra overrides of the default block; () when nothing was kept
+    seeds_used: frozenset[int]
+
+    @classmethod
+    def read(cls, run_dir: Path, name: str) -> "FinishedRun":
+        rows = Ledger(run_dir / "results.tsv").rows()
+        if not rows:
+            raise ValueError(f"{run_dir}/results.tsv has no rows")
+        return cls(name, proposer_of(rows), int(rows[0]["seed"]), keep_time_gain(rows), kept_overrides(rows),
+                   frozenset(int(row["seed"]) for row in rows if row.get("seed") is not None))
+
+
+@dataclass(frozen=True)
+class PairedGain:
+    mean: float
+    stderr: float | None  # None with one pair
+    pairs: int
+
+
+def paired_gain(default: dict[int, float], config: dict[int, float]) -> PairedGain:
+    """Mean over the seeds both measured of default minus config (positive: the config is better)."""
+    diffs = [default[seed] - config[seed] for seed in sorted(default.keys() & config.keys())]
+    if not diffs:
+        raise ValueError("no seed was measured for both the default and the config")
+    stderr = statistics.stdev(diffs) / math.sqrt(len(diffs)) if len(diffs) > 1 else None
+    return PairedGain(statistics.fmean(diffs), stderr, len(diffs))
+
+
+def measure(overrides: tuple[str, ...], tag: str, first_seed: int, repeats: int, common: list[str],
+            work_dir: Path) -> tuple[dict[int, float], float]:
+    """val_bpb by seed of one config trained on `repeats` seeds, and its mean step count."""
+    rows, _ = run_flow(tag, work_dir, [*common, *overrides, f"hparams.seed={first_seed}",
+                                       f"decide.baseline_repeats={repeats}", f"research.max_experiments={repeats}"])
+    values = {int(row["seed"]): finite_or_none(row["val_bpb"]) for row in rows if row["status"] == "baseline"}
+    steps = [row["steps"] for row in rows if row["status"] == "baseline" and row.get("steps") is not None]
+    return {seed: value for seed, value in values.items() if value is not None}, statistics.fmean(steps or [0])
+
+
+def remeasure(runs: list[FinishedRun], first_seed: int, repeats: int, common: list[str], work_dir: Path) -> None:
+    """`common`: the overrides every training shares (the budget, and any the runs were started with)."""
+    fresh = set(range(first_seed, first_seed + repeats))
+    for run in runs:
+        if run.seeds_used & fresh:
+            raise SystemExit(f"{run.name} already trained on seeds {sorted(run.seeds_used & fresh)}; "
+                             f"pick --first-seed outside the runs' seeds.")
+    configs = [()] + sorted({run.best for run in runs} - {()})
+    print(f"load average (1 / 5 / 15 min) at the start: {load()}\n")
+    print(f"| config | found by | steps | val_bpb (mean of {repeats} seeds from {first_seed}) | "
+          "re-measured gain (paired mean +- s.e.) |")
+    print("|---|---|---:|---:|---:|")
+    measured: dict[tuple[str, ...], dict[int, float]] = {}
+    gains: dict[tuple[str, ...], float] = {(): 0.0}
+    for index, config in enumerate(configs):
+        measured[config], steps = measure(config, f"remeasure-{index}", first_seed, repeats, common, work_dir)
+        finders = ", ".join(run.name for run in runs if run.best == config) or "-"
+        label = " ".join(o.removeprefix("hparams.") for o in config) or "default block"
+        mean_bpb = statistics.fmean(measured[config].values())
+        if config:
+            gain = paired_gain(measured[()], measured[config])
+            gains[config] = gain.mean
+            spread = f" +- {gain.stderr:.4f}" if gain.stderr is not None else ""
+            shown = f"{gain.mean:.4f}{spread} ({gain.pairs} pairs)"
+        else:
+            shown = "0 (the reference)"
+        print(f"| {label} | {finders} | {steps:.1f} | {mean_bpb:.4f} | {shown} |", flush=True)
+    print(f"\nload average at the end: {load()}\n")
+    print("| run | proposer | base seed | gain at keep time | re-measured gain |")
+    print("|---|---|---:|---:|---:|")
+    for run in runs:
+        print(f"| {run.name} | {run.proposer} | {run.base_seed} | {run.keep_time_gain:.4f} | {gains[run.best]:.4f} |")
+    summary(runs, gains)
+
+
+def summary(runs: list[FinishedRun], gains: dict[tuple[str, ...], float]) -> None:
+    means: dict[str, tuple[float, float]] = {}
+    for proposer in sorted({run.proposer for run in runs}):
+        own = [run for run in runs if run.proposer == proposer]
+        means[proposer] = (statistics.fmean(r.keep_time_gain for r in own), statistics.fmean(gains[r.best] for r in own))
+        print(f"\n{proposer}: {len(own)} run(s), mean gain at keep time {means[proposer][0]:.4f}, "
+              f"re-measured {means[proposer][1]:.4f}")
+    if {"local", "random"} <= means.keys():
+        for index, what in enumerate(("at keep time", "re-measured")):
+            local, random = means["local"][index], means["random"][index]
+            ratio = f"{local / random:.2f}x" if random > 0 else "undefined (random gained nothing)"
+            print(f"local / random, {what}: {ratio}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dirs", nargs="+", type=Path, help="runs/<tag> folders of finished runs")
+    parser.add_argument("--first-seed", type=int, default=1000, help="the fresh seeds are this one and the next")
+    parser.add_argument("--repeats", type=int, default=6, help="seeds per config")
+    add_budget_arguments(parser)
+    args = parser.parse_args()
+    if args.repeats < 2:
+        parser.error("--repeats must be at least 2: one pair has no spread")
+    missing = [str(d) for d in args.run_dirs if not (d / "results.tsv").is_file()]
+    if missing:
+        parser.error(f"no results.tsv in {', '.join(missing)}")
+    names = [d.name for d in args.run_dirs]
+    if len(set(names)) < len(names):  # bench-local from two benchmark folders: name them by the folder too
+        names = [f"{d.parent.name}/{d.name}" for d in args.run_dirs]
+    runs = [FinishedRun.read(d, name) for d, name in zip(args.run_dirs, names)]
+    work_dir = Path(tempfile.mkdtemp(prefix="bench-remeasure-"))
+    remeasure(runs, args.first_seed, args.repeats, budget_overrides(args), work_dir)
+    print(f"runs kept in {work_dir}")
+
+
+if __name__ == "__main__":
+    main()
