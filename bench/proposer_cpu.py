@@ -26,7 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.cpu_runs import add_budget_arguments, baseline_mean, budget_overrides, keep_time_gain, load, run_flow  # noqa: E402
+from bench.cpu_runs import (add_budget_arguments, baseline_mean, budget_overrides, keep_time_gain, load,  # noqa: E402
+                            run_flow)
 from bench.remeasure import FinishedRun, remeasure  # noqa: E402
 
 
@@ -65,11 +66,11 @@ def main() -> None:
                                                   f"research.max_experiments={args.baselines + args.proposals}",
                                                   f"decide.baseline_repeats={args.baselines}", *extra])
             tags.append(tag)
-            baseline = baseline_mean(rows)
+            baseline, best = baseline_mean(rows), rows[-1]["best_val_bpb"]
             count = lambda status: sum(r["status"] == status for r in rows)  # noqa: E731
             gain = keep_time_gain(rows)
             gains[proposer].append(gain)
-            print(f"| {seed} | {proposer} | {baseline:.4f} | {rows[-1]['best_val_bpb']:.4f} | {gain:.4f} | {count('keep')} | "
+            print(f"| {seed} | {proposer} | {baseline:.4f} | {best:.4f} | {gain:.4f} | {count('keep')} | "
                   f"{count('crash')} | {count('skip')} | {wall / 60:.1f} |", flush=True)
     print(f"\nload average at the end: {load()}")
     means = {proposer: sum(values) / len(values) for proposer, values in gains.items()}

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import math
 import statistics
+import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -66,8 +67,13 @@ def paired_gain(default: dict[int, float], config: dict[int, float]) -> PairedGa
 def measure(overrides: tuple[str, ...], tag: str, first_seed: int, repeats: int, common: list[str],
             work_dir: Path) -> tuple[dict[int, float], float]:
     """val_bpb by seed of one config trained on `repeats` seeds, and its mean step count."""
-    rows, _ = run_flow(tag, work_dir, [*common, *overrides, f"hparams.seed={first_seed}",
-                                       f"decide.baseline_repeats={repeats}", f"research.max_experiments={repeats}"])
+    try:
+        rows, _ = run_flow(tag, work_dir, [*common, *overrides, f"hparams.seed={first_seed}",
+                                           f"decide.baseline_repeats={repeats}", f"research.max_experiments={repeats}"])
+    except subprocess.CalledProcessError:
+        # The flow stops at a crashed baseline, and every training here is one.
+        raise SystemExit(f"Training {' '.join(overrides) or 'the default block'} failed; its log is under "
+                         f"{work_dir / tag}.") from None
     values = {int(row["seed"]): finite_or_none(row["val_bpb"]) for row in rows if row["status"] == "baseline"}
     steps = [row["steps"] for row in rows if row["status"] == "baseline" and row.get("steps") is not None]
     return {seed: value for seed, value in values.items() if value is not None}, statistics.fmean(steps or [0])
@@ -112,7 +118,8 @@ def summary(runs: list[FinishedRun], gains: dict[tuple[str, ...], float]) -> Non
     means: dict[str, tuple[float, float]] = {}
     for proposer in sorted({run.proposer for run in runs}):
         own = [run for run in runs if run.proposer == proposer]
-        means[proposer] = (statistics.fmean(r.keep_time_gain for r in own), statistics.fmean(gains[r.best] for r in own))
+        means[proposer] = (statistics.fmean(run.keep_time_gain for run in own),
+                           statistics.fmean(gains[run.best] for run in own))
         print(f"\n{proposer}: {len(own)} run(s), mean gain at keep time {means[proposer][0]:.4f}, "
               f"re-measured {means[proposer][1]:.4f}")
     if {"local", "random"} <= means.keys():
