@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from research.decide import baseline_best  # noqa: E402
 from research.ledger import Ledger  # noqa: E402
 
 
@@ -41,10 +41,10 @@ def load() -> str:
 
 
 def baseline_mean(rows: list[dict]) -> float:
-    values = [row["val_bpb"] for row in rows if row["status"] == "baseline" and row["val_bpb"] is not None]
-    if not values:
+    mean = baseline_best([row["val_bpb"] for row in rows if row["status"] == "baseline"])
+    if mean is None:
         raise ValueError("the run has no finished baseline")
-    return statistics.fmean(values)
+    return mean
 
 
 def keep_time_gain(rows: list[dict]) -> float:
