@@ -1,6 +1,7 @@
 """Re-measure the best configs of finished research runs on fresh seeds: their gain without the luck of the keep.
 
     python bench/remeasure.py RUN_DIR [RUN_DIR ...] [--first-seed 1000] [--repeats 6] (--seconds S | --steps N)
+                              [the overrides the runs were started with...]
 
 A run's own gain (its baselines' mean minus its best kept val_bpb) is the score of the winner of noisy
 comparisons: a change that does nothing is sometimes kept on a lucky draw, and a real one is kept more often
@@ -135,7 +136,7 @@ def main() -> None:
     parser.add_argument("--first-seed", type=int, default=1000, help="the fresh seeds are this one and the next")
     parser.add_argument("--repeats", type=int, default=6, help="seeds per config")
     add_budget_arguments(parser)
-    args = parser.parse_args()
+    args, extra = parser.parse_known_args()
     if args.repeats < 2:
         parser.error("--repeats must be at least 2: one pair has no spread")
     missing = [str(d) for d in args.run_dirs if not (d / "results.tsv").is_file()]
@@ -146,7 +147,7 @@ def main() -> None:
         names = [f"{d.parent.name}/{d.name}" for d in args.run_dirs]
     runs = [FinishedRun.read(d, name) for d, name in zip(args.run_dirs, names)]
     work_dir = Path(tempfile.mkdtemp(prefix="bench-remeasure-"))
-    remeasure(runs, args.first_seed, args.repeats, budget_overrides(args), work_dir)
+    remeasure(runs, args.first_seed, args.repeats, [*budget_overrides(args), *extra], work_dir)
     print(f"runs kept in {work_dir}")
 
 
