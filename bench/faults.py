@@ -39,8 +39,12 @@ class LlmScenario:
     name: str
     replies: Callable[[], list]
     expected: str            # recovered | re-asked | skip | transient | stop
-    words: str = ""          # must appear in the reason or the error sentence
+    words: str               # must appear in the reason or the error sentence: each scenario names its own
     tried: tuple = ()
+
+
+# What a recovered scenario's text says: the accepted change, reached on the SDK's second HTTP call.
+RECOVERED = "optim.matrix_lr=0.05 after 2 HTTP calls"
 
 
 def _reply(payload) -> list:
@@ -48,31 +52,38 @@ def _reply(payload) -> list:
 
 
 LLM_SCENARIOS = [
-    LlmScenario("429 with retry-after", lambda: [fa.rate_limited(0.01), fa.tool_answer(GOOD)], "recovered"),
-    LlmScenario("500 internal error", lambda: [fa.server_error(retry_after=0.01), fa.tool_answer(GOOD)], "recovered"),
-    LlmScenario("529 overloaded", lambda: [fa.overloaded(retry_after=0.01), fa.tool_answer(GOOD)], "recovered"),
-    LlmScenario("read timeout", lambda: [fa.slow(3.0), fa.tool_answer(GOOD)], "recovered"),
-    LlmScenario("connection reset", lambda: [fa.connection_reset(), fa.tool_answer(GOOD)], "recovered"),
-    LlmScenario("529 on every retry", lambda: [fa.overloaded(retry_after=0.01)] * 3, "transient", "overloaded"),
+    LlmScenario("429 with retry-after", lambda: [fa.rate_limited(0.01), fa.tool_answer(GOOD)], "recovered", RECOVERED),
+    LlmScenario("500 internal error", lambda: [fa.server_error(retry_after=0.01), fa.tool_answer(GOOD)], "recovered",
+                RECOVERED),
+    LlmScenario("529 overloaded", lambda: [fa.overloaded(retry_after=0.01), fa.tool_answer(GOOD)], "recovered",
+                RECOVERED),
+    LlmScenario("read timeout", lambda: [fa.slow(3.0), fa.tool_answer(GOOD)], "recovered", RECOVERED),
+    LlmScenario("connection reset", lambda: [fa.connection_reset(), fa.tool_answer(GOOD)], "recovered", RECOVERED),
+    LlmScenario("529 on every retry", lambda: [fa.overloaded(retry_after=0.01)] * 3, "transient",
+                "overloaded (529 after 2 retries)"),
     # The SDK does not retry a 200 with a broken body; the propose task's retries (Prefect) do.
     LlmScenario("malformed JSON body", lambda: [fa.raw(200, "{not json", {"content-type": "application/json"})],
                 "transient", "not valid JSON"),
     LlmScenario("tool input not an object", lambda: [fa.tool_answer("optim.matrix_lr=0.05"), fa.tool_answer(GOOD)],
-                "re-asked"),
-    LlmScenario("no tool call", lambda: [fa.text_answer(), fa.tool_answer(GOOD)], "re-asked"),
-    LlmScenario("refusal", lambda: [fa.refusal(), fa.tool_answer(GOOD)], "re-asked"),
-    LlmScenario("max_tokens stop", lambda: [fa.max_tokens_stop(), fa.tool_answer(GOOD)], "re-asked"),
-    LlmScenario("two changes at once", lambda: [fa.tool_answers([GOOD, GOOD2]), fa.tool_answer(GOOD)], "re-asked"),
+                "re-asked", "was not a JSON object"),
+    LlmScenario("no tool call", lambda: [fa.text_answer(), fa.tool_answer(GOOD)], "re-asked",
+                "had no propose_change tool call"),
+    LlmScenario("refusal", lambda: [fa.refusal(), fa.tool_answer(GOOD)], "re-asked", "was a refusal"),
+    LlmScenario("max_tokens stop", lambda: [fa.max_tokens_stop(), fa.tool_answer(GOOD)], "re-asked",
+                "cut off at max_tokens"),
+    LlmScenario("two changes at once", lambda: [fa.tool_answers([GOOD, GOOD2]), fa.tool_answer(GOOD)], "re-asked",
+                "had 2 tool calls"),
     LlmScenario("unknown key", lambda: [fa.tool_answer({**GOOD, "key": "optim.lr"}), fa.tool_answer(GOOD)],
-                "re-asked"),
+                "re-asked", "optim.lr is not in the search space"),
     LlmScenario("out-of-range value", lambda: [fa.tool_answer({**GOOD, "value": 7.0}), fa.tool_answer(GOOD)],
-                "re-asked"),
+                "re-asked", "must lie in [0.001, 0.3]; 7.0 is outside"),
     LlmScenario("duplicate of a tried change", lambda: [fa.tool_answer(GOOD), fa.tool_answer(GOOD2)], "re-asked",
-                tried=(("optim.matrix_lr", "0.05"),)),
+                "already tried from this base", tried=(("optim.matrix_lr", "0.05"),)),
     LlmScenario("value ${oc.env:ANTHROPIC_API_KEY}", lambda: [
         fa.tool_answer({**GOOD, "key": "model.window_pattern", "value": "${oc.env:ANTHROPIC_API_KEY}"}),
-        fa.tool_answer(GOOD)], "re-asked"),
-    LlmScenario("invalid three times", lambda: [fa.tool_answer({**GOOD, "value": 7.0})] * 3, "skip", "must lie in"),
+        fa.tool_answer(GOOD)], "re-asked", "interpolations like ${...} are not allowed"),
+    LlmScenario("invalid three times", lambda: [fa.tool_answer({**GOOD, "value": 7.0})] * 3, "skip",
+                "must lie in [0.001, 0.3]; 7.0 is outside"),
     LlmScenario("401 bad key", lambda: [fa.unauthorized()], "stop", "rejected the key"),
     LlmScenario("403 no permission", lambda: [fa.forbidden()], "stop", "no permission"),
     LlmScenario("billing error", lambda: [fa.billing_error()], "stop", "out of credit"),

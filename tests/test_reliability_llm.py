@@ -25,7 +25,8 @@ from tasks.propose import _retry_transient  # noqa: E402
 def test_llm_fault_has_its_expected_outcome(scenario, tmp_path):
     result = run_llm_scenario(scenario, tmp_path)
     assert result["outcome"] == scenario.expected, result
-    assert scenario.words in result["text"], result
+    # An empty `words` would be in every text: each scenario must name the reason it expects.
+    assert scenario.words and scenario.words in result["text"], result
     assert not result["leaked"], "the API key appeared in a message, a request body or proposal.json"
     if scenario.expected in ("stop", "transient", "skip"):
         assert result["one_sentence"], result["text"]
