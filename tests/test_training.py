@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.training_helpers import make_experiment
+from tests.training_helpers import alive, make_experiment
 from training.run_config import CHECKPOINT_FILE, EVAL_FILE, METRICS_FILE
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -123,27 +123,30 @@ def test_training_dies_with_a_killed_orchestrator(tmp_path, tiny_dataset):
     import time
 
     exp_dir = make_experiment(tmp_path, tiny_dataset, ["budget.steps=100000"])
+    log = tmp_path / "child.log"
     parent_code = (
         "import subprocess, sys, time\n"
         f"child = subprocess.Popen([sys.executable, '-m', 'training.entry', {str(exp_dir)!r}], start_new_session=True,"
-        " stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+        f" stdout=open({str(log)!r}, 'w'), stderr=subprocess.STDOUT)\n"
         "print(child.pid, flush=True)\n"
         "time.sleep(600)\n"
     )
     parent = subprocess.Popen([sys.executable, "-c", parent_code], cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True)
     child_pid = int(parent.stdout.readline())
-    time.sleep(3)  # past start-up: the lifeline is set as the process starts
+    # The child must be training (its first step printed, so its lifeline is set) when the parent dies: a child
+    # that crashed at start-up would otherwise pass for one killed with its parent.
+    deadline = time.time() + 120
+    while time.time() < deadline and "step " not in log.read_text(errors="replace"):
+        assert alive(child_pid), f"the trainer died before its first step: {log.read_text()}"
+        time.sleep(0.2)
+    assert alive(child_pid), f"the trainer did not print a step in 120 s: {log.read_text()}"
     os.kill(parent.pid, signal.SIGKILL)
     parent.wait()
     deadline = time.time() + 20
-    while time.time() < deadline:
-        try:
-            os.kill(child_pid, 0)
-        except ProcessLookupError:
-            break
-        # A killed child stays a zombie until reaped; it was re-parented to init, which reaps it.
+    # A killed child stays a zombie until reaped (it was re-parented to init, which reaps it): not living.
+    while time.time() < deadline and alive(child_pid):
         time.sleep(0.2)
-    else:
+    if alive(child_pid):
         os.kill(child_pid, signal.SIGKILL)
         raise AssertionError("the training process outlived its killed orchestrator")
     assert not (exp_dir / METRICS_FILE).exists()  # it never got to record a false result

@@ -1,6 +1,7 @@
 """Build experiment folders for training tests from the real composed configuration."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from flows.compose import compose
@@ -27,3 +28,29 @@ def make_experiment(tmp_path: Path, dataset: dict, extra: list[str] | None = Non
     directory.mkdir(parents=True, exist_ok=True)
     write_training_config(directory, training_config(cfg, cfg["hparams"], cfg["hparams"]["seed"], data, fault))
     return directory
+
+
+def alive(pid: int) -> bool:
+    """The process exists and is not a zombie (a killed child stays one until its parent reaps it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def living_processes(*words: str) -> list[int]:
+    """Pids of live processes whose command line contains every one of `words`.
+
+    Found by what they are, not by parentage: an orphan is re-parented to init and leaves the test's own tree.
+    """
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if all(word in command for word in words) and alive(int(entry.name)):
+            found.append(int(entry.name))
+    return found
