@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from research.errors import InvalidProposal
-from research.space import load_space, validate
+from research.space import PROPOSAL_FIELDS, load_space, validate
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACE = load_space(ROOT / "conf/space.yaml")
@@ -33,6 +33,7 @@ HPARAMS = yaml.safe_load((ROOT / "conf/hparams/default.yaml").read_text())
 SPEC = yaml.safe_load((ROOT / "conf/space.yaml").read_text())["params"]
 SECRET = "sk-ant-FUZZ-SENTINEL-7d1e0a"
 EXAMPLES = 1500
+SEQ_LEN = 2048  # train.seq_len, for the batch divisibility constraint
 COUNTS: Counter = Counter()
 
 CODE = ["__import__('os').system('touch /tmp/pwned')", "eval('1+1')", "exec('x=1')", "lambda: 0",
@@ -108,12 +109,54 @@ def oracle_valid(key, value) -> bool:
             and re.fullmatch(spec["pattern"], value) is not None)
 
 
+def oracle_accepts(key, value) -> bool:
+    """oracle_valid, and a real change of the current block that keeps the constraints space.yaml names."""
+    if not oracle_valid(key, value):
+        return False
+    group, name = key.split(".")
+    current = HPARAMS[group][name]
+    # Floats are compared at the 6 significant digits a proposal keeps (space.yaml's float values).
+    if (f"{value:.6g}" == f"{current:.6g}") if SPEC[key]["type"] == "float" else value == current:
+        return False
+    block = {g: dict(values) for g, values in HPARAMS.items() if isinstance(values, dict)}
+    block[group][name] = value
+    model, batch, schedule = block["model"], block["batch"], block["schedule"]
+    # heads: width = depth * aspect_ratio rounded up to head_dim; its heads must divide by kv_head_ratio.
+    width = -(-model["depth"] * model["aspect_ratio"] // model["head_dim"]) * model["head_dim"]
+    heads_ok = (width // model["head_dim"]) % model["kv_head_ratio"] == 0
+    batch_ok = batch["total_batch_tokens"] % (batch["device_batch_size"] * SEQ_LEN) == 0
+    schedule_ok = schedule["warmup_frac"] + schedule["warmdown_frac"] <= 1
+    return heads_ok and batch_ok and schedule_ok
+
+
+def control_values(key: str) -> list:
+    """Values space.yaml allows for `key` (bounds, midpoints, every choice): the acceptance control's inputs."""
+    spec, current = SPEC[key], HPARAMS[key.split(".")[0]][key.split(".")[1]]
+    kind = spec["type"]
+    if kind == "bool":
+        return [not current]
+    if kind == "choice":
+        return list(spec["choices"])
+    if kind == "str-pattern":
+        return ["L", "SL", "SSL", "SSSL"]
+    low, high = spec["min"], spec["max"]
+    if kind == "int":
+        return [low, high, (low + high) // 2, min(high, current * 2), max(low, current // 2)]
+    return [float(low), float(high), (low + high) / 2]
+
+
 @pytest.fixture(scope="module", autouse=True)
 def sentinel_environment():
     with mock.patch.dict(os.environ, {"ANTHROPIC_API_KEY": SECRET, "HOME": "/home/fuzz-sentinel-home"}):
         validate({"key": "optim.matrix_lr", "value": 0.05, "description": "d", "reasoning": "r"}, HPARAMS, SPACE,
-                 set(), 2048)  # warm: Hydra's parser is imported before the tripwires go up
+                 set(), SEQ_LEN)  # warm: Hydra's parser is imported before the tripwires go up
         yield
+
+
+# The 5,000-character strings are meant: they trip the size and speed checks, nothing else should be silenced
+# (and list(HealthCheck) would also name the members Hypothesis has deprecated, which warns).
+def leaks(text: str) -> bool:
+    return SECRET in text or "fuzz-sentinel-home" in text
 
 
 # The 5,000-character strings are meant: they trip the size and speed checks, nothing else should be silenced
@@ -122,52 +165,61 @@ def sentinel_environment():
           suppress_health_check=[HealthCheck.data_too_large, HealthCheck.too_slow, HealthCheck.large_base_example])
 @given(proposal=proposals)
 def test_hostile_proposals(proposal):
+    """Direction one: nothing the oracle rejects is accepted; nothing is executed or leaked on the way."""
     COUNTS["generated"] += 1
     with tripwires():
         try:
-            change = validate(proposal, HPARAMS, SPACE, set(), 2048)
+            change = validate(proposal, HPARAMS, SPACE, set(), SEQ_LEN)
         except InvalidProposal as exc:
             COUNTS["rejected"] += 1
             message = str(exc)
-            assert SECRET not in message and "fuzz-sentinel-home" not in message
+            COUNTS["leaked"] += leaks(message)
+            assert not leaks(message)
             assert "\n" not in message and len(message) < 1000  # the longest lists every search-space key
             return
     COUNTS["accepted"] += 1
-    valid = oracle_valid(proposal["key"], proposal["value"]) and set(proposal) == {"key", "value", "description", "reasoning"}
-    if not valid:
-        COUNTS["accepted_invalid"] += 1
+    valid = oracle_accepts(proposal["key"], proposal["value"]) and set(proposal) == set(PROPOSAL_FIELDS)
+    COUNTS["accepted_invalid"] += not valid
     assert valid, f"accepted an invalid proposal: {proposal!r}"
-    assert re.fullmatch(r"hparams\.[a-z_]+\.[a-z_]+=[A-Za-z0-9_.+-]+", change.override)
+    # Key parts may hold digits (optim.normuon_beta2), values no quoting, spaces or grammar characters.
+    assert re.fullmatch(r"hparams\.[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*=[A-Za-z0-9_.+-]+", change.override)
     for text in (change.override, change.description, change.reasoning, str(change.value)):
-        assert SECRET not in text and "fuzz-sentinel-home" not in text
+        COUNTS["leaked"] += leaks(text)
+        assert not leaks(text)
         assert text.isprintable()
 
 
 @settings(max_examples=300, deadline=None)
 @given(key=st.sampled_from(list(SPACE.keys)), value=st.one_of(st.integers(-10, 10**7), st.floats(-1e7, 1e7),
                                                              st.booleans(), st.sampled_from(["S", "SL", "gelu"])))
-def test_plain_valid_proposals_are_accepted_iff_the_oracle_says_so(key, value):
-    """The other direction: the fuzz above is not passing by rejecting everything."""
+def test_plain_proposals_are_accepted_iff_the_oracle_accepts_them(key, value):
+    """Both directions on plain typed values: accepted exactly when the oracle accepts."""
     proposal = {"key": key, "value": value, "description": "d", "reasoning": "r"}
     try:
-        validate(proposal, HPARAMS, SPACE, set(), 2048)
+        validate(proposal, HPARAMS, SPACE, set(), SEQ_LEN)
         accepted = True
     except InvalidProposal:
         accepted = False
     COUNTS["plain_accepted" if accepted else "plain_rejected"] += 1
-    if accepted:
-        assert oracle_valid(key, value)
-    COUNTS["plain"] += 1
+    assert accepted == oracle_accepts(key, value), f"validate {'accepted' if accepted else 'rejected'} {key}={value!r}"
+
+
+@pytest.mark.parametrize("key", list(SPACE.keys))
+def test_every_key_accepts_the_values_the_oracle_accepts(key):
+    """The acceptance side on its own, for every key: the fuzz cannot pass by rejecting everything."""
+    values = [value for value in control_values(key) if oracle_accepts(key, value)]
+    assert values, f"no control value of {key} is a valid change"
+    for value in values:
+        validate({"key": key, "value": value, "description": "d", "reasoning": "r"}, HPARAMS, SPACE, set(), SEQ_LEN)
 
 
 def test_fuzz_counts_table():
+    """The table of docs/RELIABILITY.md, from the counts of the fuzz tests above (run the whole file)."""
     if not COUNTS["generated"]:
-        pytest.skip("run with the fuzz tests above")
+        pytest.skip("the table needs the fuzz tests above in the same session")
     assert COUNTS["generated"] >= 1000
-    assert COUNTS["accepted_invalid"] == 0 and COUNTS["executed"] == 0
-    assert COUNTS["plain_accepted"] > 0
     print("\n| hostile proposals generated | rejected | accepted (all valid per the oracle) | accepted invalid | "
           "executed | env values leaked | plain proposals: accepted / rejected |")
     print("|---:|---:|---:|---:|---:|---:|---|")
     print(f"| {COUNTS['generated']} | {COUNTS['rejected']} | {COUNTS['accepted']} | {COUNTS['accepted_invalid']} | "
-          f"{COUNTS['executed']} | 0 | {COUNTS['plain_accepted']} / {COUNTS['plain_rejected']} |")
+          f"{COUNTS['executed']} | {COUNTS['leaked']} | {COUNTS['plain_accepted']} / {COUNTS['plain_rejected']} |")
