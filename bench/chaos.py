@@ -273,6 +273,10 @@ class Chaos:
         rng = random.Random(self.seed)
         plan = [TARGETS[i % len(TARGETS)] for i in range(kills)]
         rng.shuffle(plan)
+        return self.run_plan(plan, rng)
+
+    def run_plan(self, plan: list[str], rng: random.Random) -> dict:
+        """One kill per target of `plan` (resuming after each), the finishing run, a plain re-run, the audit."""
         started = time.monotonic()
         for target in plan:
             if self.attempt(target, rng) is not None:
@@ -378,6 +382,28 @@ def tables(chaos: Chaos, summary: dict) -> str:
     return "\n".join(out)
 
 
+def audit_failures(summary: dict, experiments: int) -> list[str]:
+    """What the audit of a finished chaos run found wrong, one phrase each; [] when the run held."""
+    s = summary
+    checks = {
+        f"{s['rows']} rows instead of {experiments}": s["rows"] == experiments,
+        f"{s['duplicates']} duplicate rows": s["duplicates"] == 0,
+        f"lost experiments {s['lost']}": not s["lost"],
+        f"unexpected experiments {s['extra']}": not s["extra"],
+        f"config != commit for {s['config_mismatch']}": not s["config_mismatch"],
+        f"row sha != tag for {s['sha_mismatch']}": not s["sha_mismatch"],
+        f"orphan tags {s['orphan_tags']}": not s["orphan_tags"],
+        f"{s['unreachable_commits']} unreachable commits": s["unreachable_commits"] == 0,
+        f"{s['redone_trainings']} finished trainings run again": s["redone_trainings"] == 0,
+        f"{s['redone_evaluations']} finished evaluations run again": s["redone_evaluations"] == 0,
+        "heartbeat disagrees with the ledger": s["heartbeat_ok"],
+        "main is not the last keep": s["main_ok"],
+        "the plain re-run of the finished run changed results.tsv": not s["rerun_changed_ledger"],
+        f"exit codes {s['exit_codes']}": all(code == 0 for code in s["exit_codes"]),
+    }
+    return [problem for problem, held in checks.items() if not held]
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kills", type=int, default=20)
@@ -393,10 +419,10 @@ def main(argv=None) -> int:
     print(tables(chaos, summary))
     print(f"\nworkdir: {workdir}")
     print(json.dumps(summary, indent=1, default=str))
-    clean = (not summary["duplicates"] and not summary["lost"] and not summary["config_mismatch"]
-             and not summary["orphan_tags"] and not summary["redone_trainings"] and summary["heartbeat_ok"]
-             and summary["rows"] == args.experiments)
-    return 0 if clean else 1
+    failures = audit_failures(summary, args.experiments)
+    if failures:
+        print("\naudit failed: " + "; ".join(failures))
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":
