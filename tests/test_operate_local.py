@@ -97,7 +97,7 @@ def test_parallel_two_trains_two_at_once_and_records_both_rows(parallel_suite):
     assert sum(row["status"] == "keep" for row in rows[2:]) <= 1
     for first, second in ((0, 1), (2, 3)):
         a, b = (read_intervals(run_dir / "exp" / str(n))[-1] for n in (first, second))
-        assert overlap_seconds(a, b) > 0.5, (a, b)  # trained at the same time
+        assert overlap_seconds(a, b) > 0, (a, b)  # trained at the same time: the recorded intervals overlap
     assert not (run_dir / "round.json").exists()
 
 

@@ -89,25 +89,37 @@ def test_lock_from_another_host_is_not_taken_over(tmp_path):
 
 
 def test_release_then_reacquire(tmp_path):
-    lock = RunLock(tmp_path / "tag")
+    run_dir = tmp_path / "tag"
+    lock = RunLock(run_dir)
     lock.acquire()
+    assert read_lock(run_dir)["pid"] == os.getpid()
     lock.release()
+    assert not (run_dir / "run.lock").exists()
     lock.release()  # harmless
-    with RunLock(tmp_path / "tag"):
-        pass
+    assert list(run_dir.iterdir()) == []
+    # Released for real: a second lock (a conflict even inside one process) is granted and records us again.
+    with RunLock(run_dir):
+        assert read_lock(run_dir)["pid"] == os.getpid()
+    assert list(run_dir.iterdir()) == []
 
 
+# A winner holds the lock until every other racer has tried and written its marker (or 20 s pass): however late
+# a racer starts under load, it meets a held lock, so two winners mean the lock failed, not a slow machine.
 RACER = textwrap.dedent("""
-    import sys, time
+    import pathlib, sys, time
     from research.runlock import RunLock, RunLocked
-    start = float(sys.argv[2])
+    start, markers, racers = float(sys.argv[2]), pathlib.Path(sys.argv[3]), int(sys.argv[4])
     while time.time() < start:
         time.sleep(0.001)
     try:
         with RunLock(sys.argv[1]):
+            (markers / f"won-{time.time_ns()}").touch()
+            end = time.time() + 20
+            while len(list(markers.iterdir())) < racers and time.time() < end:
+                time.sleep(0.01)
             print("won", flush=True)
-            time.sleep(1.5)
     except RunLocked:
+        (markers / f"lost-{time.time_ns()}").touch()
         print("lost", flush=True)
 """)
 
@@ -118,9 +130,11 @@ def test_racing_takeovers_of_a_stale_lock_have_one_winner(tmp_path):
     run_dir = tmp_path / "tag"
     run_dir.mkdir()
     (run_dir / "run.lock").write_text(json.dumps({"pid": dead_pid(), "host": socket.gethostname()}))
+    markers = tmp_path / "markers"
+    markers.mkdir()
     start = time.time() + 1.0
-    racers = [subprocess.Popen([sys.executable, "-c", RACER, str(run_dir), str(start)], stdout=subprocess.PIPE,
-                               stderr=subprocess.DEVNULL, text=True, env=ENV) for _ in range(4)]
+    racers = [subprocess.Popen([sys.executable, "-c", RACER, str(run_dir), str(start), str(markers), "4"],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=ENV) for _ in range(4)]
     outcomes = sorted(racer.communicate(timeout=30)[0].strip() for racer in racers)
     assert outcomes == ["lost", "lost", "lost", "won"]
     assert list(run_dir.iterdir()) == []

@@ -83,7 +83,8 @@ def test_no_reaper_when_prefect_api_url_names_a_real_server():
 
 def test_gone_pids_and_zombies_are_not_the_server():
     proc = subprocess.Popen([sys.executable, "-c", "pass", "uvicorn"])
-    time.sleep(1.0)  # exited but not yet reaped: a zombie, /proc/PID/cmdline is empty
+    # Wait for its exit without reaping it (WNOWAIT): a zombie now, whose /proc/PID/cmdline is empty.
+    os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
     assert not server_reaper.looks_like_the_server(proc.pid)
     proc.wait()
     assert not server_reaper.looks_like_the_server(proc.pid)

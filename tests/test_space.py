@@ -114,8 +114,9 @@ BAD = [
 
 @pytest.mark.parametrize("name,proposal,reason", BAD, ids=[b[0] for b in BAD])
 def test_bad_proposals(name, proposal, reason):
-    if reason is None:
-        validate(proposal, HPARAMS, SPACE, set(), 2048)
+    if reason is None:  # allowed after all: the change comes back as asked
+        change = validate(proposal, HPARAMS, SPACE, set(), 2048)
+        assert (change.key, change.value) == (proposal["key"], proposal["value"])
         return
     with pytest.raises(InvalidProposal) as info:
         validate(proposal, HPARAMS, SPACE, set(), 2048)
@@ -239,6 +240,17 @@ def test_whatever_validates_is_a_plain_override(key, value):
         change = validate(prop(key, value), HPARAMS, SPACE, set(), 2048)
     except InvalidProposal:
         return
+    assert_plain_override(change, key)
+
+
+# One accepted change of each value type, so the property above is not vacuous (everything rejected).
+@pytest.mark.parametrize("key,value", [("model.depth", 4), ("optim.matrix_lr", 0.05), ("model.window_pattern", "SL"),
+                                       ("model.activation", "gelu"), ("model.qk_norm", False)])
+def test_accepted_changes_of_each_type_are_plain_overrides(key, value):
+    assert_plain_override(validate(prop(key, value), HPARAMS, SPACE, set(), 2048), key)
+
+
+def assert_plain_override(change, key):
     assert re.fullmatch(r"hparams\.[a-z0-9_.]+=[A-Za-z0-9_.+-]+", change.override)
     check_override(change.override, change.key, change.value)
     assert format_value(SPACE[key], change.value) == change.canonical
