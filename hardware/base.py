@@ -1,7 +1,8 @@
 """What every backend adapter offers the trainer; each backend overrides only what differs.
 
-The trainer never branches on the backend: it asks the adapter for the device, the autocast dtype, whether
-to compile (and how), which attention kernel to use, and for timing/memory/FLOPS facts.
+The trainer never branches on the backend: it asks the adapter for the device, the autocast dtype, the dtype
+of Muon's orthogonalisation, whether to compile (and how), which attention kernel to use, and for
+timing/memory/FLOPS facts.
 """
 
 from __future__ import annotations
@@ -25,6 +26,13 @@ class Adapter:
     def autocast_dtype(self):
         raise NotImplementedError
 
+    @property
+    def ortho_dtype(self):
+        """dtype of Muon's orthogonalisation (optim/muon.py): the autocast dtype, i.e. bf16 exactly where the
+        hardware multiplies bf16 natively; the iteration corrects its own rounding, so bf16 costs no accuracy
+        that matters, while an emulated bf16 matmul is several times slower than fp32."""
+        return self.autocast_dtype
+
     def setup(self) -> None:
         """One-time process settings (matmul precision, plugin imports); call before building the model."""
 
@@ -40,7 +48,8 @@ class Adapter:
         """Apply this backend's compiler to a module (returns it unchanged where there is none)."""
         import torch
 
-        return torch.compile(model)
+        # dynamic=False: every shape is fixed for a whole run, so one static graph, no shape guards to re-check.
+        return torch.compile(model, dynamic=False)
 
     def mark_step(self) -> None:
         """Graph boundary after backward and after optimizer.step (Gaudi lazy mode); no-op elsewhere."""

@@ -1,10 +1,11 @@
 """CPU: the fallback everywhere, and the backend of the tests and the 60-second CPU preset.
 
-- float32, no autocast: bf16 autocast is only fast on CPUs with AMX or AVX512-BF16; on the rest (most
-  laptops and CI runners) it emulates bf16 matmuls and is slower than float32.
-- No torch.compile: compile time (tens of seconds) is a large part of a 60 s budget and the inductor CPU
-  backend needs a C++ toolchain that a bare machine may lack.
-- Attention: the banded sdpa path (the fused CPU sdpa kernel, flex is CUDA-only).
+- bf16 only where the CPU multiplies it natively (x86 AVX512_BF16 or AMX, Arm's BF16 extension), read from
+  the CPU's feature flags: elsewhere (AVX2-only x86, most CI runners) bf16 matmuls are emulated and several
+  times slower than fp32. The flag decides Muon's orthogonalisation dtype (ortho_dtype) and the autocast
+  dtype of the forward pass alike.
+- No torch.compile by default: see `should_compile` below for the measured trade-off.
+- Attention: the banded sdpa path (the fused CPU sdpa kernel; flex's backward has no CPU kernel).
 - Peak memory is the process's peak resident set size, which cannot be reset; peak FLOPS is None because
   CPU peak depends on cores, clocks and vector units that no name reliably gives.
 """
@@ -14,10 +15,34 @@ from __future__ import annotations
 import platform
 import resource
 import sys
+from functools import lru_cache
 
 import torch
 
 from hardware.base import Adapter
+
+CPUINFO = "/proc/cpuinfo"
+# Feature flags (as /proc/cpuinfo spells them) of CPUs with bf16 arithmetic in hardware.
+NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
+
+
+def cpu_flags(cpuinfo_text: str) -> set[str]:
+    """The feature flags of the first processor in a /proc/cpuinfo text ("flags" on x86, "Features" on Arm)."""
+    for line in cpuinfo_text.splitlines():
+        name, _, value = line.partition(":")
+        if name.strip() in ("flags", "Features"):
+            return set(value.split())
+    return set()
+
+
+@lru_cache(maxsize=1)
+def native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 natively (False where /proc/cpuinfo cannot be read, e.g. macOS)."""
+    try:
+        with open(CPUINFO) as f:
+            return bool(cpu_flags(f.read()) & NATIVE_BF16_FLAGS)
+    except OSError:
+        return False
 
 
 class CPUAdapter(Adapter):
@@ -31,7 +56,7 @@ class CPUAdapter(Adapter):
 
     @property
     def autocast_dtype(self) -> torch.dtype:
-        return torch.float32
+        return torch.bfloat16 if native_bf16() else torch.float32
 
     def peak_memory_bytes(self) -> int:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -39,7 +64,7 @@ class CPUAdapter(Adapter):
 
     def device_name(self) -> str:
         try:
-            with open("/proc/cpuinfo") as f:
+            with open(CPUINFO) as f:
                 for line in f:
                     if line.startswith("model name"):
                         return line.split(":", 1)[1].strip()

@@ -11,8 +11,10 @@ Design choices, each with where it comes from:
   modded-nanogpt's record runs). Kernels live in models/attention.py.
 - Grouped-query attention: n_head // kv_head_ratio key/value heads (Ainslie et al. 2023).
 - Value residual: value embeddings (a second token embedding per layer) mixed into the attention values
-  on alternating layers, the last one included, through a learned per-head gate (ResFormer, Zhou et al.
-  2024; modded-nanogpt's value embeddings; nanochat's gated version).
+  on alternating layers, the last one included, through a per-kv-head gate that depends on the input:
+  2 * sigmoid(W x[..., :ve_gate_channels]), W zero-initialised and trained by Muon with the block matrices
+  (ResFormer, Zhou et al. 2024; modded-nanogpt's value embeddings; nanochat's and the reference trainer's
+  gated version).
 - Learned per-layer residual scaling: before block i, x = resid_lambdas[i] * x + x0_lambdas[i] * x0 where
   x0 is the normalised token embedding (modded-nanogpt's x0 skip, nanochat's resid/x0 lambdas).
 - MLP with ReLU^2 (So et al. 2021, "Primer"); GELU and SwiGLU (Shazeer 2020) selectable.
@@ -59,6 +61,7 @@ class GPTConfig:
     logit_softcap: float = 15.0   # c in c * tanh(z / c); 0 disables
     rope_base: float = 10000.0    # rotary embedding base
     qk_norm: bool = True          # RMS-normalise queries and keys per head
+    ve_gate_channels: int = 32    # leading channels of x the value-residual gate reads
 
     @classmethod
     def from_hparams(cls, model: dict, vocab_size: int, seq_len: int) -> "GPTConfig":
@@ -107,6 +110,7 @@ class GPTConfig:
             logit_softcap=float(model["logit_softcap"]),
             rope_base=float(model["rope_base"]),
             qk_norm=bool(model["qk_norm"]),
+            ve_gate_channels=min(int(model["ve_gate_channels"]), width),
         )
 
     def windows(self) -> list[int]:
@@ -149,8 +153,10 @@ class CausalSelfAttention(nn.Module):
         self.c_k = nn.Linear(config.n_embd, config.n_kv_head * config.head_dim, bias=False)
         self.c_v = nn.Linear(config.n_embd, config.n_kv_head * config.head_dim, bias=False)
         self.c_proj = nn.Linear(config.n_head * config.head_dim, config.n_embd, bias=False)
-        # Value-residual gate logits, one per kv head: v += 2 * sigmoid(gate) * ve (1.0 at init).
-        self.ve_gate = nn.Parameter(torch.zeros(config.n_kv_head)) if config.has_value_embedding(layer) else None
+        # Value-residual gate, one per kv head and token: v += 2 * sigmoid(W x[..., :c]) * ve (1.0 at init).
+        self.ve_gate_channels = config.ve_gate_channels
+        self.ve_gate = (nn.Linear(config.ve_gate_channels, config.n_kv_head, bias=False)
+                        if config.has_value_embedding(layer) else None)
 
     def forward(self, x, ve, cos, sin, window: int):
         B, T, _ = x.shape
@@ -158,7 +164,8 @@ class CausalSelfAttention(nn.Module):
         k = self.c_k(x).view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)
         v = self.c_v(x).view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)
         if ve is not None:
-            gate = 2 * torch.sigmoid(self.ve_gate).to(v.dtype).view(1, -1, 1, 1)
+            gate = 2 * torch.sigmoid(self.ve_gate(x[..., :self.ve_gate_channels]))  # (B, T, n_kv_head)
+            gate = gate.transpose(1, 2).unsqueeze(-1).to(v.dtype)
             v = v + gate * ve.view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2).to(v.dtype)
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
         if self.qk_norm:  # a rotation keeps the norm, so norm-after-rotary equals rotary-after-norm
@@ -231,7 +238,8 @@ class GPT(nn.Module):
         - value embeddings: the same uniform as v's projection, so ve starts at v's scale.
         - lm_head: N(0, 0.001): near-uniform initial predictions, loss starts at ~ln(vocab).
         - resid_lambdas 1, x0_lambdas 0.1: the stream starts as a plain residual with a small x0 skip.
-        - ve_gate 0: gate = 2 * sigmoid(0) = 1, value embeddings fully mixed in from the start.
+        - ve_gate weights 0: gate = 2 * sigmoid(0) = 1 for every input, value embeddings fully mixed in from
+          the start; Muon moves them on the first step (their gradient is not zero).
         """
         nn.init.normal_(self.wte.weight, mean=0.0, std=1.0)
         bound = math.sqrt(3.0 / self.config.n_embd)
@@ -242,7 +250,7 @@ class GPT(nn.Module):
             nn.init.zeros_(block.attn.c_proj.weight)
             nn.init.zeros_(block.mlp.c_proj.weight)
             if block.attn.ve_gate is not None:
-                nn.init.zeros_(block.attn.ve_gate)
+                nn.init.zeros_(block.attn.ve_gate.weight)
         for embedding in self.value_embeds.values():
             nn.init.uniform_(embedding.weight, -bound, bound)
         nn.init.normal_(self.lm_head.weight, mean=0.0, std=0.001)
@@ -297,16 +305,15 @@ class GPT(nn.Module):
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
         """Named parameter groups for the optimizer; every parameter is in exactly one.
 
-        The value-residual gates are per-head scalars that weight an embedding-level skip into the
-        attention values, the same role as the x0 lambdas play for the residual stream, so they share the
-        'x0' group (AdamW at x0_lr) rather than Muon, which only makes sense for matrices.
+        Every 2-D block parameter is a Muon matrix, the value-residual gates (n_kv_head x channels) included,
+        as in the reference trainer.
         """
         groups = {
             "matrix": [p for block in self.blocks for p in block.parameters() if p.dim() == 2],
             "embedding": [self.wte.weight],
             "value_embedding": [e.weight for e in self.value_embeds.values()],
             "unembedding": [self.lm_head.weight],
-            "x0": [self.x0_lambdas] + [b.attn.ve_gate for b in self.blocks if b.attn.ve_gate is not None],
+            "x0": [self.x0_lambdas],
             "resid": [self.resid_lambdas],
         }
         grouped = [id(p) for ps in groups.values() for p in ps]

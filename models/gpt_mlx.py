@@ -24,7 +24,9 @@ from models.gpt import GPTConfig
 
 
 def norm(x: mx.array) -> mx.array:
-    return mx.fast.rms_norm(x, None, 1e-6)
+    # torch's F.rms_norm with eps=None uses the dtype's machine epsilon; the same here, or the two models
+    # drift apart by ~1e-4 per norm wherever activations are small.
+    return mx.fast.rms_norm(x, None, float(np.finfo(np.float32).eps))
 
 
 def rotary_tables(seq_len: int, head_dim: int, base: float) -> tuple[mx.array, mx.array]:
@@ -73,8 +75,9 @@ class CausalSelfAttention(nn.Module):
         self.c_k = nn.Linear(config.n_embd, config.n_kv_head * config.head_dim, bias=False)
         self.c_v = nn.Linear(config.n_embd, config.n_kv_head * config.head_dim, bias=False)
         self.c_proj = nn.Linear(config.n_head * config.head_dim, config.n_embd, bias=False)
+        self.ve_gate_channels = config.ve_gate_channels
         if config.has_value_embedding(layer):
-            self.ve_gate = mx.zeros((config.n_kv_head,))
+            self.ve_gate = nn.Linear(config.ve_gate_channels, config.n_kv_head, bias=False)
 
     def __call__(self, x, ve, cos, sin, window: int):
         B, T, _ = x.shape
@@ -82,7 +85,8 @@ class CausalSelfAttention(nn.Module):
         k = self.c_k(x).reshape(B, T, self.n_kv_head, self.head_dim).transpose(0, 2, 1, 3)
         v = self.c_v(x).reshape(B, T, self.n_kv_head, self.head_dim).transpose(0, 2, 1, 3)
         if ve is not None:
-            gate = (2 * mx.sigmoid(self.ve_gate)).reshape(1, -1, 1, 1)
+            gate = 2 * mx.sigmoid(self.ve_gate(x[..., :self.ve_gate_channels]))  # (B, T, n_kv_head)
+            gate = gate.transpose(0, 2, 1)[..., None]
             v = v + gate * ve.reshape(B, T, self.n_kv_head, self.head_dim).transpose(0, 2, 1, 3)
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
         if self.qk_norm:
@@ -156,6 +160,8 @@ class GPTMLX(nn.Module):
                 block.mlp.c_gate.weight = uniform(block.mlp.c_gate.weight.shape)
             block.attn.c_proj.weight = mx.zeros(block.attn.c_proj.weight.shape)
             block.mlp.c_proj.weight = mx.zeros(block.mlp.c_proj.weight.shape)
+            if "ve_gate" in block.attn:
+                block.attn.ve_gate.weight = mx.zeros(block.attn.ve_gate.weight.shape)
         for embedding in self.value_embeds.values():
             embedding.weight = uniform(embedding.weight.shape)
         self.lm_head.weight = 0.001 * mx.random.normal(self.lm_head.weight.shape)
@@ -198,7 +204,7 @@ class GPTMLX(nn.Module):
                 groups["unembedding"].append(name)
             elif name == "resid_lambdas":
                 groups["resid"].append(name)
-            elif name == "x0_lambdas" or name.endswith(".ve_gate"):
+            elif name == "x0_lambdas":
                 groups["x0"].append(name)
             elif name.startswith("blocks.") and p.ndim == 2:
                 groups["matrix"].append(name)

@@ -1,9 +1,11 @@
 """Optimizers: MuonAdamW (torch), its MLX port (optim.muon_mlx), and the LR/momentum schedules.
 
-`build_optimizer(model, optim_hparams)` turns the model's named parameter groups and THE hyperparameter
-block's optim section into one MuonAdamW. Every key of the optim section is used here:
-  matrix_lr, weight_decay, muon_momentum, muon_momentum_warmup_steps, ns_steps -> Muon groups
-  embedding_lr (token and value embeddings), unembedding_lr, x0_lr, resid_lr, adam_beta1/2 -> AdamW groups
+`build_optimizer(model, optim_hparams, ortho_dtype)` turns the model's named parameter groups and THE
+hyperparameter block's optim section into one MuonAdamW. Every key of the optim section is used here:
+  matrix_lr, weight_decay, weight_decay_to_zero, cautious_weight_decay, muon_momentum,
+  muon_momentum_warmup_steps, ns_steps, normuon_beta2 -> Muon groups
+  embedding_lr (token and value embeddings), unembedding_lr, x0_lr, resid_lr, adam_beta1/2,
+  x0_adam_beta1 -> AdamW groups
 """
 
 from __future__ import annotations
@@ -31,13 +33,15 @@ def adamw_lrs(optim_hparams: dict, width: int) -> dict[str, float]:
     }
 
 
-def build_optimizer(model, optim_hparams: dict, cautious_weight_decay: bool = False) -> MuonAdamW:
-    """One MuonAdamW over every parameter of `model` (a models.gpt.GPT, or anything with param_groups())."""
-    return MuonAdamW(param_group_specs(model.param_groups(), lambda p: tuple(p.shape), optim_hparams,
-                                       model.config.n_embd, cautious_weight_decay))
+def build_optimizer(model, optim_hparams: dict, ortho_dtype=None) -> MuonAdamW:
+    """One MuonAdamW over every parameter of `model` (a models.gpt.GPT, or anything with param_groups()).
+
+    `ortho_dtype` is the backend adapter's (hardware/); None keeps the optimizer's bf16 default."""
+    groups = param_group_specs(model.param_groups(), lambda p: tuple(p.shape), optim_hparams, model.config.n_embd)
+    return MuonAdamW(groups) if ortho_dtype is None else MuonAdamW(groups, ortho_dtype=ortho_dtype)
 
 
-def param_group_specs(named: dict, shape_of, optim_hparams: dict, width: int, cautious_weight_decay: bool) -> list[dict]:
+def param_group_specs(named: dict, shape_of, optim_hparams: dict, width: int) -> list[dict]:
     """The optimizer groups of both backends: Muon groups of same-shape matrices, then one AdamW group per kind.
 
     `named` is the model's param_groups() (parameters for torch, dotted names for MLX); `shape_of` gives the
@@ -52,16 +56,21 @@ def param_group_specs(named: dict, shape_of, optim_hparams: dict, width: int, ca
             name=f"matrix:{shape[0]}x{shape[1]}", kind="muon", params=params,
             lr=float(optim_hparams["matrix_lr"]),
             weight_decay=float(optim_hparams["weight_decay"]),
+            weight_decay_to_zero=bool(optim_hparams["weight_decay_to_zero"]),
+            cautious=bool(optim_hparams["cautious_weight_decay"]),
             final_momentum=float(optim_hparams["muon_momentum"]),
             momentum_warmup_steps=int(optim_hparams["muon_momentum_warmup_steps"]),
             ns_steps=int(optim_hparams["ns_steps"]),
-            cautious=cautious_weight_decay,
+            normuon_beta2=float(optim_hparams["normuon_beta2"]),
         ))
-    betas = (float(optim_hparams["adam_beta1"]), float(optim_hparams["adam_beta2"]))
+    beta2 = float(optim_hparams["adam_beta2"])
+    betas = {"x0": (float(optim_hparams["x0_adam_beta1"]), beta2)}  # the reference's x0 betas: (0.96, 0.95)
     for name, lr in adamw_lrs(optim_hparams, width).items():
         if named[name]:  # value_embedding is empty when value_residual is off
+            group_betas = betas.get(name, (float(optim_hparams["adam_beta1"]), beta2))
             groups.append(dict(name=name, kind="adamw", params=named[name], lr=lr,
-                               betas=betas, eps=ADAM_EPS, weight_decay=0.0))
+                               betas=group_betas, eps=ADAM_EPS, weight_decay=0.0))
     for group in groups:
         group["initial_lr"] = group["lr"]
+        group["initial_weight_decay"] = group["weight_decay"]
     return groups

@@ -1,11 +1,11 @@
 """MuonAdamW for MLX: the algorithm of optim/muon.py (read its docstring for the why), on GPTMLX.
 
-Groups, LRs, width scaling, momentum warmup, orthogonalisation coefficients and weight decay are the
-torch optimizer's, taken from the same functions and constants, so both backends train the same way.
-Usage:
-    opt = MuonAdamWMLX(model, optim_hparams)
+Groups, LRs, width scaling, momentum warmup, orthogonalisation coefficients, NorMuon, cautious weight decay
+and the schedules are the torch optimizer's, taken from the same functions and constants, so both backends
+train the same way. Usage:
+    opt = MuonAdamWMLX(model, optim_hparams, ortho_dtype)
     loss, grads = nn.value_and_grad(model, loss_fn)(...)
-    for g in opt.param_groups: g["lr"] = g["initial_lr"] * lr_multiplier(progress, ...)
+    apply_schedule(opt.param_groups, progress, schedule)   # optim.schedule: live lr and weight decay
     opt.update(model, grads)
     mx.eval(model.parameters(), opt.state)   # MLX is lazy: evaluate once per step
 """
@@ -17,7 +17,7 @@ from mlx.utils import tree_flatten
 
 from models.gpt_mlx import set_parameter
 from optim import param_group_specs
-from optim.muon import ns_coefficients
+from optim.muon import ns_coefficients, second_moment_shape
 from optim.schedule import muon_momentum
 
 
@@ -36,13 +36,24 @@ def orthogonalize(G: mx.array, ns_steps: int, dtype=mx.bfloat16) -> mx.array:
     return X.swapaxes(-1, -2) if transposed else X
 
 
+def normuon_scale(update: mx.array, second_moment: mx.array, beta2: float) -> tuple[mx.array, mx.array]:
+    """optim.muon.normuon_scale in MLX (functional: returns the scaled update and the new second moment)."""
+    reduce_axis = -1 if second_moment.shape[-1] == 1 else -2
+    u = update.astype(mx.float32)
+    mean_sq = mx.mean(mx.square(u), axis=reduce_axis, keepdims=True)
+    second_moment = beta2 * second_moment + (1 - beta2) * mean_sq
+    scaled = u * mx.rsqrt(mx.maximum(second_moment, 1e-10))
+    before = mx.sqrt(mx.sum(mx.square(u), axis=(-2, -1), keepdims=True))
+    after = mx.maximum(mx.sqrt(mx.sum(mx.square(scaled), axis=(-2, -1), keepdims=True)), 1e-10)
+    return (scaled * (before / after)).astype(update.dtype), second_moment
+
+
 class MuonAdamWMLX:
-    def __init__(self, model, optim_hparams: dict, cautious_weight_decay: bool = False, ortho_dtype=mx.bfloat16):
+    def __init__(self, model, optim_hparams: dict, ortho_dtype=mx.bfloat16):
         params = dict(tree_flatten(model.parameters()))
         self.ortho_dtype = ortho_dtype
         self.param_groups: list[dict] = param_group_specs(
-            model.param_groups(), lambda name: tuple(params[name].shape), optim_hparams, model.config.n_embd,
-            cautious_weight_decay)
+            model.param_groups(), lambda name: tuple(params[name].shape), optim_hparams, model.config.n_embd)
         for group in self.param_groups:
             group["step"] = 0
         self.state: dict[str, dict[str, mx.array]] = {}
@@ -70,6 +81,12 @@ class MuonAdamWMLX:
             self.state[name]["momentum_buffer"] = buf
             nesterov.append((1 - m) * g + m * buf)
         updates = orthogonalize(mx.stack(nesterov), group["ns_steps"], self.ortho_dtype)
+        if group["normuon_beta2"]:
+            shape = second_moment_shape(params[names[0]].shape)
+            second = mx.stack([self.state[n].get("second_moment", mx.zeros(shape)) for n in names])
+            updates, second = normuon_scale(updates, second, group["normuon_beta2"])
+            for i, name in enumerate(names):
+                self.state[name]["second_moment"] = second[i]
         rows, cols = params[names[0]].shape
         lr = group["lr"] * max(1.0, rows / cols) ** 0.5
         wd = group["weight_decay"]
@@ -77,10 +94,8 @@ class MuonAdamWMLX:
         for i, name in enumerate(names):
             p, u = params[name], updates[i].astype(params[name].dtype)
             if wd:
-                if group["cautious"]:
-                    p = p - lr * wd * p * ((u * p) > 0)
-                else:
-                    p = p * (1 - lr * wd)
+                mask = (u * p) >= 0 if group["cautious"] else 1.0
+                p = p - lr * wd * p * mask
             out[name] = p - lr * u
         return out
 

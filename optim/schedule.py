@@ -3,8 +3,10 @@
 The budget is time (or steps), so the LR schedule is a function of progress = fraction of the budget used
 (0..1), not of a step count that nobody knows in advance: linear warmup from 0, a constant plateau, then a
 linear warmdown to final_lr_frac of the peak (trapezoidal / "WSD" schedule; Hägele et al. 2024 show that a
-cooldown at the end matches cosine at a fixed budget). The trainer multiplies every group's `initial_lr`
-by lr_multiplier(progress, ...).
+cooldown at the end matches cosine at a fixed budget). Groups marked `weight_decay_to_zero` also fade their
+weight decay linearly to 0 over the budget, as the reference trainer does (a late, low-LR phase with full
+decay would mostly shrink weights). `apply_schedule` sets both on the optimizer's groups before every step;
+the budgeted loop (training/loop.py) calls it for every backend.
 """
 
 from __future__ import annotations
@@ -31,3 +33,14 @@ def muon_momentum(step: int, warmup_steps: int, final: float) -> float:
         return float(final)
     frac = min(step / warmup_steps, 1.0)
     return (1.0 - frac) * MUON_MOMENTUM_START + frac * float(final)
+
+
+def apply_schedule(param_groups: list[dict], progress: float, schedule: dict) -> float:
+    """Set each group's live `lr` (and, where marked, `weight_decay`) for `progress`; returns the LR multiplier."""
+    lr_scale = lr_multiplier(progress, schedule["warmup_frac"], schedule["warmdown_frac"], schedule["final_lr_frac"])
+    fade = 1.0 - min(max(float(progress), 0.0), 1.0)
+    for group in param_groups:
+        group["lr"] = group["initial_lr"] * lr_scale
+        if group.get("weight_decay_to_zero"):
+            group["weight_decay"] = group["initial_weight_decay"] * fade
+    return lr_scale

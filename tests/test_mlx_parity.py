@@ -15,6 +15,7 @@ from models.gpt import GPT, GPTConfig  # noqa: E402
 from models.gpt_mlx import GPTMLX, attention as mlx_attention  # noqa: E402
 from optim import build_optimizer  # noqa: E402
 from optim.muon_mlx import MuonAdamWMLX  # noqa: E402
+from optim.schedule import apply_schedule  # noqa: E402
 
 DEFAULTS = yaml.safe_load((Path(__file__).resolve().parents[1] / "conf/hparams/default.yaml").read_text())
 VOCAB, SEQ = 61, 48
@@ -86,17 +87,26 @@ def test_optimizer_step_matches_torch_and_training_reduces_loss():
     mlx_opt = MuonAdamWMLX(mlx_model, DEFAULTS["optim"], ortho_dtype=mx.float32)
     assert [(g["name"], g["lr"]) for g in torch_opt.param_groups] == [(g["name"], g["lr"]) for g in mlx_opt.param_groups]
 
-    torch_model(torch.from_numpy(x), torch.from_numpy(y)).backward()
-    torch_opt.step()
     loss_and_grad = nn.value_and_grad(mlx_model, mlx_model.loss)
-    first, grads = loss_and_grad(mx.array(x), mx.array(y))
-    mlx_opt.update(mlx_model, grads)
-    mx.eval(mlx_model.parameters(), mlx_opt.state)
-    np.testing.assert_allclose(np.array(mlx_model(mx.array(x))), torch_model(torch.from_numpy(x)).detach().numpy(), atol=2e-3, rtol=1e-3)
+    # Three steps through the schedule: LR warmdown and weight decay fading with progress, NorMuon's state
+    # carried between steps, cautious decay; the x0 group with its own betas.
+    for progress in (0.0, 0.6, 0.9):
+        for opt in (torch_opt, mlx_opt):
+            apply_schedule(opt.param_groups, progress, DEFAULTS["schedule"])
+        torch_model.zero_grad(set_to_none=True)
+        torch_model(torch.from_numpy(x), torch.from_numpy(y)).backward()
+        torch_opt.step()
+        loss, grads = loss_and_grad(mx.array(x), mx.array(y))
+        mlx_opt.update(mlx_model, grads)
+        mx.eval(mlx_model.parameters(), mlx_opt.state)
+        first = loss if progress == 0.0 else first
+        np.testing.assert_allclose(np.array(mlx_model(mx.array(x))), torch_model(torch.from_numpy(x)).detach().numpy(),
+                                   atol=2e-3, rtol=1e-3)
+    assert [g["weight_decay"] for g in torch_opt.param_groups] == pytest.approx([g["weight_decay"] for g in mlx_opt.param_groups])
 
     for _ in range(6):
         loss, grads = loss_and_grad(mx.array(x), mx.array(y))
         mlx_opt.update(mlx_model, grads)
         mx.eval(mlx_model.parameters(), mlx_opt.state)
     assert loss.item() < first.item()
-    assert all(g["step"] == 7 for g in mlx_opt.param_groups)
+    assert all(g["step"] == 9 for g in mlx_opt.param_groups)

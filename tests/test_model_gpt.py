@@ -166,6 +166,28 @@ def test_value_residual_knob():
     assert len(without.value_embeds) == 0 and all(b.attn.ve_gate is None for b in without.blocks)
 
 
+def test_value_gate_reads_the_input_and_starts_neutral():
+    """gate = 2 * sigmoid(W x[..., :c]) per kv head and token, W of shape (n_kv_head, c), zero at init."""
+    model = randomize(build(depth=2, kv_head_ratio=2, ve_gate_channels=8))
+    attn = model.blocks[1].attn
+    c, n_kv, d = 8, model.config.n_kv_head, model.config.head_dim
+    assert attn.ve_gate.weight.shape == (n_kv, c)
+    assert any(p is attn.ve_gate.weight for p in model.param_groups()["matrix"])  # Muon, as in the reference
+    assert all(p is not attn.ve_gate.weight for p in model.param_groups()["x0"])
+    assert torch.all(build(depth=2).blocks[1].attn.ve_gate.weight == 0)  # init: gate 1
+    g = torch.Generator().manual_seed(3)
+    x, ve = torch.randn(2, SEQ, model.config.n_embd, generator=g), torch.randn(2, SEQ, n_kv * d, generator=g)
+    cos, sin = model.rope_cos[:SEQ], model.rope_sin[:SEQ]
+    with torch.no_grad(), use_attention_impl("naive"):
+        got = attn(x, ve, cos, sin, SEQ)
+        gate = 2 * torch.sigmoid(x[..., :c].double() @ attn.ve_gate.weight.double().T)  # (B, T, n_kv)
+        gated_ve = (ve.double().view(2, SEQ, n_kv, d) * gate[..., None]).view(2, SEQ, n_kv * d).float()
+        attn.ve_gate.weight.zero_()  # now the gate is 1, so feeding the gated embedding must give the same
+        expected = attn(x, gated_ve, cos, sin, SEQ)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    assert build(depth=2, aspect_ratio=4, head_dim=32).config.ve_gate_channels == 32  # never wider than the model
+
+
 def test_softcap_bounds_logits():
     model = randomize(build(logit_softcap=2.0))
     with torch.no_grad():

@@ -54,7 +54,7 @@ def train_mlx(cfg: dict, exp_dir: Path) -> dict:
     accum = grad_accum_steps(int(hp["batch"]["total_batch_tokens"]), device_batch, seq_len)
 
     model = build_mlx_model(cfg)
-    optimizer = MuonAdamWMLX(model, hp["optim"])
+    optimizer = MuonAdamWMLX(model, hp["optim"], adapter.ortho_dtype)
     loss_and_grad = nn.value_and_grad(model, model.loss)
     loader = TrainLoader(shard_dir(cfg), batch_size=device_batch, seq_len=seq_len, seed=int(hp["seed"]))
 
@@ -64,10 +64,8 @@ def train_mlx(cfg: dict, exp_dir: Path) -> dict:
 
     step_fit_checked = False  # set once the first micro-batch has been timed
 
-    def optimizer_step(lr_scale: float) -> float:
-        nonlocal step_fit_checked
-        for group in optimizer.param_groups:
-            group["lr"] = group["initial_lr"] * lr_scale
+    def optimizer_step() -> float:
+        nonlocal step_fit_checked  # the loop (training/loop.py) has set the groups' lr and weight decay
         micro_start = time.time()
         loss_sum, grads = micro_batch()
         if not step_fit_checked:
@@ -90,7 +88,8 @@ def train_mlx(cfg: dict, exp_dir: Path) -> dict:
     warmup_seconds = time.time() - warmup_start
     adapter.reset_peak_memory()
 
-    result = budgeted_training(optimizer_step, budget, hp["schedule"], Fault.from_config(cfg.get("fault")),
+    result = budgeted_training(optimizer_step, optimizer.param_groups, budget, hp["schedule"],
+                               Fault.from_config(cfg.get("fault")),
                                model.config.vocab_size, accum * device_batch * seq_len,
                                float(train_cfg.get("log_every_seconds", 5.0)))
     save_checkpoint(exp_dir, mlx_state_arrays(model), dataclasses.asdict(model.config))

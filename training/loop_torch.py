@@ -49,9 +49,7 @@ def build_model(cfg: dict, adapter) -> GPT:
     hp = cfg["hparams"]
     model_config = GPTConfig.from_hparams(hp["model"], vocab_size=vocab_size(cfg), seq_len=cfg["train"]["seq_len"])
     torch.manual_seed(int(hp["seed"]))
-    model = GPT(model_config).to(adapter.device)
-    model.init_weights()
-    return model
+    return GPT(model_config).to(adapter.device)  # GPT() initialises its weights (init_weights) itself
 
 
 def train_torch(cfg: dict, exp_dir: Path, backend: str) -> dict:
@@ -65,7 +63,7 @@ def train_torch(cfg: dict, exp_dir: Path, backend: str) -> dict:
 
     set_attention_impl(adapter.attention_impl)
     model = build_model(cfg, adapter)
-    optimizer = build_optimizer(model, hp["optim"])
+    optimizer = build_optimizer(model, hp["optim"], adapter.ortho_dtype)
     compiled = should_compile(train_cfg.get("compile", "auto"), adapter)
     step_model = adapter.compile(model) if compiled else model
     loader = TrainLoader(shard_dir(cfg), batch_size=device_batch, seq_len=seq_len, seed=int(hp["seed"]))
@@ -86,16 +84,19 @@ def train_torch(cfg: dict, exp_dir: Path, backend: str) -> dict:
         return loss.detach()
 
     step_fit_checked = False  # set once the first micro-batch has been timed
+    batch = None  # the next micro-batch, already on its way to the device
 
-    def optimizer_step(lr_scale: float) -> float:
-        nonlocal step_fit_checked
-        # Muon's momentum warmup runs inside the optimizer on its own step count; only the LR is driven here.
-        for group in optimizer.param_groups:
-            group["lr"] = group["initial_lr"] * lr_scale
+    def optimizer_step() -> float:
+        # The loop (training/loop.py) has set the groups' lr and weight decay; Muon's momentum warmup runs
+        # inside the optimizer on its own step count.
+        nonlocal step_fit_checked, batch
         loss_sum = torch.zeros((), device=adapter.device)
         for index in range(accum):
             micro_start = time.time()
-            loss_sum += forward_backward(*next_batch())
+            loss_sum += forward_backward(*batch)
+            # Load and copy the next micro-batch while the device still works on this one, so the host sync
+            # below does not leave the device idle while the batch is read and pinned (as the reference does).
+            batch = next_batch()
             if index == 0 and not step_fit_checked:
                 adapter.synchronize()  # once per run: time one compiled micro-batch honestly
                 budget.check_step_fits(time.time() - micro_start, accum)
@@ -111,12 +112,14 @@ def train_torch(cfg: dict, exp_dir: Path, backend: str) -> dict:
     warmup_start = time.time()
     forward_backward(*next_batch())
     model.zero_grad(set_to_none=True)
+    batch = next_batch()
     adapter.synchronize()
     warmup_seconds = time.time() - warmup_start
     adapter.reset_peak_memory()
 
     try:
-        result = budgeted_training(optimizer_step, budget, hp["schedule"], Fault.from_config(cfg.get("fault")),
+        result = budgeted_training(optimizer_step, optimizer.param_groups, budget, hp["schedule"],
+                                   Fault.from_config(cfg.get("fault")),
                                    model.config.vocab_size, accum * device_batch * seq_len,
                                    float(train_cfg.get("log_every_seconds", 5.0)))
     except out_of_memory_errors() as exc:

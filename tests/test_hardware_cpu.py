@@ -1,0 +1,33 @@
+"""The CPU adapter: bf16 exactly where the CPU multiplies it natively, read from its feature flags."""
+
+import pytest
+import torch
+
+import hardware
+from hardware import cpu
+
+XEON_SPR = "processor\t: 0\nmodel name\t: Intel Xeon\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n"
+EPYC_ZEN2 = "processor\t: 0\nmodel name\t: AMD EPYC 7B12\nflags\t\t: fpu sse2 avx avx2 fma\n\nprocessor\t: 1\nflags\t\t: avx512_bf16\n"
+GRAVITON3 = "processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\nCPU implementer\t: 0x41\n"
+
+
+@pytest.mark.parametrize("text,native", [(XEON_SPR, True), (EPYC_ZEN2, False), (GRAVITON3, True), ("", False)])
+def test_native_bf16_is_read_from_the_first_processors_flags(text, native):
+    assert bool(cpu.cpu_flags(text) & cpu.NATIVE_BF16_FLAGS) is native
+
+
+@pytest.mark.parametrize("native,dtype", [(True, torch.bfloat16), (False, torch.float32)])
+def test_autocast_and_orthogonalisation_follow_the_flags(monkeypatch, native, dtype):
+    monkeypatch.setattr(cpu, "native_bf16", lambda: native)
+    adapter = hardware.get_adapter("cpu")
+    assert adapter.autocast_dtype == dtype and adapter.ortho_dtype == dtype
+    assert adapter.attention_impl == "sdpa" and adapter.device.type == "cpu"
+
+
+def test_this_machines_answer_matches_its_cpuinfo():
+    try:
+        text = open(cpu.CPUINFO).read()
+    except OSError:
+        pytest.skip("no /proc/cpuinfo on this platform: native_bf16() is False there by design")
+    cpu.native_bf16.cache_clear()
+    assert cpu.native_bf16() == any(flag in text.split() for flag in ("avx512_bf16", "amx_bf16", "bf16"))
