@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,18 @@ def _env(repo: Path) -> dict:
     # Beside the repository (not in it, not /var/tmp/dvc): tests leave nothing outside their tmp dirs.
     env["DVC_SITE_CACHE_DIR"] = str(repo.with_name(repo.name + "-dvc-site"))
     return env
+
+
+@contextmanager
+def edited_spec(clone: Path, name: str, edit):
+    """conf/dataset/<name>.yaml of the module-shared clone changed by `edit(text)` for one test, then restored."""
+    path = clone / "conf" / "dataset" / f"{name}.yaml"
+    original = path.read_text()
+    path.write_text(edit(original))
+    try:
+        yield
+    finally:
+        path.write_text(original)
 
 
 @pytest.fixture(scope="module")
@@ -86,9 +99,14 @@ def test_prepare_unknown_dataset(tmp_path):
         prepare_dataset("nope", ROOT, echo=lambda line: None)
 
 
-def test_prepare_local_with_an_empty_folder(clone, monkeypatch, tmp_path):
-    monkeypatch.setenv("AUTORESEARCH_LOCAL_DIR", str(tmp_path / "empty"))
-    with pytest.raises(DataError, match="does not exist"):
+@pytest.mark.parametrize("state", ["is empty", "does not exist"])
+def test_prepare_local_with_an_empty_or_missing_folder(clone, monkeypatch, tmp_path, state):
+    folder = tmp_path / "texts"
+    if state == "is empty":
+        folder.mkdir()
+        (folder / "notes.md").write_text("not a .txt, .jsonl or .parquet file")
+    monkeypatch.setenv("AUTORESEARCH_LOCAL_DIR", str(folder))
+    with pytest.raises(DataError, match=f"{folder} {state}; put .txt"):
         prepare_dataset("local", clone, echo=lambda line: None)
 
 
@@ -113,15 +131,13 @@ def test_prepare_huggingface_dataset_from_a_local_hub(clone, monkeypatch):
     hub = FakeHub()
     hub.thread.start()
     try:
-        spec_path = clone / "conf" / "dataset" / "tinystories.yaml"
-        spec = spec_path.read_text().replace("roneneldan/TinyStories", "someone/tiny-parquet")
-        spec_path.write_text(spec)
         stories = [f"Once upon a time there was a cat number {i}. It liked milk." for i in range(300)]
         hub.add("default/train/0000.parquet", _parquet(stories[:250]), revision="refs/convert/parquet")
         hub.add("default/validation/0000.parquet", _parquet(stories[250:]), revision="refs/convert/parquet")
         monkeypatch.setenv("HF_ENDPOINT", hub.base_url)
         monkeypatch.setenv("DVC_SITE_CACHE_DIR", _env(clone)["DVC_SITE_CACHE_DIR"])
-        manifest = prepare_dataset("tinystories", clone, echo=lambda line: None)
+        with edited_spec(clone, "tinystories", lambda text: text.replace("roneneldan/TinyStories", "someone/tiny-parquet")):
+            manifest = prepare_dataset("tinystories", clone, echo=lambda line: None)
         assert manifest["documents"] == {"train": 250, "val": 50}
         assert (clone / "data" / "pipelines" / "huggingface" / "dvc.lock").is_file()
     finally:
@@ -136,11 +152,12 @@ def test_prepare_huggingface_without_network_is_one_sentence(clone, monkeypatch)
     with socket.socket() as probe:  # nobody listens on this port: like a machine with no network
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    spec_path = clone / "conf" / "dataset" / "fineweb-edu.yaml"
-    spec_path.write_text(spec_path.read_text() + "download_retries: 1\ndownload_backoff_seconds: 0.01\n")
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
     monkeypatch.setenv("DVC_SITE_CACHE_DIR", _env(clone)["DVC_SITE_CACHE_DIR"])
-    with pytest.raises(DataError) as error:
+    def fail_fast(text):
+        return text + "download_retries: 1\ndownload_backoff_seconds: 0.01\n"
+
+    with edited_spec(clone, "fineweb-edu", fail_fast), pytest.raises(DataError) as error:
         prepare_dataset("fineweb-edu", clone, echo=lambda line: None)
     assert "dataset=bundled or dataset=local" in str(error.value)
     assert not (clone / "datasets" / "fineweb-edu" / "corpus").exists()  # no half-built output left behind
