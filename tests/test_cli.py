@@ -76,3 +76,56 @@ def test_status_reports_a_dead_run(tmp_path):
     proc = cli("status", "night", f"paths.runs_dir={tmp_path}")
     assert proc.returncode == 0
     assert "training" in proc.stdout and "gone" in proc.stdout.lower()
+
+
+def _recorded_run(runs: Path, tag: str) -> Path:
+    """A run folder as the loop leaves it: two baselines and one keep (model.depth 8 -> 10), ledger and repo."""
+    import yaml
+
+    from research.ledger import Ledger
+    from research.runrepo import RunRepo
+
+    run_dir = runs / tag
+    hparams = yaml.safe_load((PROJECT_ROOT / "conf" / "hparams" / "default.yaml").read_text())
+    repo = RunRepo(run_dir / "repo")
+    base = repo.init(yaml.safe_dump(hparams))
+    kept = repo.commit_experiment(2, yaml.safe_dump({**hparams, "model": {**hparams["model"], "depth": 10}}),
+                                  "model.depth=10", base)
+    repo.advance_main(kept)
+    ledger = Ledger(run_dir / "results.tsv")
+    for exp, val_bpb in ((0, 1.50), (1, 1.52)):
+        ledger.record({"exp": exp, "status": "baseline", "val_bpb": val_bpb, "commit_sha": base})
+    ledger.record({"exp": 2, "status": "keep", "val_bpb": 1.40, "best_val_bpb": 1.40, "change": "model.depth=10",
+                   "key": "model.depth", "value": "10", "commit_sha": kept})
+    return run_dir
+
+
+def test_report_writes_the_report_of_a_recorded_run(tmp_path):
+    run_dir = _recorded_run(tmp_path, "night")
+    proc = cli("report", "night", f"paths.runs_dir={tmp_path}")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"report: {run_dir / 'report.md'}" in proc.stdout
+    text = (run_dir / "report.md").read_text()
+    assert "Experiments: 3 (1 keep, 0 discard, 0 crash, 0 skip, 2 baseline)" in text
+    assert "Baseline val_bpb: 1.510000" in text and "Best val_bpb: 1.400000" in text
+    assert "- `model.depth`: 8 -> 10" in text  # read back from the run repository
+    assert (run_dir / "progress.png").stat().st_size > 10_000
+    # Without a tag: the latest run; an unknown tag: one sentence, non-zero.
+    assert cli("report", f"paths.runs_dir={tmp_path}").returncode == 0
+    unknown = cli("report", "nope", f"paths.runs_dir={tmp_path}")
+    assert unknown.returncode == 2 and unknown.stdout.strip() == f"error: no run 'nope' under {tmp_path}."
+
+
+@pytest.mark.slow
+def test_prepare_prints_the_verified_dataset(tmp_path):
+    """`autoresearch prepare` on the bundled dataset: DVC brings it up to date, the summary matches its manifest."""
+    import json
+
+    proc = cli("prepare", "dataset=bundled")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    manifest = json.loads((PROJECT_ROOT / "datasets" / "bundled" / "shards" / "manifest.json").read_text())
+    lines = dict(line.split(": ", 1) for line in proc.stdout.splitlines() if ": " in line)
+    assert lines["dataset"] == "bundled" and lines["data_version"] == manifest["data_version"]
+    assert lines["vocab_size"] == str(manifest["vocab_size"])
+    train = [shard["tokens"] for shard in manifest["shards"] if shard["split"] == "train"]
+    assert lines["train"] == f"{len(train)} shards, {sum(train) / 1e6:.2f}M tokens"
