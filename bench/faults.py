@@ -190,7 +190,8 @@ def _stop_children_later(parent_pid: int, after: float, done: threading.Event) -
 def run_training_scenario(scenario: TrainingScenario, exp_dir: Path, run_dir: Path, exp: int) -> dict:
     """run_training -> run_evaluation -> decide_experiment on a prepared experiment folder; returns the row."""
     from research.state import RunState
-    from tasks.decide import decide_experiment
+    from research.decide import judge_baseline, judge_failure
+    from tasks.decide import decide_experiment, failure_reason
     from tasks.evaluate import run_evaluation
     from tasks.train import run_training
 
@@ -210,8 +211,11 @@ def run_training_scenario(scenario: TrainingScenario, exp_dir: Path, run_dir: Pa
         evaluation = run_evaluation(str(exp_dir), 120.0)
     state = RunState(rows=[], hparams={}, base_sha="0" * 40, best_val_bpb=3.0, baseline_val_bpb=3.0, sigma=0.01)
     run_info = {"dataset": "tiny", "data_version": "test", "code_version": "test", "proposer": "local"}
-    row = decide_experiment(str(run_dir), exp, state, None, metrics, evaluation, {"min_delta": 0.001, "sigma_k": 2.0},
-                            run_info, "", 0, time.time(), False)
+    error = failure_reason(None, metrics, evaluation)
+    # Every scenario should end in a crash row; one that trained fine is recorded as a plain run and fails the check.
+    decision = judge_failure([], "crash", error) if error else judge_baseline([], 0, evaluation["val_bpb"])
+    row = decide_experiment(str(run_dir), exp, state, None, metrics, evaluation, decision, {}, {}, run_info, "", 0,
+                            time.time())
     return {"scenario": scenario.name, "status": row["status"], "error": row.get("error") or "",
             "seconds": round(time.monotonic() - started, 1),
             "ok": row["status"] == "crash" and scenario.words in (row.get("error") or "")}

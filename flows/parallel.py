@@ -1,9 +1,9 @@
 """research.parallel=K: a round proposes K different single changes from the current best, trains them at
 once (one device each, see tasks/gpu_slots.py), then decides them in experiment order.
 
-Only the best of the round (lowest val_bpb) may be kept, and only if it passes the noise-aware rule; the
-others are discarded even if they would pass on their own, because none of them was built on the round's
-winner. Baseline repeats run as a round of their own, decided like in the sequential loop.
+Which member may be kept, and whether it is, is research.decide's judgement (judge_round, round_loser,
+judge_candidate with the round's size): only the best first run may be kept, after paired runs that do not
+count its lucky first one. Baseline repeats run as a round of their own, decided like in the sequential loop.
 
 Crash safety: `round.json` in the run folder names the round (first experiment and members) until every
 member has its row. A resumed run finishes that round from the same starting point: proposals, commits and
@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import contextvars
 import json
-import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
 from data.atomic import atomic_write_json
+from research.decide import judge_round
+from research.pairing import own_runs
 
 ROUND_FILE = "round.json"
 
@@ -49,13 +50,13 @@ def open_round(run_dir: Path, next_exp: int) -> tuple[int, list[int]] | None:
 
 
 def round_winner(outcomes: dict[int, tuple]) -> int | None:
-    """The member with the lowest finite val_bpb, or None when none finished."""
-    scored = []
-    for exp, (metrics, evaluation) in outcomes.items():
-        value = (evaluation or {}).get("val_bpb") if (metrics or {}).get("status") == "ok" else None
-        if value is not None and math.isfinite(value):
-            scored.append((value, exp))
-    return min(scored)[1] if scored else None
+    """research.decide.judge_round over a round's (metrics, evaluation) outcomes: the first runs that finished."""
+    return judge_round(first_runs(outcomes))
+
+
+def first_runs(outcomes: dict[int, tuple]) -> dict[int, float | None]:
+    return {exp: (evaluation or {}).get("val_bpb") if (metrics or {}).get("status") == "ok" else None
+            for exp, (metrics, evaluation) in outcomes.items()}
 
 
 def run_round(runner, ledger, first: int, members: list[int], start) -> list[dict]:
@@ -87,9 +88,11 @@ def run_round(runner, ledger, first: int, members: list[int], start) -> list[dic
                 outcomes[exp] = future.result()
     for exp, row in recorded.items():
         if exp in members:
-            outcomes[exp] = ({"status": "ok" if row.get("val_bpb") is not None else "failed"},
-                             {"val_bpb": row.get("val_bpb")})
-    winner = round_winner(outcomes)
+            first = own_runs(row).get(row.get("seed"))  # its first run, as the other members' (not its mean)
+            outcomes[exp] = ({"status": "ok" if first is not None else "failed"}, {"val_bpb": first})
+    scores = first_runs({exp: outcome for exp, outcome in outcomes.items() if exp in members})
+    winner = judge_round(scores)
+    finished = sum(value is not None for value in scores.values())  # how many first runs the winner beat
 
     rows = []
     for item in prepared:
@@ -98,9 +101,6 @@ def run_round(runner, ledger, first: int, members: list[int], start) -> list[dic
         # Judged against the best as it stands now (a winner decided earlier in this round raised it), but
         # recorded as started from the round's commit, which it was.
         state = replace(start, rows=current.rows, best_val_bpb=current.best_val_bpb)
-        decide_cfg = runner.cfg["decide"]
-        if not item.baseline and item.exp != winner:
-            decide_cfg = {**decide_cfg, "min_delta": math.inf}  # not the round's best: it cannot be kept
-        rows.append(runner.decide(item, metrics, evaluation, state=state, decide_cfg=decide_cfg))
+        rows.append(runner.decide(item, metrics, evaluation, state=state, selected_from=finished, winner=winner))
     clear_round(runner.run_dir)
     return rows

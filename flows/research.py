@@ -19,8 +19,10 @@ from prefect.exceptions import TerminationSignal
 
 from flows.compose import CONF_DIR, compose, resolve_path
 from flows.parallel import clear_round, open_round, run_round, start_round
+from flows.settle import settle
 from hardware import detect
-from research.decide import check_baseline, check_stop, decide, keep_threshold
+from research.decide import (check_baseline, check_stop, first_seed, judge_baseline, judge_failure, keep_margin,
+                             round_loser)
 from research.errors import ProposerFatal, ResearchStopped
 from research.heartbeat import Heartbeat
 from research.ledger import Ledger
@@ -29,7 +31,7 @@ from research.runlock import RunLock
 from research.runrepo import RunRepo
 from research.space import Change, apply_change, load_space
 from research.state import derive_state, hparams_yaml
-from tasks.decide import decide_task, reconcile_main, write_run_report
+from tasks.decide import decide_task, failure_reason, reconcile_main, write_run_report
 from tasks.artifacts import publish_progress_plot
 from tasks.evaluate import evaluate_task
 from tasks.gpu_slots import resolve_slots
@@ -40,7 +42,6 @@ from tasks.train import train_task
 from training.run_config import CONFIG_FILE
 
 RUN_ID_FILE = "run_id"
-CONFIRM_SEED_OFFSET = 1000  # far from the baseline repeats' seeds (seed, seed + 1, ...)
 
 
 def training_limits(budget: dict) -> tuple[float | None, float | None]:
@@ -199,32 +200,7 @@ class ExperimentRunner:
         if prepared.skipped:
             return self.decide(prepared, None, None)
         metrics, evaluation = self.execute(prepared)
-        if self._candidate_keep(prepared, evaluation):
-            evaluation = {**evaluation, "confirm_val_bpb": [self.confirm(prepared)]}
         return self.decide(prepared, metrics, evaluation)
-
-    def _candidate_keep(self, prepared: "Prepared", evaluation: dict | None) -> bool:
-        """decide.confirm: a change that would be kept on one run is re-run with another seed first."""
-        decide_cfg, state = self.cfg["decide"], prepared.state
-        if not decide_cfg.get("confirm") or prepared.baseline or not evaluation or evaluation.get("status") != "ok":
-            return False
-        return decide(evaluation["val_bpb"], state.best_val_bpb, state.sigma, decide_cfg["min_delta"],
-                      decide_cfg["sigma_k"]).keep
-
-    def confirm(self, prepared: "Prepared") -> float | None:
-        """val_bpb of the same config with another seed, in exp/<N>/confirm (None if that run failed)."""
-        directory = prepared.directory / "confirm"
-        directory.mkdir(parents=True, exist_ok=True)
-        run_cfg = json.loads((prepared.directory / CONFIG_FILE).read_text())
-        run_cfg["hparams"]["seed"] = prepared.seed + CONFIRM_SEED_OFFSET
-        write_training_config(directory, run_cfg)
-        confirmation = Prepared(prepared.exp, prepared.state, directory, prepared.proposal, prepared.commit_sha,
-                                run_cfg["hparams"]["seed"], prepared.started, False, f"{prepared.label} confirm",
-                                f"{prepared.key}-confirm")
-        _, evaluation = self.execute(confirmation)
-        if not evaluation or evaluation.get("status") != "ok":
-            return None
-        return float(evaluation["val_bpb"])
 
     def prepare(self, exp: int, state, in_flight: list | None = None) -> "Prepared":
         """Proposal (or baseline seed), commit and config.json of experiment `exp`, on top of `state`."""
@@ -246,7 +222,7 @@ class ExperimentRunner:
             change = Change(proposal["key"], proposal["value"], proposal["override"], proposal["description"],
                             proposal["reasoning"], proposal.get("previous"))
             hparams = apply_change(state.hparams, change)
-            seed = int(hparams["seed"])
+            seed = first_seed(state.rows, int(cfg["hparams"]["seed"]))  # a seed the incumbent ran: a free pair
             label, message = proposal["text"], f"exp{exp}: {proposal['text']} {proposal['description']}"
         if exp == 0:
             commit_sha = self.repo.tag_sha(0)
@@ -279,12 +255,30 @@ class ExperimentRunner:
                                        label=label, slots=self.slots)
         return metrics, evaluation
 
-    def decide(self, prepared: "Prepared", metrics, evaluation, state=None, decide_cfg=None) -> dict:
-        """Record the row; a round passes the state at decision time and, for a member that may not be kept,
-        a stricter rule."""
-        row = decide_task(str(self.run_dir), prepared.exp, state or prepared.state, prepared.proposal, metrics,
-                          evaluation, decide_cfg or self.cfg["decide"], self.run_info, prepared.commit_sha,
-                          prepared.seed, prepared.started, prepared.baseline, self.cfg["tag"])
+    def decide(self, prepared: "Prepared", metrics, evaluation, state=None, selected_from: int = 1,
+               winner: int | None = None) -> dict:
+        """Ask research.decide for the verdict (training more pairs while it asks for them) and record it. A
+        parallel round passes the state at decision time, its size, and the winner for every other member."""
+        state = state or prepared.state
+        error = failure_reason(prepared.proposal, metrics, evaluation)
+        runs, incumbent_new = {}, {}
+        if prepared.skipped:
+            decision = judge_failure(state.rows, "skip", error)
+        elif error is not None:
+            decision = judge_failure(state.rows, "crash", error)
+        else:
+            runs = {prepared.seed: float(evaluation["val_bpb"])}
+            if prepared.baseline:
+                decision = judge_baseline(state.rows, prepared.seed, runs[prepared.seed])
+            elif selected_from > 1 and prepared.exp != winner:
+                decision = round_loser(state.rows, runs, winner)
+            else:
+                hparams = json.loads((prepared.directory / CONFIG_FILE).read_text())["hparams"]
+                decision, runs, incumbent_new = settle(self, prepared, hparams, runs[prepared.seed], state.rows,
+                                                       selected_from)
+        row = decide_task(str(self.run_dir), prepared.exp, state, prepared.proposal, metrics, evaluation, decision,
+                          runs, incumbent_new, self.run_info, prepared.commit_sha, prepared.seed, prepared.started,
+                          self.cfg["tag"])
         publish_progress_plot(str(self.run_dir), self.cfg["tag"])
         return row
 
@@ -300,8 +294,7 @@ class ExperimentRunner:
                                                            else f"{cfg['budget']['steps']} steps"),
             seq_len=int(cfg["train"]["seq_len"]), seed=int(cfg["hparams"]["seed"]) + exp,
             base_sha=state.base_sha,
-            keep_threshold=None if state.best_val_bpb is None else state.best_val_bpb - keep_threshold(
-                state.best_val_bpb, state.sigma, cfg["decide"]["min_delta"], cfg["decide"]["sigma_k"]),
+            keep_threshold=keep_margin(state.rows, cfg["decide"]),
         )
         cache_key = f"{self.run_id}-exp{exp}-{state.base_sha}-{config_hash(state.hparams)}-propose"
         if in_flight:  # the same block with other changes in flight is another question to the proposer

@@ -1,13 +1,20 @@
-"""The keep/discard rule, as pure functions: no files, no clock, easy to test under synthetic noise.
+"""The keep/discard judgement, whole, as pure functions over the run's ledger rows and the `decide` settings.
 
-Two runs of the same config give different val_bpb (data order, kernels, timing of a time budget). A change
-is kept only if it beats the best so far by more than the noise: by at least
-    max(min_delta, sigma_k * sigma)
-where sigma is the sample standard deviation of repeated baseline runs. With sigma_k = 2 and sigma known,
-a change that does nothing is kept ~2.3% of the time (one-sided normal tail), and a true improvement of
-3 sigma ~84% of the time. With sigma and best estimated from only a few repeats the false-keep rate is
-higher (tests/test_decide_noise.py measures it); confirm_decision() re-runs a winner and keeps it only if
-the mean of its runs still wins, which brings it back down.
+The flow asks and records; it never judges. The answers are one type, `Decision`:
+- judge_baseline / judge_failure: a baseline run, a crash or a skipped proposal.
+- judge_candidate: a candidate's verdict against the incumbent (the last keep, or the default block), from
+  the runs so far; `continue` names the seed of the next pair, and whether the incumbent must run it too.
+- judge_round: which member of a parallel round may be kept (only the best; the others are discarded,
+  since none of them was built on the round's winner), and judge_candidate then confirms that one.
+
+Two rules (decide.rule):
+- `sequential` (default): paired and sequential. Every candidate run uses a seed the incumbent also ran, so
+  the seed's own offset cancels in the gain (incumbent - candidate on that seed); the gains feed Wald's SPRT
+  (research/sprt.py) with the paired noise of research/pairing.py, one pair at a time, up to
+  decide.sequential.max_pairs. A parallel round's winner is the best of several noisy first pairs, so its
+  first pair is biased toward luck: its verdict rests on the pairs after it.
+- `single`: the rule before issue 15, kept for comparison (bench/decide_sim.py): one run, kept when
+  val_bpb < best - max(min_delta, sigma_k * sigma), sigma the spread of the repeated baselines.
 """
 from __future__ import annotations
 
@@ -17,14 +24,41 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from research.errors import ResearchStopped
+from research.pairing import incumbent, estimate_noise, next_pair_seed, paired_gains
+from research.sprt import ACCEPT, REJECT, sprt
+
+CONTINUE = "continue"
 
 
 @dataclass(frozen=True)
 class Decision:
-    keep: bool
-    threshold: float  # val_bpb had to be below this
-    delta: float | None  # val_bpb - best (negative = better); None when there is no val_bpb
+    status: str                        # baseline | keep | discard | crash | skip | continue (train the next pair)
     reason: str
+    val_bpb: float | None = None       # this config's mean over its runs
+    best_val_bpb: float | None = None  # the incumbent's mean after this decision
+    delta: float | None = None         # val_bpb - the best before (unpaired; negative = better)
+    threshold: float | None = None     # rule single: val_bpb had to be below this
+    paired_exp: int | None = None      # the incumbent it was paired with
+    paired_seeds: tuple = ()
+    paired_delta: float | None = None  # mean of candidate - incumbent over the paired seeds (negative = better)
+    paired_se: float | None = None     # its standard error: paired noise / sqrt(pairs)
+    verdict: str | None = None         # the test's own words
+    next_seed: int | None = None       # status continue: the seed of the next pair...
+    incumbent_runs_next: bool = False  # ...and whether the incumbent lacks it and must train it first
+    error: str | None = None
+
+    @property
+    def keep(self) -> bool:
+        return self.status == "keep"
+
+
+def finite_or_none(value: Any) -> float | None:
+    """The value as a float, or None when it is missing, not a number, NaN or infinite."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _finite(values: Iterable) -> list[float]:
@@ -38,11 +72,7 @@ def noise_sigma(values: list[float]) -> float | None:
 
 
 def baseline_best(values: list[float]) -> float | None:
-    """The best-so-far to start from after repeated baselines: their mean.
-
-    Not their minimum: the minimum of noisy runs is biased low by the noise itself, and every later
-    experiment would be judged against luck.
-    """
+    """The best-so-far after repeated baselines: their mean, not their minimum (biased low by the noise)."""
     clean = _finite(values)
     return statistics.fmean(clean) if clean else None
 
@@ -52,67 +82,155 @@ def keep_threshold(best: float, sigma: float | None, min_delta: float, sigma_k: 
     return best - margin
 
 
-def _describe_margin(sigma: float | None, min_delta: float, sigma_k: float) -> str:
-    if sigma is None:
-        return f"min_delta {min_delta:g} (no noise estimate)"
-    return f"max(min_delta {min_delta:g}, {sigma_k:g} sigma = {sigma_k * sigma:.6f})"
-
-
 def decide(val_bpb: float | None, best: float, sigma: float | None, min_delta: float = 0.0,
            sigma_k: float = 2.0) -> Decision:
-    """Keep when val_bpb < best - max(min_delta, sigma_k * sigma); lower val_bpb is better."""
+    """Rule `single`: keep when val_bpb < best - max(min_delta, sigma_k * sigma); lower val_bpb is better."""
     if best is None or not math.isfinite(best):
         raise ValueError("decide() needs a finite best val_bpb; record a baseline first.")
     threshold = keep_threshold(best, sigma, min_delta, sigma_k)
     if val_bpb is None or not math.isfinite(val_bpb):
-        return Decision(False, threshold, None, f"No finite val_bpb ({val_bpb}); discarded.")
+        return Decision("discard", f"No finite val_bpb ({val_bpb}); discarded.", threshold=threshold)
     delta = val_bpb - best
-    margin = _describe_margin(sigma, min_delta, sigma_k)
+    margin = (f"min_delta {min_delta:g} (no noise estimate)" if sigma is None
+              else f"max(min_delta {min_delta:g}, {sigma_k:g} sigma = {sigma_k * sigma:.6f})")
     if val_bpb < threshold:
-        return Decision(True, threshold, delta,
-                        f"val_bpb {val_bpb:.6f} beats the best {best:.6f} by {-delta:.6f}, more than {margin}.")
+        reason = f"val_bpb {val_bpb:.6f} beats the best {best:.6f} by {-delta:.6f}, more than {margin}."
+        return Decision("keep", reason, val_bpb, val_bpb, delta, threshold)
     if delta < 0:
-        return Decision(False, threshold, delta,
-                        f"val_bpb {val_bpb:.6f} is better than the best {best:.6f} by {-delta:.6f}, "
-                        f"within the noise margin {margin}; discarded.")
-    return Decision(False, threshold, delta,
-                    f"val_bpb {val_bpb:.6f} is not better than the best {best:.6f}; discarded.")
+        reason = (f"val_bpb {val_bpb:.6f} is better than the best {best:.6f} by {-delta:.6f}, "
+                  f"within the noise margin {margin}; discarded.")
+    else:
+        reason = f"val_bpb {val_bpb:.6f} is not better than the best {best:.6f}; discarded."
+    return Decision("discard", reason, val_bpb, best, delta, threshold)
 
 
-def confirm_decision(values: list[float], best: float, sigma: float | None, min_delta: float = 0.0,
-                     sigma_k: float = 2.0) -> Decision:
-    """After a keep, the config is re-run; keep it only if the mean of all its runs still clears the bar.
-
-    The bar is the same as for one run (not sigma/sqrt(n)): deliberately conservative, since best itself
-    is a noisy estimate.
-    """
-    clean = _finite(values)
-    if not clean:
-        return decide(None, best, sigma, min_delta, sigma_k)
-    mean = statistics.fmean(clean)
-    single = decide(mean, best, sigma, min_delta, sigma_k)
-    verdict = "confirmed" if single.keep else "not confirmed"
-    return Decision(single.keep, single.threshold, single.delta,
-                    f"Mean of {len(clean)} runs {mean:.6f}: {verdict}. {single.reason}")
+def judge_baseline(rows: list[dict], seed: int, val_bpb: float) -> Decision:
+    """A repeat of the default block: it joins the incumbent's runs, whose mean becomes the best."""
+    runs = {**incumbent([r for r in rows if r.get("status") == "baseline"]).runs, int(seed): float(val_bpb)}
+    best = statistics.fmean(runs.values())
+    return Decision("baseline", f"baseline on seed {seed}", val_bpb, best, paired_seeds=(int(seed),))
 
 
-def finite_or_none(value: Any) -> float | None:
-    """The value as a float, or None when it is missing, not a number, NaN or infinite."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
+def judge_failure(rows: list[dict], status: str, error: str | None) -> Decision:
+    """A crash (nothing measured) or a skip (nothing proposed): the best stays where it was."""
+    return Decision(status, error or status, best_val_bpb=incumbent(rows).mean, error=error)
+
+
+def first_seed(rows: list[dict], default_seed: int) -> int:
+    """The seed of a candidate's first run: the incumbent's first seed, so the pair costs no extra training."""
+    return next_pair_seed(incumbent(rows).runs, {}, default_seed)[0]
+
+
+def judge_round(outcomes: dict[int, float | None]) -> int | None:
+    """The member of a parallel round that may be kept: the lowest finite val_bpb of the first runs (all on the
+    same incumbent seed, so the lowest val_bpb is the best paired gain); None when none finished."""
+    scored = [(value, exp) for exp, value in outcomes.items() if finite_or_none(value) is not None]
+    return min(scored)[1] if scored else None
+
+
+def round_loser(rows: list[dict], candidate: dict[int, float], winner: int | None) -> Decision:
+    """A round member that is not the round's best: discarded whatever its gain. Its paired figures are against
+    the round's starting incumbent (the rows without the winner, the only member that can have been kept)."""
+    reference = incumbent([row for row in rows if int(row["exp"]) != winner])
+    gains = paired_gains(candidate, reference.runs)
+    mean = statistics.fmean(candidate.values()) if candidate else None
+    return Decision("discard", f"not the round's best (exp {winner} was); discarded.", mean, incumbent(rows).mean,
+                    None if mean is None or reference.mean is None else mean - reference.mean,
+                    paired_exp=reference.exp, paired_seeds=tuple(s for s, _ in gains),
+                    paired_delta=-statistics.fmean(g for _, g in gains) if gains else None,
+                    verdict="round: not the best member")
+
+
+def judge_candidate(rows: list[dict], settings: dict, candidate: dict[int, float], incumbent_new: dict[int, float],
+                    default_seed: int, selected_from: int = 1, failure: str | None = None) -> Decision:
+    """The verdict on a candidate from its runs so far (`candidate`, by seed) and the incumbent's runs trained
+    for this decision (`incumbent_new`). `selected_from` > 1: the candidate won a round of that many first runs.
+    `failure`: a run of this decision failed; what was measured is recorded, nothing is kept."""
+    base = incumbent(rows)
+    incumbent_runs = {**base.runs, **incumbent_new}
+    gains = paired_gains(candidate, incumbent_runs)
+    mean = statistics.fmean(candidate.values()) if candidate else None
+    figures = dict(val_bpb=mean, best_val_bpb=statistics.fmean(incumbent_runs.values()) if incumbent_runs else None,
+                   delta=None if mean is None or base.mean is None else mean - base.mean, paired_exp=base.exp,
+                   paired_seeds=tuple(seed for seed, _ in gains),
+                   paired_delta=-statistics.fmean(g for _, g in gains) if gains else None)
+    if failure is not None or mean is None:
+        reason = failure or "no finite val_bpb"
+        return Decision("discard", f"{reason}; nothing kept.", error=reason, **figures)
+    if settings.get("rule", "sequential") == "single":
+        baselines = [r.get("val_bpb") for r in rows if r.get("status") == "baseline"]
+        first = candidate[min(candidate, key=lambda s: (s not in incumbent_runs, s))]
+        single = decide(first, base.mean, noise_sigma(baselines), settings["min_delta"], settings["sigma_k"])
+        return Decision(single.status, single.reason, threshold=single.threshold, verdict="single run vs threshold",
+                        **{**figures, "best_val_bpb": single.best_val_bpb, "val_bpb": first})
+    return _sequential(rows, settings["sequential"], candidate, incumbent_runs, gains, figures, default_seed,
+                       selected_from)
+
+
+def _sequential(rows, seq: dict, candidate, incumbent_runs, gains, figures, default_seed, selected_from) -> Decision:
+    noise = estimate_noise(rows, float(seq["prior_df"]))
+    if noise.paired_sd is None:
+        reason = "no noise estimate yet (decide.baseline_repeats must be 2 or more)"
+        return Decision("discard", reason + "; discarded.", error=reason, **figures)
+    sigma = max(noise.paired_sd, 1e-12)  # runs that agree to the last bit: any gain at all is real
+    figures["paired_se"] = sigma / math.sqrt(len(gains)) if gains else None
+    # A round's winner is the best of several first pairs, a choice that favours luck: judge it on the others.
+    evidence = [gain for _, gain in gains][1 if selected_from > 1 else 0:]
+    test = sprt(evidence, sigma, float(seq["effect"]), float(seq["alpha"]), float(seq["beta"]))
+    said = test.describe() + f", paired sd {sigma:.6f}"
+    gain = statistics.fmean(evidence) if evidence else 0.0
+    if test.outcome == ACCEPT and gain >= float(seq["min_gain"]):
+        reason = f"keep: paired gain {gain:.6f} over {len(evidence)} pair(s); {said}."
+        return Decision("keep", reason, verdict=said, **{**figures, "best_val_bpb": figures["val_bpb"]})
+    if test.outcome == ACCEPT:
+        reason = f"paired gain {gain:.6f} is real but below decide.sequential.min_gain; discarded."
+        return Decision("discard", reason, verdict=said, **figures)
+    if test.outcome == REJECT:
+        return Decision("discard", f"paired gain {gain:+.6f}: {said}; discarded.", verdict=said, **figures)
+    if len(evidence) >= int(seq["max_pairs"]):
+        reason = f"still undecided after decide.sequential.max_pairs={seq['max_pairs']} pairs ({said}); discarded."
+        return Decision("discard", reason, verdict=said + ", cap reached", **figures)
+    missing = sorted(seed for seed in candidate if seed not in incumbent_runs)
+    seed, incumbent_lacks = (missing[0], True) if missing else next_pair_seed(incumbent_runs, candidate, default_seed)
+    return Decision(CONTINUE, f"undecided, next pair on seed {seed}: {said}", verdict=said, next_seed=seed,
+                    incumbent_runs_next=incumbent_lacks, **figures)
+
+
+def keep_margin(rows: list[dict], settings: dict) -> float | None:
+    """The val_bpb gain that keeps a change on its first run (what the proposer is told). Rule sequential: a
+    first pair gaining this much settles the SPRT at once; a smaller promising gain earns more pairs."""
+    base = incumbent(rows)
+    if base.mean is None:
         return None
-    return number if math.isfinite(number) else None
+    if settings.get("rule", "sequential") == "single":
+        sigma = noise_sigma([r.get("val_bpb") for r in rows if r.get("status") == "baseline"])
+        return base.mean - keep_threshold(base.mean, sigma, settings["min_delta"], settings["sigma_k"])
+    seq = settings["sequential"]
+    sigma = estimate_noise(rows, float(seq["prior_df"])).paired_sd
+    if sigma is None:
+        return None
+    upper = sprt([], sigma, float(seq["effect"]), float(seq["alpha"]), float(seq["beta"])).upper
+    effect = float(seq["effect"])
+    return max(sigma * (effect / 2 + upper / effect), float(seq["min_gain"]))  # LLR(one gain g) >= A, solved for g
+
+
+def decision_fields(decision: Decision, candidate: dict[int, float], incumbent_new: dict[int, float]) -> dict:
+    """The ledger columns a decision fills (the rest of a row is the experiment's metadata)."""
+    from research.pairing import format_runs
+
+    return {"status": decision.status, "val_bpb": decision.val_bpb, "best_val_bpb": decision.best_val_bpb,
+            "delta": decision.delta, "paired_exp": decision.paired_exp,
+            "paired_seeds": " ".join(str(s) for s in decision.paired_seeds) or None,
+            "paired_delta": decision.paired_delta, "paired_se": decision.paired_se, "verdict": decision.verdict,
+            "seed_runs": format_runs(candidate), "incumbent_runs": format_runs(incumbent_new), "error": decision.error}
 
 
 def paired_deltas(history: list, base_seed: Any) -> dict[int, float]:
-    """val_bpb minus the same-seed run of the block each experiment started from, by experiment number.
+    """Each experiment's gain against its incumbent on the same seed(s), by experiment number (negative = better).
 
-    Every experiment trains with the base block's seed, while the baselines spread over several seeds to measure
-    the noise; a row's `delta` is against their mean, so a lucky base seed makes every change look better (on
-    the cpu preset the seed-42 baseline sat 0.011 under the mean of four). A paired delta removes that offset:
-    the reference is the baseline row trained with `base_seed`, replaced by each keep (a kept change becomes the
-    base, and experiments keep the base seed). Experiments before any such reference are left out.
+    Rows decided by the paired rule carry it (`paired_delta`). Older rows trained on the base block's seed
+    while the baselines spread over several seeds; for them the reference is the baseline row trained with
+    `base_seed`, replaced by each keep. Experiments before any such reference are left out.
     """
     reference: float | None = None
     deltas: dict[int, float] = {}
@@ -123,7 +241,10 @@ def paired_deltas(history: list, base_seed: Any) -> dict[int, float]:
             if reference is None and same_seed and value is not None:
                 reference = value
             continue
-        if reference is not None and value is not None:
+        recorded = finite_or_none(row.get("paired_delta"))
+        if recorded is not None:
+            deltas[int(row["exp"])] = recorded
+        elif reference is not None and value is not None:
             deltas[int(row["exp"])] = value - reference
         if row.get("status") == "keep" and value is not None:
             reference = value

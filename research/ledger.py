@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 COLUMNS: tuple[str, ...] = (
     "exp", "description", "val_bpb", "mfu", "status", "baseline_sha",
     "change", "key", "value", "previous", "delta", "best_val_bpb",
+    # the paired decision (research/decide.py): who it was paired with, on which seeds, the gain and the test
+    "paired_exp", "paired_seeds", "paired_delta", "paired_se", "verdict", "seed_runs", "incumbent_runs",
     "steps", "tokens", "tokens_per_second", "peak_memory_gb", "num_params_M",
     "train_seconds", "total_seconds",
     "backend", "device_name", "dataset", "data_version", "code_version", "seed",
@@ -41,15 +43,18 @@ COLUMNS: tuple[str, ...] = (
 )
 STATUSES: tuple[str, ...] = ("baseline", "keep", "discard", "crash", "skip")
 
-INT_COLUMNS = frozenset({"exp", "steps", "tokens", "seed", "llm_input_tokens", "llm_output_tokens"})
+INT_COLUMNS = frozenset({"exp", "steps", "tokens", "seed", "llm_input_tokens", "llm_output_tokens", "paired_exp"})
 FLOAT_COLUMNS = frozenset({
-    "val_bpb", "mfu", "delta", "best_val_bpb", "tokens_per_second", "peak_memory_gb", "num_params_M",
+    "val_bpb", "mfu", "delta", "best_val_bpb", "paired_delta", "paired_se", "tokens_per_second", "peak_memory_gb", "num_params_M",
     "train_seconds", "total_seconds", "llm_cost_usd", "energy_kwh",
 })
 # Everything else is text. `value` stays text on purpose: it is the hyperparameter value as written in the
 # override (`0.04`, `true`, `SSSL`), and guessing its type here would be a second source of truth.
 
 HEADER = "\t".join(COLUMNS)
+# Ledgers written before the paired columns existed are read (those columns empty) and upgraded on the next write.
+PAIRED_COLUMNS = ("paired_exp", "paired_seeds", "paired_delta", "paired_se", "verdict", "seed_runs", "incumbent_runs")
+OLDER_HEADER = "\t".join(column for column in COLUMNS if column not in PAIRED_COLUMNS)
 
 _ESCAPES = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0"}
 _UNESCAPES = {"\\": "\\", "t": "\t", "n": "\n", "r": "\r", "0": "\0"}
@@ -124,11 +129,13 @@ def format_row(row: dict) -> str:
     return "\t".join(_format_value(column, row.get(column)) for column in COLUMNS)
 
 
-def parse_line(line: str) -> dict:
+def parse_line(line: str, columns: tuple[str, ...] = COLUMNS) -> dict:
     fields = line.split("\t")
-    if len(fields) != len(COLUMNS):
-        raise ValueError(f"{len(fields)} fields instead of {len(COLUMNS)}")
-    return {column: _parse_value(column, field) for column, field in zip(COLUMNS, fields)}
+    if len(fields) != len(columns):
+        raise ValueError(f"{len(fields)} fields instead of {len(columns)}")
+    row = dict.fromkeys(COLUMNS)
+    row.update({column: _parse_value(column, field) for column, field in zip(columns, fields)})
+    return row
 
 
 class Ledger:
@@ -159,7 +166,9 @@ class Ledger:
         lines = [line[:-1] if line.endswith("\r") else line for line in lines]  # tolerate CRLF editors
 
         header = lines[0]
-        if header != HEADER:
+        older = header == OLDER_HEADER
+        columns = tuple(OLDER_HEADER.split("\t")) if older else COLUMNS
+        if header != HEADER and not older:
             if not ends_with_newline and len(lines) == 1 and HEADER.startswith(header):
                 log.warning("%s holds only a cut-off header; treating it as empty.", self.path)
                 return [], []
@@ -180,7 +189,7 @@ class Ledger:
                 log.warning("%s: dropping the cut-off last line %d (%r...).", self.path, number + 1, line[:60])
                 continue
             try:
-                row = parse_line(line)
+                row = parse_line(line, columns)
             except ValueError as err:
                 if is_last:
                     log.warning("%s: dropping the damaged last line %d (%s).", self.path, number + 1, err)
@@ -194,7 +203,7 @@ class Ledger:
                 continue
             seen.add(row["exp"])
             rows.append(row)
-            kept_lines.append(line)
+            kept_lines.append(format_row(row) if older else line)
         return rows, kept_lines
 
     def rows(self) -> list[dict]:

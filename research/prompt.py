@@ -99,6 +99,11 @@ def _change_text(row: Mapping[str, Any], space: Space) -> str:
     return f"{key}={value}"
 
 
+def _paired_text(delta, standard_error) -> str:
+    text = _fmt_num(delta, 3)
+    return text + (f" +- {_fmt_num(standard_error, 2)}" if delta is not None and standard_error is not None else "")
+
+
 def build_prompt(context: Any, *, full_rows: int = FULL_ROWS, stagnation_after: int = STAGNATION_AFTER,
                  error_lines: int = ERROR_LINES) -> tuple[list[dict], str]:
     """(system_blocks, user_text) for a ProposalContext. The system block carries cache_control."""
@@ -122,12 +127,14 @@ def build_prompt(context: Any, *, full_rows: int = FULL_ROWS, stagnation_after: 
     )
     threshold = getattr(context, "keep_threshold", None)
     if threshold is not None:
-        out.append(f"keep threshold: a change is kept when val_bpb beats the best by more than {_fmt_num(threshold, 3)}")
+        out.append(f"keep threshold: a change is kept at once when its first paired run beats the best by more than "
+                   f"{_fmt_num(threshold, 3)}; a smaller gain that looks real is re-run on more seeds before a verdict")
 
     experiments = [r for r in history if r.get("status") != "baseline"]
     out.append("")
     out.append(f"## History ({len(experiments)} experiments; negative is better. delta = val_bpb - best before; "
-               "vs base seed = val_bpb - the run of the block it started from on the same seed, free of seed luck)")
+               "paired = val_bpb - the block it started from on the same seed(s), mean over the pairs +- its "
+               "standard error: free of seed luck, what the keep rule judges)")
     paired = paired_deltas(history, (context.hparams or {}).get("seed"))
     older, recent = history[:-full_rows] if full_rows else history, history[-full_rows:] if full_rows else []
     if older:
@@ -140,14 +147,14 @@ def build_prompt(context: Any, *, full_rows: int = FULL_ROWS, stagnation_after: 
             parts = ", ".join(f"{status} {n}" for status, n in sorted(counts[key].items()))
             out.append(f"  {key}: {parts}")
     if recent:
-        out.append("exp | change | val_bpb | delta | vs base seed | status | description")
+        out.append("exp | change | val_bpb | delta | paired | status | description")
         for row in recent:
             out.append(" | ".join([
                 str(row.get("exp", "-")),
                 _change_text(row, space) if row.get("status") != "baseline" else "(baseline)",
                 _fmt_num(row.get("val_bpb")),
                 _fmt_num(row.get("delta"), 3),
-                _fmt_num(paired.get(int(row.get("exp", -1))), 3),
+                _paired_text(paired.get(int(row.get("exp", -1))), row.get("paired_se")),
                 str(row.get("status") or "-"),
                 _one_line(row.get("description"), 70),
             ]))

@@ -83,15 +83,24 @@ def summarize(rows: list[dict]) -> dict:
     }
 
 
+def _paired_cell(row: dict) -> str:
+    """The gain the keep rule judged: candidate - incumbent on the same seeds (negative = better)."""
+    delta, error = _num(row.get("paired_delta")), _num(row.get("paired_se"))
+    if delta is None:
+        return ""
+    seeds = str(row.get("paired_seeds") or "").split()
+    return f"{delta:+.6f}" + (f" +- {error:.6f}" if error is not None else "") + (f" ({len(seeds)})" if seeds else "")
+
+
 def results_table_markdown(rows: list[dict], limit: int | None = 20) -> str:
     """The last `limit` rows (all with None) as a markdown table: for the CLI and Prefect artifacts."""
     shown = rows[-limit:] if limit else rows
-    lines = ["| exp | status | val_bpb | delta | change | description |", "|---:|---|---:|---:|---|---|"]
+    lines = ["| exp | status | val_bpb | paired delta +- s.e. (seeds) | change | verdict | description |",
+             "|---:|---|---:|---:|---|---|---|"]
     for row in shown:
-        delta = _num(row.get("delta"))
-        lines.append("| {} | {} | {} | {} | {} | {} |".format(
-            row.get("exp"), _cell(row.get("status")), _cell(_num(row.get("val_bpb"))),
-            "" if delta is None else f"{delta:+.6f}", _cell(row.get("change"), 40), _cell(row.get("description"), 60)))
+        lines.append("| {} | {} | {} | {} | {} | {} | {} |".format(
+            row.get("exp"), _cell(row.get("status")), _cell(_num(row.get("val_bpb"))), _paired_cell(row),
+            _cell(row.get("change"), 40), _cell(row.get("verdict"), 60), _cell(row.get("description"), 60)))
     if limit and len(rows) > limit:
         lines.append(f"\n({len(rows) - limit} earlier rows not shown.)")
     return "\n".join(lines) + "\n"

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import yaml
 
 from research.decide import baseline_best, noise_sigma
+from research.pairing import incumbent
 from research.runrepo import RunRepo
 from research.space import Space, canonical_text
 
@@ -56,14 +57,14 @@ def derive_state(rows: list[dict], repo: RunRepo, baseline_hparams: dict, space:
         base_sha = keeps[-1]["commit_sha"]
     else:
         hparams, base_sha = baseline_hparams, repo.tag_sha(0)
-    # Every row stores the best after its decision; the last one with a value is the current best.
-    recorded_best = [row["best_val_bpb"] for row in rows if row.get("best_val_bpb") is not None]
+    # The best is the incumbent's mean over its runs, as research.decide judges it (one owner of that fact).
+    current = incumbent(rows).mean
     baseline_value = baseline_best(baseline_values)
     return RunState(
         rows=rows,
         hparams=hparams,
         base_sha=base_sha,
-        best_val_bpb=recorded_best[-1] if recorded_best else baseline_value,
+        best_val_bpb=current if current is not None else baseline_value,
         baseline_val_bpb=baseline_value,
         sigma=noise_sigma(baseline_values),
         tried=tried_changes(rows, space),

@@ -1,5 +1,5 @@
-"""Decide task: keep or discard against the best so far (noise-aware), record the row, move the run
-repository's main on a keep, beat the heartbeat and refresh the Prefect artifacts.
+"""Decide task: record what research.decide decided (the row), move the run repository's main on a keep, beat
+the heartbeat and refresh the Prefect artifacts. It judges nothing itself.
 
 Order matters for crash safety: the ledger row is written first (the source of truth), then main moves.
 A run killed in between is repaired on resume by `reconcile_main`, which sets main from the ledger.
@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 from prefect import task
 
-from research.decide import baseline_best, confirm_decision, decide, noise_sigma
+from research.decide import Decision, decision_fields, noise_sigma
 from research.heartbeat import Heartbeat
 from research.ledger import Ledger
 from research.report import results_table_markdown, write_report
@@ -76,48 +76,25 @@ def failure_reason(proposal: dict | None, metrics: dict | None, evaluation: dict
 
 
 def decide_experiment(run_dir: str, exp: int, state: RunState, proposal: dict | None, metrics: dict | None,
-                      evaluation: dict | None, decide_cfg: dict, run_info: dict, commit_sha: str, seed: int,
-                      started_at: float, baseline: bool) -> dict:
-    """Record experiment `exp` (idempotent: an existing row is returned unchanged)."""
+                      evaluation: dict | None, decision: Decision, runs: dict, incumbent_new: dict, run_info: dict,
+                      commit_sha: str, seed: int, started_at: float) -> dict:
+    """Record what research.decide decided for experiment `exp` (idempotent: an existing row is returned
+    unchanged). `runs` and `incumbent_new`: val_bpb by seed of the experiment's config and of the incumbent's
+    runs trained for this decision."""
     ledger = Ledger(Path(run_dir) / "results.tsv")
     existing = ledger.get(exp)
     if existing is not None:
         return existing
-    error = failure_reason(proposal, metrics, evaluation)
-    metrics, evaluation = metrics or {}, evaluation or {}
-    if proposal is not None and proposal.get("status") == "skip":
-        status, best = "skip", state.best_val_bpb
-    elif error is not None:
-        status, best = "crash", state.best_val_bpb
-    elif baseline:
-        status = "baseline"
-        values = [row["val_bpb"] for row in state.rows if row.get("status") == "baseline"] + [evaluation["val_bpb"]]
-        best = baseline_best(values)
-    else:
-        # With decide.confirm, the runs of the same config with other seeds are judged by their mean, and the
-        # mean becomes the new best: it is a less lucky estimate than the first run alone. A confirmation
-        # that failed confirms nothing.
-        confirmations = evaluation.get("confirm_val_bpb", [])
-        values = [evaluation["val_bpb"], *confirmations]
-        if None in confirmations:
-            verdict, error = None, "the confirmation run with another seed failed"
-        elif confirmations:
-            verdict = confirm_decision(values, state.best_val_bpb, state.sigma, decide_cfg["min_delta"], decide_cfg["sigma_k"])
-        else:
-            verdict = decide(values[0], state.best_val_bpb, state.sigma, decide_cfg["min_delta"], decide_cfg["sigma_k"])
-        status = "keep" if verdict and verdict.keep else "discard"
-        best = sum(values) / len(values) if status == "keep" else state.best_val_bpb
-    row = build_row(exp, status, state, proposal, metrics, evaluation, run_info, commit_sha, seed, started_at, error)
-    row["best_val_bpb"] = best
-    if row["val_bpb"] is not None and state.best_val_bpb is not None and not baseline:
-        row["delta"] = row["val_bpb"] - state.best_val_bpb
+    row = build_row(exp, decision.status, state, proposal, metrics or {}, evaluation or {}, run_info, commit_sha,
+                    seed, started_at, decision.error)
+    row.update(decision_fields(decision, runs, incumbent_new))
     ledger.record(row)
-    if status == "keep":
+    if decision.keep:
         RunRepo(Path(run_dir) / "repo").advance_main(commit_sha)
     rows = ledger.rows()
     Heartbeat(Path(run_dir) / "heartbeat.json").beat(
-        "deciding", exp=exp, best=best, counts=dict(Counter(r["status"] for r in rows)),
-        message=f"exp{exp} {status}" + (f": {row['change']}" if row.get("change") else ""))
+        "deciding", exp=exp, best=decision.best_val_bpb, counts=dict(Counter(r["status"] for r in rows)),
+        message=f"exp{exp} {decision.status}" + (f": {row['change']}" if row.get("change") else ""))
     return ledger.get(exp)  # as recorded, so a first call and a repeated one return the same thing
 
 
@@ -149,7 +126,8 @@ def publish_artifacts(run_dir: str, tag: str, proposal: dict | None) -> None:
 
     key = "".join(ch if ch.isalnum() else "-" for ch in tag.lower()).strip("-") or "run"
     rows = Ledger(Path(run_dir) / "results.tsv").rows()
-    table = [{k: row.get(k) for k in ("exp", "status", "val_bpb", "delta", "change", "description", "mfu", "error")}
+    columns = ("exp", "status", "val_bpb", "paired_delta", "paired_se", "paired_seeds", "change", "verdict", "error")
+    table = [{k: row.get(k) for k in columns}
              for row in rows]
     create_table_artifact(key=f"{key}-results", table=table, description=f"results.tsv of run {tag}")
     report_md, _ = write_run_report(Path(run_dir))
@@ -162,9 +140,9 @@ def publish_artifacts(run_dir: str, tag: str, proposal: dict | None) -> None:
 
 @task(name="decide", task_run_name="exp-{exp} decide")
 def decide_task(run_dir: str, exp: int, state: RunState, proposal: dict | None, metrics: dict | None,
-                evaluation: dict | None, decide_cfg: dict, run_info: dict, commit_sha: str, seed: int,
-                started_at: float, baseline: bool, tag: str) -> dict:
-    row = decide_experiment(run_dir, exp, state, proposal, metrics, evaluation, decide_cfg, run_info, commit_sha,
-                            seed, started_at, baseline)
+                evaluation: dict | None, decision: Decision, runs: dict, incumbent_new: dict, run_info: dict,
+                commit_sha: str, seed: int, started_at: float, tag: str) -> dict:
+    row = decide_experiment(run_dir, exp, state, proposal, metrics, evaluation, decision, runs, incumbent_new,
+                            run_info, commit_sha, seed, started_at)
     publish_artifacts(run_dir, tag, proposal)
     return row

@@ -3,8 +3,7 @@ import math
 
 import pytest
 
-from research.decide import (baseline_best, check_baseline, check_stop, confirm_decision, decide, keep_threshold,
-                             noise_sigma)
+from research.decide import baseline_best, check_baseline, check_stop, decide, keep_threshold, noise_sigma
 from research.errors import ResearchStopped
 
 
@@ -36,13 +35,6 @@ def test_decide():
     assert not decide(float("nan"), 1.0, 0.01).keep
     with pytest.raises(ValueError):
         decide(0.9, None, 0.01)
-
-
-def test_confirm_uses_the_mean():
-    assert confirm_decision([0.97, 0.975, 0.972], 1.0, 0.01).keep
-    lucky = confirm_decision([0.97, 1.0, 1.01], 1.0, 0.01)
-    assert not lucky.keep and "Mean of 3 runs" in lucky.reason and "not confirmed" in lucky.reason
-    assert not confirm_decision([None], 1.0, 0.01).keep
 
 
 def rows(*statuses, error="CUDA out of memory"):

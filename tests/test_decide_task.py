@@ -1,4 +1,4 @@
-"""tasks.decide.decide_experiment: the row it records for each outcome, including decide.confirm."""
+"""tasks.decide.decide_experiment records what research.decide decided: the row, main, nothing judged twice."""
 from __future__ import annotations
 
 import time
@@ -8,12 +8,16 @@ import pytest
 from research.ledger import Ledger
 from research.runrepo import RunRepo
 from research.state import RunState
+from research.decide import judge_candidate
 from tasks.decide import decide_experiment
 
-DECIDE = {"min_delta": 0.001, "sigma_k": 2.0}
 RUN_INFO = {"dataset": "bundled", "data_version": "v1", "code_version": "c1", "proposer": "local"}
 PROPOSAL = {"status": "ok", "key": "optim.matrix_lr", "value": 0.05, "canonical": "0.05", "text": "optim.matrix_lr=0.05",
             "previous": 0.04, "description": "raise it", "reasoning": "why not", "proposer": "local"}
+SETTINGS = {"rule": "sequential", "min_delta": 0.001, "sigma_k": 2.0,
+            "sequential": {"alpha": 0.05, "beta": 0.2, "effect": 2.0, "max_pairs": 6, "prior_df": 1, "min_gain": 0.0}}
+BASELINES = [{"exp": 0, "status": "baseline", "seed": 42, "val_bpb": 1.00, "seed_runs": "42:1.0"},
+             {"exp": 1, "status": "baseline", "seed": 43, "val_bpb": 1.01, "seed_runs": "43:1.01"}]
 
 
 @pytest.fixture
@@ -23,49 +27,43 @@ def run_dir(tmp_path):
     return tmp_path
 
 
-def state_with_best(run_dir, best=1.0, sigma=0.01) -> RunState:
-    base = RunRepo(run_dir / "repo").tag_sha(0)
-    return RunState(rows=[], hparams={"seed": 42}, base_sha=base, best_val_bpb=best, baseline_val_bpb=best, sigma=sigma)
-
-
-def record(run_dir, evaluation, exp=2):
+def record(run_dir, decision, runs, incumbent_new=None, exp=2):
     repo = RunRepo(run_dir / "repo")
     sha = repo.commit_experiment(exp, "seed: 42\nx: 1\n", f"exp{exp}: change", repo.tag_sha(0))
+    state = RunState(rows=list(BASELINES), hparams={"seed": 42}, base_sha=repo.tag_sha(0), best_val_bpb=1.005,
+                     baseline_val_bpb=1.005, sigma=0.007)
     metrics = {"status": "ok", "steps": 3, "tokens": 30, "backend": "cpu"}
-    return decide_experiment(str(run_dir), exp, state_with_best(run_dir), dict(PROPOSAL), metrics, evaluation, DECIDE,
-                             RUN_INFO, sha, 42, time.time(), baseline=False)
+    return decide_experiment(str(run_dir), exp, state, dict(PROPOSAL), metrics, {"status": "ok", "val_bpb": 0.9},
+                             decision, runs, incumbent_new or {}, RUN_INFO, sha, 42, time.time())
 
 
-def test_a_clear_win_is_kept_and_moves_main(run_dir):
-    row = record(run_dir, {"status": "ok", "val_bpb": 0.9})
-    assert row["status"] == "keep" and row["best_val_bpb"] == 0.9 and row["delta"] == pytest.approx(-0.1)
+def test_a_keep_is_recorded_with_its_paired_figures_and_moves_main(run_dir):
+    runs = {42: 0.90, 43: 0.91}
+    decision = judge_candidate(BASELINES, SETTINGS, runs, {}, 42)
+    assert decision.keep
+    row = record(run_dir, decision, runs)
+    assert row["status"] == "keep" and row["paired_exp"] == 0 and row["paired_seeds"] == "42 43"
+    assert row["paired_delta"] == pytest.approx(-0.1) and row["paired_se"] > 0 and "SPRT" in row["verdict"]
+    assert row["seed_runs"] == "42:0.9 43:0.91" and row["val_bpb"] == pytest.approx(0.905)
+    assert row["best_val_bpb"] == pytest.approx(0.905) and row["delta"] == pytest.approx(0.905 - 1.005)
     assert RunRepo(run_dir / "repo").main_sha() == row["commit_sha"]
     assert row["change"] == "optim.matrix_lr=0.05" and row["previous"] == "0.04"
 
 
-def test_a_win_within_the_noise_is_discarded(run_dir):
-    row = record(run_dir, {"status": "ok", "val_bpb": 0.985})  # better, but by less than 2 sigma = 0.02
-    assert row["status"] == "discard" and row["best_val_bpb"] == 1.0
+def test_a_discard_records_the_incumbents_new_runs_and_leaves_main(run_dir):
+    decision = judge_candidate(BASELINES, SETTINGS, {42: 1.2}, {}, 42)
+    row = record(run_dir, decision, {42: 1.2}, {44: 1.02})
+    assert row["status"] == "discard" and row["incumbent_runs"] == "44:1.02"
     assert RunRepo(run_dir / "repo").main_sha() == RunRepo(run_dir / "repo").tag_sha(0)
 
 
-def test_a_confirmed_keep_is_judged_and_recorded_by_the_mean(run_dir):
-    row = record(run_dir, {"status": "ok", "val_bpb": 0.9, "confirm_val_bpb": [0.94]})
-    assert row["status"] == "keep" and row["val_bpb"] == 0.9
-    assert row["best_val_bpb"] == pytest.approx(0.92)
-
-
-def test_a_lucky_first_run_is_not_confirmed(run_dir):
-    row = record(run_dir, {"status": "ok", "val_bpb": 0.9, "confirm_val_bpb": [1.08]})  # mean 0.99: within noise
-    assert row["status"] == "discard" and row["best_val_bpb"] == 1.0
-
-
-def test_a_failed_confirmation_confirms_nothing(run_dir):
-    row = record(run_dir, {"status": "ok", "val_bpb": 0.9, "confirm_val_bpb": [None]})
-    assert row["status"] == "discard" and "confirmation" in row["error"]
+def test_a_failed_paired_run_is_a_discard_with_its_reason(run_dir):
+    decision = judge_candidate(BASELINES, SETTINGS, {42: 0.99}, {}, 42, failure="the candidate's paired run on seed 43 failed")
+    row = record(run_dir, decision, {42: 0.99})
+    assert row["status"] == "discard" and "seed 43 failed" in row["error"]
 
 
 def test_recording_twice_writes_one_row(run_dir):
-    first = record(run_dir, {"status": "ok", "val_bpb": 0.9})
-    again = record(run_dir, {"status": "ok", "val_bpb": 0.5})
+    first = record(run_dir, judge_candidate(BASELINES, SETTINGS, {42: 0.9, 43: 0.91}, {}, 42), {42: 0.9, 43: 0.91})
+    again = record(run_dir, judge_candidate(BASELINES, SETTINGS, {42: 1.5}, {}, 42), {42: 1.5})
     assert again == first and len(Ledger(run_dir / "results.tsv").rows()) == 1

@@ -45,7 +45,9 @@ def test_research_flow_records_every_experiment_and_resumes_without_redoing(tmp_
     rows = Ledger(run_dir / "results.tsv").rows()
     assert [row["exp"] for row in rows] == [0, 1, 2, 3]
     assert [row["status"] for row in rows[:2]] == ["baseline", "baseline"]
-    assert all(row["status"] in ("keep", "discard", "crash", "skip") for row in rows[2:])
+    # Each proposal was trained for its 4 steps, evaluated and judged: a crash or skip would hide a broken loop.
+    assert all(row["status"] in ("keep", "discard") and row["steps"] == 4 and row["val_bpb"] > 0 and row["change"]
+               for row in rows[2:]), rows[2:]
     for row in rows:
         assert row["dataset"] == "bundled" and row["data_version"] and row["code_version"]
     frame = pd.read_csv(run_dir / "results.tsv", sep="\t")
@@ -146,17 +148,25 @@ def test_sigterm_stops_the_run_cleanly_and_kills_the_training(tmp_path):
 
 
 @pytest.mark.slow
-def test_confirm_reruns_a_candidate_keep_with_another_seed(tmp_path):
-    from flows.research import CONFIRM_SEED_OFFSET, research_flow
+def test_an_undecided_candidate_gets_paired_seeds_and_the_incumbent_runs_the_seeds_it_lacks(tmp_path):
+    from flows.research import research_flow
 
-    # A margin far below zero (threshold = best + 10) makes every finished experiment a candidate keep, so confirmation must run.
-    overrides = TINY_RUN + [f"paths.runs_dir={tmp_path}", "tag=confirm", "proposer=local", "research.max_experiments=3",
-                            "decide.confirm=true", "decide.min_delta=-10", "decide.sigma_k=-1000"]
+    # A tiny tested effect keeps the SPRT undecided, so every candidate is paired up to the cap of 3 seeds.
+    overrides = TINY_RUN + [f"paths.runs_dir={tmp_path}", "tag=paired", "proposer=local", "research.max_experiments=4",
+                            "decide.sequential.effect=0.0001", "decide.sequential.max_pairs=3"]
     research_flow(overrides=overrides)
-    rows = Ledger(tmp_path / "confirm" / "results.tsv").rows()
-    confirm_dir = tmp_path / "confirm" / "exp" / "2" / "confirm"
-    confirmation = json.loads((confirm_dir / "eval.json").read_text())["val_bpb"]
-    assert json.loads((confirm_dir / "config.json").read_text())["hparams"]["seed"] == 42 + CONFIRM_SEED_OFFSET
-    assert rows[2]["status"] == "keep"
-    assert rows[2]["best_val_bpb"] == pytest.approx((rows[2]["val_bpb"] + confirmation) / 2)
-    assert not (tmp_path / "confirm" / "exp" / "1" / "confirm").exists()  # baselines are never confirmed
+    run_dir = tmp_path / "paired"
+    rows = Ledger(run_dir / "results.tsv").rows()
+    first = rows[2]
+    assert first["status"] == "discard" and "cap" in first["verdict"] and first["paired_exp"] == 0
+    assert first["paired_seeds"] == "42 43 44" and first["paired_delta"] is not None and first["paired_se"] > 0
+    assert first["incumbent_runs"].startswith("44:")  # the baselines ran 42 and 43; 44 was new to the incumbent
+    seed_44 = json.loads((run_dir / "exp" / "2" / "seed-44" / "config.json").read_text())["hparams"]
+    incumbent_44 = json.loads((run_dir / "exp" / "2" / "incumbent-44" / "config.json").read_text())["hparams"]
+    assert seed_44["seed"] == incumbent_44["seed"] == 44 and seed_44 != incumbent_44
+    # The next candidate pairs on the same three seeds and finds the incumbent's 44 already run.
+    assert rows[3]["paired_seeds"] == "42 43 44" and rows[3]["incumbent_runs"] is None
+    assert not (run_dir / "exp" / "3" / "incumbent-44").exists()
+    # Run again: every paired training is re-used, none repeated.
+    research_flow(overrides=overrides)
+    assert train_starts(run_dir / "exp" / "2" / "seed-43") == 1 and train_starts(run_dir / "exp" / "2" / "incumbent-44") == 1

@@ -9,7 +9,9 @@ def full_row(exp, **overrides):
     row = {
         "exp": exp, "description": f"try {exp}", "val_bpb": 0.99 - exp / 1000, "mfu": 0.41, "status": "discard",
         "baseline_sha": "a" * 40, "change": "optim.matrix_lr=0.05", "key": "optim.matrix_lr", "value": "0.05", "previous": "0.04",
-        "delta": -0.001, "best_val_bpb": 0.98, "steps": 950, "tokens": 498_073_600, "tokens_per_second": 1.6e6,
+        "delta": -0.001, "best_val_bpb": 0.98, "paired_exp": 0, "paired_seeds": "42 43", "paired_delta": -0.0012,
+        "paired_se": 0.0004, "verdict": "SPRT accepts a gain", "seed_runs": "42:0.99 43:0.991", "incumbent_runs": None,
+        "steps": 950, "tokens": 498_073_600, "tokens_per_second": 1.6e6,
         "peak_memory_gb": 44.2, "num_params_M": 50.3, "train_seconds": 300.1, "total_seconds": 371.0,
         "backend": "cuda", "device_name": "NVIDIA H100", "dataset": "climbmix", "data_version": "1a2b3c",
         "code_version": "deadbee", "seed": 42, "proposer": "claude", "llm_model": "claude-x",
@@ -68,6 +70,21 @@ def test_record_is_idempotent(tmp_path):
     assert ledger.record(full_row(0, status="keep", description="again")) is False
     assert path.read_bytes() == before
     assert len(ledger.rows()) == 1
+
+
+def test_a_ledger_from_before_the_paired_columns_is_read_and_upgraded_on_the_next_write(tmp_path):
+    from research.ledger import OLDER_HEADER, PAIRED_COLUMNS, format_row
+
+    old_columns = OLDER_HEADER.split("\t")
+    old_row = {key: value for key, value in full_row(0, status="baseline").items() if key not in PAIRED_COLUMNS}
+    line = "\t".join(format_row(old_row).split("\t")[i] for i, column in enumerate(COLUMNS) if column in old_columns)
+    path = tmp_path / "results.tsv"
+    path.write_text(OLDER_HEADER + "\n" + line + "\n")
+    ledger = Ledger(path)
+    assert ledger.rows()[0]["val_bpb"] == 0.99 and ledger.rows()[0]["paired_delta"] is None
+    ledger.record(full_row(1))
+    assert path.read_text().startswith(HEADER + "\n") and [row["exp"] for row in ledger.rows()] == [0, 1]
+    assert ledger.rows()[0]["description"] == "try 0" and ledger.rows()[1]["paired_seeds"] == "42 43"
 
 
 def test_foreign_header_is_a_clear_error(tmp_path):

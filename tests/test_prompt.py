@@ -95,6 +95,11 @@ def test_history_shows_each_change_against_its_base_on_the_same_seed():
             {"exp": 2, "key": "optim.matrix_lr", "value": 0.05, "status": "discard", "val_bpb": 2.015,
              "delta": -0.005, "seed": 42, "description": "lr up"}]
     _, text = build_prompt(context(history=rows, hparams={**HPARAMS, "seed": 42}, best_val_bpb=2.02))
-    assert "delta | vs base seed | status" in text
+    assert "delta | paired | status" in text
     # better than the baselines' mean (delta -0.005) but worse than seed 42's own baseline (+0.015)
     assert "2 | optim.matrix_lr=0.05 | 2.015 | -0.005 | 0.015 | discard" in text
+    # a row decided by the paired rule shows its own paired delta and standard error
+    rows.append({"exp": 3, "key": "optim.matrix_lr", "value": 0.06, "status": "discard", "val_bpb": 2.01,
+                 "delta": -0.01, "seed": 42, "paired_delta": -0.004, "paired_se": 0.002, "description": "lr up more"})
+    _, text = build_prompt(context(history=rows, hparams={**HPARAMS, "seed": 42}, best_val_bpb=2.02))
+    assert "3 | optim.matrix_lr=0.06 | 2.01 | -0.01 | -0.004 +- 0.002 | discard" in text

@@ -89,3 +89,10 @@ def test_best_so_far_starts_at_the_baseline_mean_and_only_steps_down():
     assert points[0] == (1, pytest.approx(1.85))
     assert points[1:] == [(3, 1.70), (4, 1.62)]
     assert all(later[1] <= earlier[1] for earlier, later in zip(points, points[1:]))
+
+
+def test_results_table_shows_the_paired_delta_its_error_and_the_verdict():
+    row = {"exp": 3, "status": "keep", "val_bpb": 0.95, "paired_delta": -0.012, "paired_se": 0.004,
+           "paired_seeds": "42 43 44", "verdict": "SPRT accepts a gain", "change": "optim.matrix_lr=0.05"}
+    table = results_table_markdown([row], limit=None)
+    assert "| -0.012000 +- 0.004000 (3) |" in table and "SPRT accepts a gain" in table
