@@ -16,6 +16,8 @@ from data.errors import DataError
 from data.shards import open_shard, read_manifest, shard_paths
 
 BUFFER_PIECES = 1000  # candidates the packer chooses from: more = fuller rows, slower per pick
+# Passes over one training split after which more training mostly memorises it: the loader says so, once.
+WARN_AFTER_PASSES = 4
 
 
 class TrainLoader:
@@ -42,6 +44,7 @@ class TrainLoader:
             raise DataError(f"The manifest in {shard_dir} lists no training shards; rebuild with `dvc repro`.")
         self.shard_files = [path for path, _ in train]
         self.shards = [open_shard(path, entry, manifest) for path, entry in train]
+        self.train_tokens = sum(int(tokens.size) for tokens in self.shards)
         self._index_pieces()
         self.epoch = -1
         self._order = np.empty(0, dtype=np.int64)
@@ -81,6 +84,10 @@ class TrainLoader:
     def _next_piece(self) -> int:
         if self._cursor >= self._order.size:
             self.epoch += 1
+            if self.epoch == WARN_AFTER_PASSES:
+                print(f"warning: training starts pass {self.epoch + 1} over its training split ({self.train_tokens:,} "
+                      f"tokens in {len(self.shards)} shards): beyond {WARN_AFTER_PASSES} passes it mostly memorises "
+                      f"the split; use a bigger dataset (e.g. dataset=climbmix) or a smaller budget", flush=True)
             self._order = np.random.default_rng([self.seed, self.epoch]).permutation(self.piece_len.size)
             self._cursor = 0
         piece = int(self._order[self._cursor])
@@ -147,12 +154,17 @@ def validation_batches(shard_dir: str | Path, batch_size: int, seq_len: int, eva
     token so every stream token after the first is a target exactly once. Batches have batch_size rows
     except the last, which may have fewer; in the very last row the target positions past eval_tokens
     are -1 (padding: ignore them, as data.metric.accumulate does) and their inputs are 0.
-    If the split holds fewer than eval_tokens + 1 tokens the walk wraps around to its start, silently
-    and deterministically, so the score always covers the same eval_tokens targets.
+    If the split holds fewer than eval_tokens + 1 tokens the walk wraps around to its start,
+    deterministically, so the score always covers the same eval_tokens targets; a warning with the numbers
+    says so, since some tokens then count twice.
     """
     tokens = validation_tokens(shard_dir)
     total, row_len = tokens.size, seq_len + 1
     rows_needed = -(-int(eval_tokens) // seq_len)
+    if total < int(eval_tokens) + 1:
+        print(f"warning: the validation split holds {total:,} tokens, fewer than the {int(eval_tokens):,} to score "
+              f"(train.eval_tokens): the walk wraps around and scores {int(eval_tokens) - total + 1:,} of them "
+              f"again; lower train.eval_tokens or use a bigger dataset", flush=True)
     for first_row in range(0, rows_needed, batch_size):
         count = min(batch_size, rows_needed - first_row)
         batch = np.empty((count, row_len), dtype=np.int64)

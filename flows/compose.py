@@ -39,7 +39,7 @@ def default_overrides(overrides: list[str]) -> list[str]:
         from hardware.tiers import preset_for
 
         backend = detect(_override_value(overrides, "backend") or "auto")
-        extra.append(f"preset={preset_for(backend, get_adapter(backend).device_name())}")
+        extra.append(f"preset={preset_for(backend, get_adapter(backend).total_memory_bytes())}")
     if not _has_override(overrides, "proposer"):
         extra.append("proposer=" + ("claude" if os.environ.get("ANTHROPIC_API_KEY") else "local"))
     return extra + list(overrides)

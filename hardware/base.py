@@ -66,6 +66,10 @@ class Adapter:
     def device_name(self) -> str:
         return self.name
 
+    def total_memory_bytes(self) -> int | None:
+        """The device's memory, which picks the preset (hardware/tiers.py); None where it is not known."""
+        return None
+
     def peak_flops(self) -> float | None:
         """Peak dense bf16 FLOPS of this device, or None when unknown (MFU then stays empty)."""
         return lookup(self.device_name(), self.flops_table)

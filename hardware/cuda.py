@@ -41,3 +41,6 @@ class CUDAAdapter(Adapter):
 
     def device_name(self) -> str:
         return torch.cuda.get_device_name()
+
+    def total_memory_bytes(self) -> int | None:
+        return int(torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory)

@@ -23,6 +23,7 @@ NVIDIA = {
     "A100": 312e12,
     "A800": 312e12,
     "L40S": 362.05e12,
+    "L40": 181.05e12,       # without it "NVIDIA L40" would match the L4's key
     "L4": 121e12,
     "RTX 5090": 209.5e12,
     "RTX 4090": 165.2e12,   # with FP32 accumulate, which is what torch uses

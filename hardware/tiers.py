@@ -1,18 +1,21 @@
-"""Which preset (conf/preset/NAME.yaml) suits the detected hardware."""
+"""Which preset (conf/preset/NAME.yaml) suits the detected hardware.
+
+GPUs are sorted by memory, not by name: the datacenter preset (the seed's full batch of 128 x 2048 tokens
+per micro-batch) needs about 56 GB, and names mislead ("A100" is also a 40 GB card, "L40" a 48 GB one).
+"""
 from __future__ import annotations
 
-# Substrings of device names with datacenter memory and bandwidth: they run the seed's full setting.
-DATACENTER_GPUS = ("H100", "H200", "H800", "A100", "A800", "B100", "B200", "GB200", "MI300", "MI325", "MI250", "L40")
+# The datacenter preset's measured need (~56 GB) plus headroom for the allocator and the CUDA context.
+DATACENTER_MIN_MEMORY_BYTES = 64 * 2**30
 
 
-def preset_for(backend: str, device_name: str | None) -> str:
+def preset_for(backend: str, total_memory_bytes: int | None) -> str:
     if backend == "cpu":
         return "cpu"
     if backend in ("mlx", "mps"):
         return "apple"
     if backend == "hpu":
         return "gaudi"
-    name = (device_name or "").upper()
-    if any(marker in name for marker in DATACENTER_GPUS):
+    if total_memory_bytes and total_memory_bytes >= DATACENTER_MIN_MEMORY_BYTES:
         return "datacenter"
-    return "consumer"
+    return "consumer"  # unknown memory too: the smaller batch is the one that cannot run out of memory

@@ -4,14 +4,17 @@
   q: (B, H, T, D), k and v: (B, Hkv, T, D) with H a multiple of Hkv (GQA), any float dtype.
   window: a query at position i sees the keys j with 0 <= i - j < window (itself included);
           None, or a window >= T, is plain causal attention.
-  impl:   "flex"  - torch.nn.attention.flex_attention with a cached sliding-window BlockMask. CUDA only and
-                    meant to run under torch.compile (uncompiled it is a slow reference path).
+  impl:   "flex"  - torch.nn.attention.flex_attention with a sliding-window BlockMask, built inside the graph.
+                    Taken only under torch.compile, where it becomes one fused kernel that skips the blocks
+                    outside the window (on CUDA; on CPU inductor compiles its forward, which the tests use).
+                    Uncompiled, flex_attention is a slow dense reference, so an eager call (the evaluation,
+                    train.compile=false) takes "sdpa" instead: same maths, fused kernels.
           "sdpa"  - F.scaled_dot_product_attention: is_causal=True for full layers; windowed layers use a
                     banded blocked computation (below) so that their cost is O(T * window).
           "naive" - an explicit dense (T, T) mask and softmax: the reference that tests compare against.
           None    - the process-wide default set by `set_attention_impl` (the trainer passes the hardware
                     adapter's `attention_impl`), "sdpa" until then.
-A requested "flex" on a non-CUDA tensor, or where flex_attention cannot be imported, falls back to "sdpa".
+A requested "flex" outside torch.compile, or where flex_attention cannot be imported, falls back to "sdpa".
 Tests force a path with the `use_attention_impl(name)` context manager.
 """
 
@@ -62,7 +65,7 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window: int | N
     if window is not None and window < 1:
         raise ValueError(f"Attention window must be at least 1, got {window}.")
     full = window is None or window >= T
-    if impl == "flex" and q.is_cuda and flex_attention is not None:
+    if impl == "flex" and flex_attention is not None and torch.compiler.is_compiling():
         return _flex(q, k, v, T if full else window)
     if impl == "naive":
         return _naive(q, k, v, T if full else window)
@@ -148,9 +151,6 @@ def _masked_sdpa(q, k, v, window: int):
 # --- flex_attention (CUDA) -------------------------------------------------------------------------------
 
 
-_flex_masks: dict = {}
-
-
 def _sliding_causal(window: int):
     def mask_mod(b, h, q_idx, kv_idx):
         return (q_idx >= kv_idx) & (q_idx - kv_idx < window)
@@ -158,22 +158,12 @@ def _sliding_causal(window: int):
     return mask_mod
 
 
-def _flex_block_mask(T: int, window: int, device: str):
-    """The BlockMask of (T, window).
-
-    Under torch.compile it is built inline on every call: the traced construction is a few tiny fused ops,
-    and keeping it inside the graph avoids both a graph break and a global side effect in traced code
-    (modded-nanogpt builds its masks the same way). Eagerly, building costs kernel launches and a sync, so
-    it is cached per (T, window, device).
-    """
-    if torch.compiler.is_compiling():
-        return create_block_mask(_sliding_causal(window), B=None, H=None, Q_LEN=T, KV_LEN=T, device=device)
-    key = (T, window, device)
-    if key not in _flex_masks:
-        _flex_masks[key] = create_block_mask(_sliding_causal(window), B=None, H=None, Q_LEN=T, KV_LEN=T, device=device)
-    return _flex_masks[key]
-
-
 def _flex(q, k, v, window: int):
-    block_mask = _flex_block_mask(q.size(-2), window, str(q.device))
+    """Sliding-window flex attention, traced by torch.compile.
+
+    The BlockMask is built inline on every call: the traced construction is a few tiny fused ops, and keeping
+    it inside the graph avoids both a graph break and a global side effect in traced code (modded-nanogpt
+    builds its masks the same way)."""
+    T = q.size(-2)
+    block_mask = create_block_mask(_sliding_causal(window), B=None, H=None, Q_LEN=T, KV_LEN=T, device=str(q.device))
     return flex_attention(q, k, v, block_mask=block_mask, enable_gqa=q.size(1) != k.size(1))

@@ -60,6 +60,19 @@ def test_endless_over_epochs_with_little_waste(tiny_dataset):
     assert loader.tokens_dropped / loader.tokens_yielded < 0.05
 
 
+def test_a_fifth_pass_over_the_split_is_announced_once(tiny_dataset, capsys):
+    loader = TrainLoader(tiny_dataset["shard_dir"], 16, SEQ_LEN, seed=0)
+    assert loader.train_tokens == tiny_dataset["manifest"]["tokens"]["train"]
+    while loader.epoch < 3:
+        next(loader)
+    assert "warning" not in capsys.readouterr().out  # four passes are fine
+    while loader.epoch < 6:
+        next(loader)
+    out = capsys.readouterr().out
+    assert out.count("warning: training starts pass 5 over its training split") == 1
+    assert f"({loader.train_tokens:,} tokens in" in out and "dataset=climbmix" in out
+
+
 def test_never_reads_validation_shards(tiny_dataset, tmp_path):
     shard_dir = tmp_path / "shards"
     shutil.copytree(tiny_dataset["shard_dir"], shard_dir)
@@ -115,6 +128,15 @@ def test_validation_wraps_around_when_split_is_short(tiny_dataset):
     assert scored.size == eval_tokens
     assert np.array_equal(scored[:stream.size - 1], stream[1:])
     assert np.array_equal(scored[stream.size - 1:stream.size + 9], np.concatenate([stream[:10]]))
+
+
+def test_a_wrapping_validation_walk_is_announced_with_its_numbers(tiny_dataset, capsys):
+    size = int(np.asarray(validation_tokens(tiny_dataset["shard_dir"])).size)
+    list(validation_batches(tiny_dataset["shard_dir"], 8, 64, size - 1))  # exactly fits: size - 1 targets
+    assert capsys.readouterr().out == ""
+    list(validation_batches(tiny_dataset["shard_dir"], 8, 64, size + 500))
+    out = capsys.readouterr().out
+    assert f"holds {size:,} tokens, fewer than the {size + 500:,} to score" in out and f"scores {501:,} of them again" in out
 
 
 def test_missing_manifest_is_a_clear_error(tmp_path):
