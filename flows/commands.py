@@ -46,7 +46,10 @@ def summary_lines(metrics: dict, evaluation: dict, depth: int) -> list[str]:
         f"training_seconds: {fmt(metrics.get('training_seconds'), '.1f')}",
         f"total_seconds: {fmt(metrics.get('total_seconds', 0) + evaluation.get('eval_seconds', 0), '.1f')}",
         f"peak_memory_gb: {fmt(metrics.get('peak_memory_gb'), '.2f')}",
+        # Two conventions, named by their keys: causal attention FLOPs (this project's), and the reference
+        # trainer's 6 N + 12 h d T, which charges every query its whole window (training/metrics.py).
         f"mfu_percent: {fmt(metrics.get('mfu_percent'), '.2f')}",
+        f"mfu_percent_full_attention: {fmt(metrics.get('mfu_percent_full_attention'), '.2f')}",
         f"total_tokens_M: {fmt(metrics.get('tokens', 0) / 1e6, '.2f')}",
         f"num_steps: {metrics.get('steps')}",
         f"num_params_M: {fmt(metrics.get('num_params', 0) / 1e6, '.2f')}",
@@ -159,4 +162,20 @@ def report_command(tag: str | None, overrides: list[str]) -> int:
         return 2
     report, plot = write_run_report(runs_root / tag)
     print(f"report: {report}\nplot:   {plot}")
+    return 0
+
+
+def finalize_command(tag: str | None, overrides: list[str]) -> int:
+    import signal
+
+    from flows.compose import ConfigurationError
+    from flows.finalize import finalize_flow
+
+    if not tag:
+        raise ConfigurationError("finalize needs the run's tag: autoresearch finalize TAG (see autoresearch status).")
+    compose([*overrides, f"tag={tag}"])  # a bad override fails here in one sentence, before Prefect starts
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    tie_temporary_server_to_us()
+    summary = finalize_flow(tag=tag, overrides=overrides)
+    print(f"report: {summary['report']}")
     return 0

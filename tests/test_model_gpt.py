@@ -242,3 +242,27 @@ def test_num_params_and_flops():
     assert w1.windows[0] == 1
     per_layer = 12 * c.n_head * c.head_dim
     assert w1.flops_per_token() == pytest.approx(6 * matmul + per_layer * (2 * 1 + (SEQ + 1) / 2))
+
+
+def test_full_attention_flops_follow_the_reference_convention():
+    """6 N + 12 h d min(window, T) per layer: every query charged its whole window, causal or not."""
+    c = build().config
+    per_layer = 12 * c.n_head * c.head_dim
+    full, windowed = build(window_pattern="L"), build(window_pattern="SL", short_window_frac=0.25)
+    matmul = sum(p.numel() for p in full.param_groups()["matrix"]) + full.lm_head.weight.numel()
+    assert full.flops_per_token_full_attention() == pytest.approx(6 * matmul + 3 * per_layer * SEQ)
+    assert windowed.windows == [16, SEQ, SEQ]
+    assert windowed.flops_per_token_full_attention() == pytest.approx(6 * matmul + per_layer * (16 + 2 * SEQ))
+    assert full.flops_per_token() < full.flops_per_token_full_attention()
+
+
+def test_metrics_report_mfu_under_both_conventions():
+    from training.loop import LoopResult
+    from training.metrics import training_metrics
+
+    metrics = training_metrics(LoopResult(steps=10, training_seconds=2.0, final_loss=3.0), tokens_per_step=1000,
+                               flops_per_token=1e9, flops_per_token_full_attention=1.2e9, peak_flops=1e13,
+                               peak_memory_bytes=0, num_params=1, warmup_seconds=0.0, started=0.0, backend="cuda",
+                               device_name="x")
+    assert metrics["mfu_percent"] == pytest.approx(100 * 1e9 * 5000 / 1e13)
+    assert metrics["mfu_percent_full_attention"] == pytest.approx(100 * 1.2e9 * 5000 / 1e13)

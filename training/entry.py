@@ -6,6 +6,7 @@ backend) it writes the reason into metrics.json and exits 1, so the orchestrator
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 import traceback
@@ -15,6 +16,11 @@ from data.atomic import atomic_write_json
 from training.lifeline import die_with_parent
 from training.outcome import TrainingFailure
 from training.run_config import METRICS_FILE, ConfigError, load_run_config
+
+# The reference trainer's allocator setting: CUDA memory segments that grow instead of many fixed blocks, so a
+# run near the memory limit fragments less. torch reads it when the allocator starts, i.e. after this process
+# starts and before its first CUDA tensor; elsewhere it is ignored. A value the user set is kept.
+ALLOCATOR_SETTINGS = ("PYTORCH_ALLOC_CONF", "expandable_segments:True")
 
 
 def run(exp_dir: Path) -> dict:
@@ -55,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m training.entry EXP_DIR", file=sys.stderr)
         return 2
     exp_dir = Path(argv[0])
+    os.environ.setdefault(*ALLOCATOR_SETTINGS)
     die_with_parent()
     started = time.time()
     try:

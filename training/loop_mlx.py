@@ -95,17 +95,19 @@ def train_mlx(cfg: dict, exp_dir: Path) -> dict:
     save_checkpoint(exp_dir, mlx_state_arrays(model), dataclasses.asdict(model.config))
     num_params = sum(value.size for _, value in tree_flatten(model.parameters()))
     return training_metrics(
-        result, tokens_per_step=accum * device_batch * seq_len, flops_per_token=_flops_per_token(model.config),
+        result, tokens_per_step=accum * device_batch * seq_len, **_flops_per_token(model.config),
         peak_flops=adapter.peak_flops(), peak_memory_bytes=adapter.peak_memory_bytes(), num_params=num_params,
         warmup_seconds=warmup_seconds, started=started, backend="mlx", device_name=adapter.device_name(),
         extra={"compiled": False, "grad_accum_steps": accum, "depth": model.config.n_layer})
 
 
-def _flops_per_token(config: GPTConfig) -> float:
+def _flops_per_token(config: GPTConfig) -> dict[str, float]:
     # One FLOPs formula for both backends: the torch model's, on a model built on the meta device (no memory).
     import torch
 
     from models.gpt import GPT
 
     with torch.device("meta"):
-        return GPT(config).flops_per_token()
+        model = GPT(config)
+    return {"flops_per_token": model.flops_per_token(),
+            "flops_per_token_full_attention": model.flops_per_token_full_attention()}

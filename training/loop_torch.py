@@ -129,6 +129,6 @@ def train_torch(cfg: dict, exp_dir: Path, backend: str) -> dict:
     peak_bytes = adapter.peak_memory_bytes()
     return training_metrics(
         result, tokens_per_step=accum * device_batch * seq_len, flops_per_token=model.flops_per_token(),
-        peak_flops=adapter.peak_flops(), peak_memory_bytes=peak_bytes, num_params=model.num_params(),
+        flops_per_token_full_attention=model.flops_per_token_full_attention(), peak_flops=adapter.peak_flops(), peak_memory_bytes=peak_bytes, num_params=model.num_params(),
         warmup_seconds=warmup_seconds, started=started, backend=adapter.name, device_name=adapter.device_name(),
         extra={"compiled": compiled, "grad_accum_steps": accum, "depth": model.config.n_layer})

@@ -7,9 +7,12 @@ from training.loop import LoopResult
 from training.outcome import mfu_percent
 
 
-def training_metrics(result: LoopResult, *, tokens_per_step: int, flops_per_token: float, peak_flops: float | None,
-                     peak_memory_bytes: int, num_params: int, warmup_seconds: float, started: float, backend: str,
-                     device_name: str, extra: dict | None = None) -> dict:
+def training_metrics(result: LoopResult, *, tokens_per_step: int, flops_per_token: float,
+                     flops_per_token_full_attention: float, peak_flops: float | None, peak_memory_bytes: int,
+                     num_params: int, warmup_seconds: float, started: float, backend: str, device_name: str,
+                     extra: dict | None = None) -> dict:
+    """`mfu_percent` counts causal attention (this project's convention, models.gpt.GPT.flops_per_token);
+    `mfu_percent_full_attention` the reference trainer's 6 N + 12 h d T per layer, for comparison with it."""
     tokens = result.steps * tokens_per_step
     tokens_per_second = tokens / result.training_seconds if result.training_seconds > 0 else 0.0
     return {
@@ -19,6 +22,8 @@ def training_metrics(result: LoopResult, *, tokens_per_step: int, flops_per_toke
         "tokens_per_second": tokens_per_second,  # budgeted steps only: warm-up and compile excluded
         "mfu_percent": mfu_percent(flops_per_token, tokens_per_second, peak_flops),
         "flops_per_token": flops_per_token,
+        "mfu_percent_full_attention": mfu_percent(flops_per_token_full_attention, tokens_per_second, peak_flops),
+        "flops_per_token_full_attention": flops_per_token_full_attention,
         "peak_memory_gb": peak_memory_bytes / 1e9 if peak_memory_bytes else None,
         "num_params": num_params,
         "training_seconds": result.training_seconds,
