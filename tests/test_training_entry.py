@@ -7,9 +7,8 @@ from training import entry
 
 def run_main(monkeypatch, tmp_path, preset=None) -> str | None:
     seen = {}
-    monkeypatch.delenv("PYTORCH_ALLOC_CONF", raising=False)
-    if preset is not None:
-        monkeypatch.setenv("PYTORCH_ALLOC_CONF", preset)
+    # A private environment for the call, so the setting cannot leak into the rest of the test session.
+    monkeypatch.setattr(entry.os, "environ", {} if preset is None else {"PYTORCH_ALLOC_CONF": preset})
     monkeypatch.setattr(entry, "die_with_parent", lambda: None)
 
     def fake_run(exp_dir):
