@@ -1,0 +1,230 @@
+"""The one-call GPU check: everything a GPU session should measure, in one command, with torch alone.
+
+    python bench/gpu_check.py --out "$OUT"                       # on the lent GPU machine (carry datasets/bundled)
+    python bench/gpu_check.py --out /tmp/x --preset cpu --steps 3 --seconds 5 --compare eager \\
+        --device-name "NVIDIA H100 80GB HBM3"                   # the same code path on a CPU (tests do this)
+
+It needs only torch, numpy and PyYAML: no Prefect, Hydra or DVC (the lent machine has none of them). The
+configuration is this repository's conf/ (THE hyperparameter block and a preset, merged the way Hydra would
+for these plain files), and every training and evaluation is the real child process
+(`python -m training.entry`, `python -m training.evaluate`), as in a research run. Sections:
+  1. environment: device, torch, triton, CUDA, memory; a measured bf16 matmul rate (TFLOP/s);
+  2. flex gradients: the compiled flex_attention model's loss and gradients against the eager sdpa model
+     (CUDA only: torch has no CPU kernel for flex's backward);
+  3. eager against compiled: tokens/s over --steps steps, MFU under both FLOP conventions, peak memory,
+     time to the first step (compile included);
+  4. a --seconds training with its evaluation: val_bpb, steps, tokens.
+The table goes to OUT/gpu_check.md (and stdout), the raw figures to OUT/gpu_check.json, the children's
+output to OUT/gpu_check.log. MFU uses --device-name's peak when given (so a CPU test exercises it).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+import yaml  # noqa: E402
+
+from hardware import detect, get_adapter  # noqa: E402
+from hardware.peak_flops import AMD, NVIDIA, lookup  # noqa: E402
+from tasks.experiment import training_config, write_training_config  # noqa: E402
+from training.entry import ALLOCATOR_SETTINGS  # noqa: E402
+
+CONF = ROOT / "conf"
+
+
+def merged(base: dict, overlay: dict) -> dict:
+    out = dict(base)
+    for key, value in overlay.items():
+        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def preset_config(preset: str) -> dict:
+    """conf/config.yaml's train and budget sections and the hyperparameter block, with the preset on top."""
+    top = yaml.safe_load((CONF / "config.yaml").read_text())
+    cfg = {"train": top["train"], "budget": top["budget"], "backend": "auto",
+           "hparams": yaml.safe_load((CONF / "hparams" / "default.yaml").read_text())}
+    overlay = yaml.safe_load((CONF / "preset" / f"{preset}.yaml").read_text()) or {}
+    overlay.pop("defaults", None)  # the dataset choice: this check trains on --data
+    return merged(cfg, {k: v for k, v in overlay.items() if k in ("train", "budget", "hparams")})
+
+
+def environment(adapter, device_name: str) -> dict:
+    info = {"device": device_name, "backend": adapter.name, "torch": torch.__version__,
+            "cuda": torch.version.cuda or torch.version.hip, "python": platform.python_version()}
+    try:
+        import triton
+
+        info["triton"] = triton.__version__
+    except ImportError:
+        info["triton"] = None
+    memory = adapter.total_memory_bytes()
+    info["memory_gb"] = round(memory / 1e9, 1) if memory else None
+    info["bf16_matmul_tflops"] = round(matmul_tflops(adapter), 1 if adapter.device.type != "cpu" else 3)
+    return info
+
+
+def matmul_tflops(adapter, dtype=torch.bfloat16) -> float:
+    """Mean rate of ten n x n x n products after three warm-ups (n = 8192 on a GPU, 512 on a CPU)."""
+    n = 8192 if adapter.device.type != "cpu" else 512
+    a = torch.randn(n, n, device=adapter.device, dtype=dtype)
+    b = torch.randn(n, n, device=adapter.device, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    adapter.synchronize()
+    started = time.perf_counter()
+    for _ in range(10):
+        a @ b
+    adapter.synchronize()
+    return 10 * 2 * n**3 / (time.perf_counter() - started) / 1e12
+
+
+def flex_gradients(adapter) -> dict:
+    """Loss and gradients of the compiled flex model against the eager model (sdpa), same weights and batch."""
+    if adapter.device.type != "cuda":
+        return {"skipped": "flex_attention has no backward kernel on the CPU in torch; runs on CUDA only"}
+    from models.attention import use_attention_impl
+    from models.gpt import GPT, GPTConfig
+
+    hp = yaml.safe_load((CONF / "hparams" / "default.yaml").read_text())["model"]
+    config = GPTConfig.from_hparams(dict(hp, depth=4, aspect_ratio=64, head_dim=64, kv_head_ratio=2), 8192, 1024)
+    torch.manual_seed(0)
+    model = GPT(config).to(adapter.device)
+    with torch.no_grad():
+        for p in model.parameters():  # non-trivial weights, so every path carries gradient
+            p.normal_(0.0, 0.05)
+    x = torch.randint(0, 8192, (4, 1024), device=adapter.device)
+    y = torch.roll(x, -1, dims=1)
+
+    def loss_and_grads(module, impl):
+        model.zero_grad(set_to_none=True)
+        with use_attention_impl(impl), adapter.autocast():
+            loss = module(x, y)
+        loss.backward()
+        return loss.item(), [p.grad.float().clone() for p in model.parameters()]
+
+    eager_loss, eager_grads = loss_and_grads(model, "sdpa")
+    flex_loss, flex_grads = loss_and_grads(torch.compile(model, dynamic=False), "flex")
+    worst = max(((f - e).norm() / e.norm().clamp_min(1e-12)).item() for f, e in zip(flex_grads, eager_grads))
+    return {"loss_eager_sdpa": eager_loss, "loss_compiled_flex": flex_loss, "max_relative_grad_diff": worst,
+            "ok": abs(flex_loss - eager_loss) < 1e-2 and worst < 5e-2}
+
+
+def run_child(module: str, exp_dir: Path, log, timeout: float) -> int:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.setdefault(*ALLOCATOR_SETTINGS)
+    log.write(f"\n=== python -m {module} {exp_dir}\n")
+    log.flush()
+    return subprocess.run([sys.executable, "-m", module, str(exp_dir)], cwd=ROOT, env=env, stdout=log,
+                          stderr=subprocess.STDOUT, timeout=timeout).returncode
+
+
+def train(name: str, cfg: dict, data: dict, work: Path, log, *, evaluate: bool, timeout: float) -> dict:
+    exp_dir = work / name
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    write_training_config(exp_dir, training_config(cfg, cfg["hparams"], cfg["hparams"]["seed"], data))
+    started = time.perf_counter()
+    code = run_child("training.entry", exp_dir, log, timeout)
+    metrics = json.loads((exp_dir / "metrics.json").read_text()) if (exp_dir / "metrics.json").is_file() else {}
+    metrics["process_seconds"] = time.perf_counter() - started
+    if code != 0:
+        return {"status": "failed", "reason": metrics.get("reason", f"exit code {code}")}
+    if evaluate:
+        code = run_child("training.evaluate", exp_dir, log, timeout)
+        evaluation = json.loads((exp_dir / "eval.json").read_text()) if (exp_dir / "eval.json").is_file() else {}
+        metrics.update({"val_bpb": evaluation.get("val_bpb"), "eval_seconds": evaluation.get("eval_seconds"),
+                        "eval_status": evaluation.get("status", f"exit code {code}")})
+    return metrics
+
+
+def mfu(metrics: dict, key: str, peak: float | None) -> float | None:
+    if not peak or not metrics.get("tokens_per_second"):
+        return None
+    return 100.0 * metrics[key] * metrics["tokens_per_second"] / peak
+
+
+def table(report: dict) -> str:
+    env, lines = report["environment"], []
+    lines.append("environment: " + ", ".join(f"{k} {v}" for k, v in env.items()))
+    lines.append(f"flex gradients: {json.dumps(report['flex_gradients'])}")
+    lines.append("")
+    lines.append("| run | status | steps | tokens/s | MFU % (causal) | MFU % (6N+12hdT) | peak GB | first step s | val_bpb |")
+    lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name, m in report["runs"].items():
+        if m.get("status") != "ok":
+            lines.append(f"| {name} | {m.get('status')}: {m.get('reason')} | | | | | | | |")
+            continue
+        cell = lambda v, spec: "" if v is None else format(v, spec)  # noqa: E731
+        lines.append(f"| {name} | ok | {m['steps']} | {m['tokens_per_second']:,.0f} | {cell(m['mfu_causal'], '.1f')} | "
+                     f"{cell(m['mfu_full_attention'], '.1f')} | {cell(m.get('peak_memory_gb'), '.1f')} | "
+                     f"{m['warmup_seconds']:.1f} | {cell(m.get('val_bpb'), '.4f')} |")
+    lines.append("")
+    lines.append("first step s: the warm-up forward/backward before the budget starts (torch.compile included).")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "gpu_check_out")))
+    parser.add_argument("--data", type=Path, default=ROOT / "datasets" / "bundled",
+                        help="a dataset folder with shards/ and tokenizer/ (default: the bundled one, carried)")
+    parser.add_argument("--preset", default="datacenter")
+    parser.add_argument("--steps", type=int, default=20, help="optimizer steps of each eager/compiled run")
+    parser.add_argument("--seconds", type=float, default=300, help="time budget of the training with evaluation")
+    parser.add_argument("--eval-tokens", type=int, default=None, help="default: the preset's train.eval_tokens")
+    parser.add_argument("--compare", default="eager,compiled", help="which of eager,compiled to time")
+    parser.add_argument("--device-name", default=None, help="name for the peak-FLOPS lookup (default: the device's)")
+    parser.add_argument("--work", type=Path, default=None,
+                        help="experiment folders, checkpoints included (default: a new temporary folder, not under --out)")
+    args = parser.parse_args(argv)
+
+    shards = args.data / "shards"
+    if not (shards / "manifest.json").is_file():
+        print(f"error: {shards} holds no manifest.json; build it with `autoresearch prepare` and carry "
+              f"{args.data.relative_to(ROOT) if args.data.is_relative_to(ROOT) else args.data}")
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    adapter = get_adapter(detect("auto"))
+    adapter.setup()
+    device_name = args.device_name or adapter.device_name()
+    peak = lookup(device_name, NVIDIA) or lookup(device_name, AMD) or adapter.peak_flops()
+    data = {"shard_dir": str(shards), "tokenizer_dir": str(args.data / "tokenizer"),
+            "data_version": json.loads((shards / "manifest.json").read_text())["data_version"]}
+    base = preset_config(args.preset)
+    if args.eval_tokens:
+        base["train"]["eval_tokens"] = args.eval_tokens
+
+    work = args.work or Path(tempfile.mkdtemp(prefix="gpu-check-"))
+    report = {"environment": environment(adapter, device_name), "flex_gradients": flex_gradients(adapter), "runs": {}}
+    print(table(report), flush=True)
+    with open(args.out / "gpu_check.log", "w") as log:
+        for mode in [m for m in args.compare.split(",") if m]:
+            cfg = merged(base, {"train": {"compile": mode == "compiled"}, "budget": {"kind": "steps", "steps": args.steps}})
+            report["runs"][f"{mode} {args.steps} steps"] = train(mode, cfg, data, work, log, evaluate=False, timeout=900)
+        cfg = merged(base, {"budget": {"kind": "time", "seconds": args.seconds}})
+        report["runs"][f"{args.seconds:g} s + eval"] = train("budget", cfg, data, work, log, evaluate=True,
+                                                            timeout=3 * args.seconds + 900)
+    for metrics in report["runs"].values():
+        if metrics.get("status") == "ok":
+            metrics["mfu_causal"] = mfu(metrics, "flops_per_token", peak)
+            metrics["mfu_full_attention"] = mfu(metrics, "flops_per_token_full_attention", peak)
+    text = table(report)
+    (args.out / "gpu_check.md").write_text(text)
+    (args.out / "gpu_check.json").write_text(json.dumps(report, indent=2, default=str))
+    print(text)
+    return 0 if all(m.get("status") == "ok" for m in report["runs"].values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
