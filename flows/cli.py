@@ -7,6 +7,7 @@
   serve    serve the `research` and `nightly-suite` deployments to a Prefect server (launch runs from the UI)
   status   a run's heartbeat: phase, experiment, best, whether it is alive
   report   a run's report.md and progress.png
+  finalize re-measure a run on fresh paired seeds: baseline vs final, and each kept change left out
 
 Errors a user can cause end in one sentence and a non-zero exit, never a traceback.
 """
@@ -105,6 +106,14 @@ def cmd_report(args) -> int:
     return report_command(args.tag, args.overrides)
 
 
+def cmd_finalize(args) -> int:
+    from flows.commands import finalize_command
+    import flows.finalize  # noqa: F401  (imports Prefect, which sets up its console handler)
+
+    hide_user_errors_on_console()
+    return finalize_command(args.tag, args.overrides)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autoresearch", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -121,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, func, text in (
         ("status", cmd_status, "show a run's heartbeat (all runs without a tag)"),
         ("report", cmd_report, "write a run's report.md and progress.png"),
+        ("finalize", cmd_finalize, "re-measure a run's keeps on fresh paired seeds (baseline, final, each keep left out)"),
     ):
         p = sub.add_parser(name, help=text, description=text)
         p.add_argument("tag", nargs="?", help="run tag (a folder under runs/)")

@@ -169,11 +169,12 @@ def finalize_command(tag: str | None, overrides: list[str]) -> int:
     import signal
 
     from flows.compose import ConfigurationError
-    from flows.finalize import finalize_flow
+    from flows.finalize import cost_line, finalize_flow
 
     if not tag:
         raise ConfigurationError("finalize needs the run's tag: autoresearch finalize TAG (see autoresearch status).")
-    compose([*overrides, f"tag={tag}"])  # a bad override fails here in one sentence, before Prefect starts
+    # A bad override or a run without results fails here in one sentence, before Prefect starts; then the cost.
+    print(cost_line(compose([*overrides, f"tag={tag}"]), tag), flush=True)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     tie_temporary_server_to_us()
     summary = finalize_flow(tag=tag, overrides=overrides)

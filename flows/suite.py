@@ -1,5 +1,6 @@
-"""The suite: the research flow once per dataset of conf/suite/<name>.yaml, one subflow each, then a summary
-artifact comparing the datasets (baseline, best, gain, keeps, crashes).
+"""The suite: the research flow once per dataset of conf/suite/<name>.yaml, one subflow each (then, with
+`finalize: true`, the finalize flow on that run), then a summary artifact comparing the datasets (baseline,
+best, gain, keeps, crashes).
 
 Re-running the suite the same night resumes it: a dataset whose run (tag `nightly-{date}-{dataset}`) already
 holds `experiments_per_dataset` rows is skipped, an unfinished one resumes. One dataset failing (a download,
@@ -81,14 +82,20 @@ def suite_flow(overrides: list[str] | None = None, date: str | None = None) -> d
     for dataset in suite["datasets"]:
         tag = suite_tag(suite, date, dataset)
         done = len(Ledger(resolve_path(cfg["paths"]["runs_dir"]) / tag / "results.tsv").rows())
+        state, status = None, "done"
         if done >= wanted:
-            print(f"{dataset}: {tag} already holds {done} experiments; skipped")
-            results.append(dataset_summary(cfg, tag, dataset, "complete (skipped)"))
-            continue
-        state = research_flow(overrides=run_overrides, tag=tag, dataset=dataset, max_experiments=wanted,
-                              return_state=True)
-        if state.is_completed():
-            results.append(dataset_summary(cfg, tag, dataset, "done"))
+            print(f"{dataset}: {tag} already holds {done} experiments; its run is skipped")
+            status = "complete (skipped)"
+        else:
+            state = research_flow(overrides=run_overrides, tag=tag, dataset=dataset, max_experiments=wanted,
+                                  return_state=True)
+        if (state is None or state.is_completed()) and suite.get("finalize", True):
+            # The keeps re-measured on fresh seeds; a finalize cut short resumes here, one already done trains nothing.
+            from flows.finalize import finalize_flow
+
+            state = finalize_flow(tag=tag, overrides=run_overrides, return_state=True)
+        if state is None or state.is_completed():
+            results.append(dataset_summary(cfg, tag, dataset, status))
         else:
             failed.append(dataset)
             results.append(dataset_summary(cfg, tag, dataset, f"{state.name.lower()}: {state.message or ''}".strip()))

@@ -192,7 +192,8 @@ def _fmt(value, digits: int = 6) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
-def render_markdown(rows: list[dict], baseline_hparams: dict, best_hparams: dict, extra: dict) -> str:
+def render_markdown(rows: list[dict], baseline_hparams: dict, best_hparams: dict, extra: dict,
+                    verified: str | None = None) -> str:
     extra = dict(extra or {})
     tag = extra.pop("tag", None)
     summary = summarize(rows)
@@ -222,6 +223,8 @@ def render_markdown(rows: list[dict], baseline_hparams: dict, best_hparams: dict
     keeps = [row for row in rows if row.get("status") == "keep"]
     out += ["", "## Kept experiments", ""]
     out += [results_table_markdown(keeps, limit=None).rstrip()] if keeps else ["None yet."]
+    if verified:  # `autoresearch finalize`: the keeps re-measured on fresh seeds
+        out += ["", verified.rstrip()]
 
     crashes = [row for row in rows if row.get("status") == "crash"][-5:]
     out += ["", "## Last crashes", ""]
@@ -234,7 +237,7 @@ def render_markdown(rows: list[dict], baseline_hparams: dict, best_hparams: dict
 
 
 def write_report(run_dir: str | os.PathLike, rows: list[dict], baseline_hparams: dict, best_hparams: dict,
-                 extra: dict | None = None) -> tuple[Path, Path]:
+                 extra: dict | None = None, verified: str | None = None) -> tuple[Path, Path]:
     """Write run_dir/report.md and run_dir/progress.png; returns their paths."""
     run_dir = Path(run_dir)
     extra = dict(extra or {})
@@ -242,5 +245,5 @@ def write_report(run_dir: str | os.PathLike, rows: list[dict], baseline_hparams:
     rows = sorted(rows, key=lambda row: row["exp"])
     png_path, md_path = run_dir / "progress.png", run_dir / "report.md"
     atomic_write_bytes(png_path, plot_progress(rows, f"autoresearch: {extra['tag']}"))
-    atomic_write_text(md_path, render_markdown(rows, baseline_hparams, best_hparams, extra))
+    atomic_write_text(md_path, render_markdown(rows, baseline_hparams, best_hparams, extra, verified))
     return md_path, png_path

@@ -117,7 +117,9 @@ def write_run_report(run_dir: Path) -> tuple[Path, Path]:
     keeps = [row for row in rows if row.get("status") == "keep"]
     best = yaml.safe_load(repo.show(keeps[-1]["exp"])) if keeps else baseline
     sigma = noise_sigma([row["val_bpb"] for row in rows if row.get("status") == "baseline"])
-    return write_report(run_dir, rows, baseline, best, {"noise_sigma": sigma})
+    verified = run_dir / "verified.md"  # written by `autoresearch finalize` (flows/finalize.py)
+    return write_report(run_dir, rows, baseline, best, {"noise_sigma": sigma},
+                        verified.read_text() if verified.is_file() else None)
 
 
 def publish_artifacts(run_dir: str, tag: str, proposal: dict | None) -> None:

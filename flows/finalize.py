@@ -1,0 +1,148 @@
+"""`autoresearch finalize TAG`: re-measure a run's outcome on fresh seeds (research/finalize.py says what and
+concludes; this flow trains and records).
+
+Every arm trains with the run's own training settings (exp/0/config.json: budget, sizes, data), only the block
+and the seed change. Each (arm, seed) training is an ordinary train + evaluate task pair with its own cache key,
+under runs/<tag>/finalize/<arm>/<seed>/, and becomes one row of runs/<tag>/finalize.tsv once it is scored. A
+finalize killed at any moment (kill -9 included) resumes with the same command: recorded rows are not trained
+again, a finished training is re-used from its folder, only the one cut off runs again.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+from prefect import flow
+
+from data.atomic import atomic_write_text
+from flows.compose import CONF_DIR, compose, resolve_path
+from flows.research import ExperimentRunner, Prepared, ensure_run_id
+from research.errors import ResearchStopped
+from research.finalize import fresh_seeds, plan_arms, summarize, trainings_needed, verified_markdown
+from research.finalize_table import FinalizeTable
+from research.heartbeat import Heartbeat
+from research.ledger import Ledger
+from research.runlock import RunLock
+from research.runrepo import RunRepo
+from research.space import load_space
+from research.state import derive_state
+from tasks.experiment import code_version, config_hash, training_config, write_training_config
+from training.run_config import CONFIG_FILE
+
+VERIFIED_FILE = "verified.md"  # the "Verified" section, read by the run's report
+
+
+def _flow_run_name() -> str:
+    from prefect.runtime import flow_run
+
+    return f"finalize-{flow_run.parameters.get('tag')}"
+
+
+@flow(name="finalize", flow_run_name=_flow_run_name, log_prints=True)
+def finalize_flow(tag: str, overrides: list[str] | None = None) -> dict:
+    """Re-measure run `tag`: baseline vs final block, and each kept change left out, on fresh paired seeds."""
+    cfg = compose([*(overrides or []), f"tag={tag}"])
+    return run_finalize(cfg, tag)
+
+
+def load_run(run_dir: Path, tag: str) -> tuple[list[dict], dict]:
+    """The run's rows and its resolved training config, or one sentence saying why finalize cannot start."""
+    rows = Ledger(run_dir / "results.tsv").rows()
+    base_config = run_dir / "exp" / "0" / CONFIG_FILE
+    if not any(row.get("status") == "baseline" for row in rows) or not base_config.is_file():
+        raise ResearchStopped(f"Run '{tag}' has no recorded baseline under {run_dir}; run it first "
+                              f"(`autoresearch run tag={tag}`) or check paths.runs_dir.")
+    run_cfg = json.loads(base_config.read_text())
+    if not Path(run_cfg["data"]["shard_dir"]).is_dir():
+        raise ResearchStopped(f"The data run '{tag}' trained on ({run_cfg['data']['shard_dir']}) is gone; "
+                              f"rebuild it with `autoresearch prepare dataset={rows[0].get('dataset')}`.")
+    return rows, run_cfg
+
+
+def plan(cfg: dict, tag: str):
+    """Everything finalize will do for run `tag`, before any training: (run_dir, rows, run_cfg, keep rows, arms,
+    notes, seeds)."""
+    run_dir = resolve_path(cfg["paths"]["runs_dir"]) / tag
+    rows, run_cfg = load_run(run_dir, tag)
+    repo = RunRepo(run_dir / "repo")
+    keep_rows = [row for row in rows if row.get("status") == "keep"]
+    keeps = [(row, yaml.safe_load(repo.show(row["exp"]))) for row in keep_rows]
+    arms, notes = plan_arms(yaml.safe_load(repo.show(0)), keeps, bool(cfg["finalize"]["ablation"]))
+    return run_dir, rows, run_cfg, keep_rows, arms, notes, fresh_seeds(cfg["finalize"]["first_seed"], cfg["finalize"]["seeds"])
+
+
+def cost_line(cfg: dict, tag: str) -> str:
+    """What finalize costs, in trainings: printed before it starts."""
+    run_dir, _, _, _, arms, _, seeds = plan(cfg, tag)
+    needed = trainings_needed(arms, len(seeds))
+    names = {arm.name for arm in arms}
+    done = sum(1 for r in FinalizeTable(run_dir / "finalize.tsv").rows() if r["arm"] in names and r["seed"] in seeds)
+    return (f"finalize {tag}: {len(arms)} arms ({', '.join(arm.name for arm in arms)}) x {len(seeds)} seeds = "
+            f"{needed} trainings, {needed - done} still to run")
+
+
+def run_finalize(cfg: dict, tag: str) -> dict:
+    run_dir, rows, run_cfg, keep_rows, arms, notes, seeds = plan(cfg, tag)
+    settings = cfg["finalize"]
+    repo = RunRepo(run_dir / "repo")
+    table = FinalizeTable(run_dir / "finalize.tsv")
+    needed = trainings_needed(arms, len(seeds))
+    print(cost_line(cfg, tag))
+    with RunLock(run_dir, tag):
+        runner = _runner(cfg, run_dir, tag, rows, run_cfg, repo)
+        state = derive_state(rows, repo, yaml.safe_load(repo.show(0)), runner.space)
+        for seed in seeds:  # seed by seed: a finalize cut short still holds complete pairs
+            for arm in arms:
+                if arm.same_as is None and not table.has(arm.name, seed):
+                    table.record(measure(runner, state, run_dir, run_cfg, arm, seed, len(rows)))
+        summary = summarize(arms, table.rows(), keep_rows, float(settings["z"]))
+        markdown = verified_markdown(summary, notes, seeds, float(settings["z"]))
+        atomic_write_text(run_dir / VERIFIED_FILE, markdown)
+        from tasks.decide import write_run_report
+
+        report, _ = write_run_report(run_dir)
+        publish_verified(tag, markdown, table.rows())
+    print(markdown)
+    return {"run_dir": str(run_dir), "report": str(report), "trainings": needed,
+            "gain": summary["gain"].mean, "gain_se": summary["gain"].se}
+
+
+def _runner(cfg: dict, run_dir: Path, tag: str, rows: list[dict], run_cfg: dict, repo: RunRepo) -> ExperimentRunner:
+    """The research flow's runner, so a finalize training goes the same way (slots, work pool, deadlines),
+    with the run's own budget."""
+    cfg = {**cfg, "budget": run_cfg["budget"]}
+    data = {**run_cfg["data"]}
+    run_info = {"dataset": rows[0].get("dataset"), "data_version": data.get("data_version"),
+                "code_version": code_version(), "proposer": None}
+    return ExperimentRunner(cfg, run_dir, ensure_run_id(run_dir), repo, load_space(CONF_DIR / "space.yaml"), data,
+                            run_info, Heartbeat(run_dir / "heartbeat.json", tag))
+
+
+def measure(runner: ExperimentRunner, state, run_dir: Path, run_cfg: dict, arm, seed: int, exp: int) -> dict:
+    """Train and score one arm on one seed; the finalize.tsv row."""
+    directory = run_dir / "finalize" / arm.name / str(seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    config = training_config({"train": run_cfg["train"], "budget": run_cfg["budget"], "backend": run_cfg["backend"]},
+                             arm.hparams, seed, run_cfg["data"], run_cfg.get("fault"))
+    write_training_config(directory, config)
+    key = f"{runner.run_id}-finalize-{arm.name}-{seed}-{config_hash(config)}-{runner.run_info['code_version']}"
+    prepared = Prepared(exp, state, directory, None, "", seed, 0.0, False, f"finalize {arm.name} seed {seed}", key)
+    metrics, evaluation = runner.execute(prepared)
+    ok = metrics.get("status") == "ok" and evaluation and evaluation.get("status") == "ok"
+    error = None if ok else (evaluation or metrics or {}).get("reason", "training failed")
+    return {"arm": arm.name, "seed": seed, "val_bpb": evaluation.get("val_bpb") if ok else None,
+            "steps": metrics.get("steps"), "error": error, "config_hash": config_hash(config)}
+
+
+def publish_verified(tag: str, markdown: str, records: list[dict]) -> None:
+    """The Verified section and the finalize table in the Prefect UI (inside a flow run only)."""
+    from prefect.artifacts import create_markdown_artifact, create_table_artifact
+    from prefect.context import FlowRunContext
+
+    from tasks.artifacts import artifact_key
+
+    if FlowRunContext.get() is None:
+        return
+    create_markdown_artifact(key=artifact_key(tag, "verified"), markdown=markdown, description=f"finalize of run {tag}")
+    create_table_artifact(key=artifact_key(tag, "finalize"), table=records, description=f"finalize.tsv of run {tag}")

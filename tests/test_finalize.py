@@ -1,0 +1,132 @@
+"""`autoresearch finalize`: the plan (arms, ablations), the conclusions, finalize.tsv, and end to end on a tiny
+run with a kill -9 in the middle and a resume."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from research.finalize import plan_arms, summarize, trainings_needed, verified_markdown
+from research.finalize_table import FinalizeTable, FinalizeTableError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+BASE = {"seed": 42, "optim": {"lr": 0.04, "wd": 0.1}, "model": {"depth": 4}}
+
+
+def keep(exp, key, value, block, paired_delta=-0.01):
+    return ({"exp": exp, "key": key, "change": f"{key}={value}", "paired_delta": paired_delta}, block)
+
+
+def two_keeps():
+    first = {**BASE, "optim": {"lr": 0.05, "wd": 0.1}}
+    second = {**first, "model": {"depth": 2}}
+    return [keep(3, "optim.lr", 0.05, first), keep(7, "model.depth", 2, second)]
+
+
+def test_each_kept_change_is_left_out_of_the_final_block():
+    arms, notes = plan_arms(BASE, two_keeps(), ablation=True)
+    by_name = {arm.name: arm for arm in arms}
+    assert [arm.name for arm in arms] == ["baseline", "final", "without-exp3", "without-exp7"]
+    assert by_name["without-exp3"].hparams == {**BASE, "model": {"depth": 2}}  # lr back, depth kept
+    assert by_name["without-exp7"].hparams == {**BASE, "optim": {"lr": 0.05, "wd": 0.1}}
+    assert notes == [] and trainings_needed(arms, 4) == 16
+    assert [arm.name for arm in plan_arms(BASE, two_keeps(), ablation=False)[0]] == ["baseline", "final"]
+
+
+def test_one_keep_shares_the_baselines_trainings_and_a_superseded_keep_is_not_ablated():
+    arms, _ = plan_arms(BASE, two_keeps()[:1], ablation=True)
+    assert arms[2].same_as == "baseline" and trainings_needed(arms, 4) == 8
+    again = {**BASE, "optim": {"lr": 0.06, "wd": 0.1}}
+    arms, notes = plan_arms(BASE, [two_keeps()[0], keep(9, "optim.lr", 0.06, again)], ablation=True)
+    assert [arm.name for arm in arms] == ["baseline", "final", "without-exp9"] and "superseded by exp 9" in notes[0]
+    nothing, _ = plan_arms(BASE, [], ablation=True)
+    assert nothing[1].same_as == "baseline" and trainings_needed(nothing, 4) == 4
+
+
+def test_the_verified_gain_and_which_keeps_matter():
+    arms, notes = plan_arms(BASE, two_keeps(), ablation=True)
+    records = []
+    for i, seed in enumerate((1000, 1001, 1002, 1003)):
+        wobble = (-1) ** i * 0.001
+        for arm, value in (("baseline", 2.05), ("final", 2.00), ("without-exp3", 2.03), ("without-exp7", 2.00)):
+            scatter = 0.002 * (-1) ** (i // 2) if arm == "without-exp7" else 0.0  # removing exp 7: +-0.002, mean 0
+            records.append({"arm": arm, "seed": seed, "val_bpb": value + wobble + scatter})
+    summary = summarize(arms, records, [row for row, _ in two_keeps()], z=2.0)
+    assert summary["gain"].mean == pytest.approx(0.05) and summary["real"]
+    verdicts = {item["exp"]: item["verdict"] for item in summary["changes"]}
+    assert verdicts == {3: "matters", 7: "no measurable cost"}
+    text = verified_markdown(summary, notes, [1000, 1001, 1002, 1003], 2.0)
+    assert text.startswith("## Verified") and "+0.050000" in text and "`optim.lr=0.05`" in text
+    assert "| 7 | `model.depth=2` | +0.010000 |" in text
+
+
+def test_finalize_table_is_idempotent_and_survives_a_cut_off_line(tmp_path):
+    table = FinalizeTable(tmp_path / "finalize.tsv")
+    assert table.record({"arm": "final", "seed": 1000, "val_bpb": 0.1 + 0.2, "error": "a\tb\nc"})
+    assert not table.record({"arm": "final", "seed": 1000, "val_bpb": 9.0})
+    assert table.rows()[0]["val_bpb"] == 0.1 + 0.2 and table.rows()[0]["error"] == "a b c"
+    with open(tmp_path / "finalize.tsv", "a") as handle:
+        handle.write("baseline\t1000\t2.0")  # a line cut off mid-write: no newline
+    assert [row["arm"] for row in table.rows()] == ["final"] and table.has("final", 1000)
+    (tmp_path / "finalize.tsv").write_text("something else\n")
+    with pytest.raises(FinalizeTableError, match="move it aside"):
+        table.rows()
+
+
+TINY_RUN = [
+    "preset=cpu", "hparams.model.depth=2", "hparams.model.aspect_ratio=32", "hparams.model.head_dim=32",
+    "hparams.batch.device_batch_size=8", "hparams.batch.total_batch_tokens=1024", "train.seq_len=128",
+    "train.eval_tokens=4096", "train.eval_batch_size=8", "budget.kind=steps", "budget.steps=4",
+]
+
+
+def train_starts(exp_dir: Path) -> int:
+    log = exp_dir / "train.log"
+    return log.read_text().count("step     1 |") if log.is_file() else 0
+
+
+@pytest.mark.slow
+def test_finalize_end_to_end_with_a_kill_9_and_a_resume(tmp_path):
+    from flows.research import research_flow
+    from research.ledger import Ledger
+
+    # A run whose every candidate is kept (rule single with a margin far below zero): two keeps to ablate.
+    research_flow(overrides=TINY_RUN + [f"paths.runs_dir={tmp_path}", "tag=fin", "proposer=local",
+                                        "research.max_experiments=4", "decide.rule=single", "decide.min_delta=-10",
+                                        "decide.sigma_k=-1000"])
+    run_dir = tmp_path / "fin"
+    assert [row["status"] for row in Ledger(run_dir / "results.tsv").rows()][2:] == ["keep", "keep"]
+    command = [sys.executable, "-m", "flows.cli", "finalize", "fin", "preset=cpu", f"paths.runs_dir={tmp_path}",
+               "finalize.seeds=2"]
+    table = FinalizeTable(run_dir / "finalize.tsv")
+    first = subprocess.Popen(command, cwd=PROJECT_ROOT, start_new_session=True, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 400
+        while len(table.rows()) < 1 and time.time() < deadline and first.poll() is None:
+            time.sleep(0.2)
+        assert len(table.rows()) >= 1, "finalize recorded nothing"
+        os.killpg(first.pid, signal.SIGKILL)
+    finally:
+        first.wait()
+    killed_at = len(table.rows())
+    assert killed_at < 8, "finalize finished before the kill; the test needs a slower budget"
+    second = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-2000:]
+    assert "4 arms (baseline, final, without-exp2, without-exp3) x 2 seeds = 8 trainings" in second.stdout
+
+    rows = table.rows()
+    assert sorted((row["arm"], row["seed"]) for row in rows) == sorted(
+        (arm, seed) for arm in ("baseline", "final", "without-exp2", "without-exp3") for seed in (1000, 1001))
+    assert all(row["val_bpb"] is not None for row in rows)
+    # Recorded trainings were not repeated: at most the one cut by the kill started twice.
+    starts = [train_starts(run_dir / "finalize" / row["arm"] / str(row["seed"])) for row in rows]
+    assert all(count >= 1 for count in starts) and sum(starts) <= len(rows) + 1
+    report = (run_dir / "report.md").read_text()
+    assert "## Verified" in report and "without" not in report.split("## Verified")[0].split("## Kept")[0]
+    assert "Verified gain (baseline - final, val_bpb)" in report
