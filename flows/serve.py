@@ -54,5 +54,20 @@ def serve_command(overrides: list[str]) -> int:
     print(f"serving {', '.join(f'{d.flow_name}/{d.name}' for d in deployments)}; Ctrl-C stops")
     if ui:
         print(f"launch a run: {ui}/deployments  (research -> Run -> Custom run)")
-    serve(*deployments, print_starting_message=False)
+    serve(*deployments, print_starting_message=False)  # returns on Ctrl-C (SIGINT)
+    pause_deployments(deployments)
     return 0
+
+
+def pause_deployments(deployments: list) -> None:
+    """Pause the served deployments, so no scheduled run waits for a server that is gone.
+
+    Prefect's serve() means to do this on shutdown, but on Ctrl-C its event loop is cancelled before the pause
+    request goes out (prefect 3.8: the deployments stayed active, tests/test_operate_server.py). A restart
+    registers them again, unpaused: the schedule resumes.
+    """
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        for deployment in deployments:
+            client.pause_deployment(client.read_deployment_by_name(f"{deployment.flow_name}/{deployment.name}").id)

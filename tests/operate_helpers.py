@@ -42,6 +42,7 @@ def server_env(home: Path, api_url: str | None = None) -> dict:
         "PREFECT_LOGGING_LEVEL": "INFO",
         # Fast reactions instead of the production defaults (10-60 s loops).
         "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",
+        "PREFECT_SERVER_SERVICES_REPOSSESSOR_LOOP_SECONDS": "1",  # expired slot leases (production: 15 s)
         "PREFECT_RUNNER_POLL_FREQUENCY": "1",
         "PREFECT_WORKER_QUERY_SECONDS": "1",
         "PREFECT_WORKER_HEARTBEAT_SECONDS": "5",

@@ -6,16 +6,18 @@ the same time unless the per-device concurrency limit serialises them, and the U
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.operate_helpers import (FLAKY_FLOW, TINY, overlap_seconds, read_intervals, server_env, start, stop,
-                                   wait_for, wait_healthy, free_port, VENV_BIN)
+from tests.operate_helpers import (FLAKY_FLOW, PROJECT_ROOT, TINY, overlap_seconds, read_intervals, server_env, start,
+                                   stop, wait_for, wait_healthy, free_port, VENV_BIN)
 
 pytestmark = pytest.mark.slow
 RESEARCH_TAG = "served-run"
@@ -46,13 +48,49 @@ def client_settings(server):
         yield
 
 
+HOLDER = textwrap.dedent("""
+    import sys, time
+    from tasks.gpu_slots import device_slot
+    with device_slot({"enabled": True, "slots": [{"name": sys.argv[1], "env": {}}]}):
+        print("held", flush=True)
+        time.sleep(600)
+""")
+LEASE_LIMIT = "autoresearch-lease-test"
+
+
 @pytest.fixture(scope="module")
-def served(server, client_settings, tmp_path_factory):
+def dead_holder(server, client_settings):
+    """A process that held a device slot and was SIGKILLed (no release): only its lease can free the slot.
+
+    The lease is the product's 60 s (the server refuses shorter ones), so `served` starts this first and the
+    lease runs out while the other tests run; the check is the last test of the module.
+    """
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, LEASE_LIMIT], cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
+                              text=True, env=server_env(server["home"], server["api"]))
+    try:
+        held = holder.stdout.readline().strip() == "held"
+        slots_while_alive = active_slots(LEASE_LIMIT)
+    finally:
+        holder.kill()
+        holder.wait()
+    killed_at = time.monotonic()
+    return {"held": held, "slots_while_alive": slots_while_alive, "slots_after_kill": active_slots(LEASE_LIMIT),
+            "killed_at": killed_at}
+
+
+def active_slots(name: str) -> int:
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return client.read_global_concurrency_limit_by_name(name).active_slots
+
+
+@pytest.fixture(scope="module")
+def served(server, client_settings, dead_holder, tmp_path_factory):
     """`autoresearch serve` running against the server, runs written to a temp folder."""
     runs = tmp_path_factory.mktemp("served-runs")
     log = server["home"] / "serve.log"
-    env = server_env(server["home"], server["api"])
-    proc = start([str(VENV_BIN / "autoresearch"), "serve"], env, log)
+    proc = start_serve(server)
     from prefect.client.orchestration import get_client
 
     def deployed():
@@ -64,11 +102,17 @@ def served(server, client_settings, tmp_path_factory):
             except Exception:  # noqa: BLE001 - not registered yet
                 return None
 
+    state = {"runs": runs, "log": log, "proc": proc}
     try:
-        deployments = wait_for(deployed, 90, "the research and nightly-suite deployments")
-        yield {"runs": runs, "log": log, "deployments": deployments}
+        state["deployments"] = wait_for(deployed, 90, "the research and nightly-suite deployments")
+        yield state
     finally:
-        stop(proc)
+        stop(state["proc"])  # the one a test restarted, if it did
+
+
+def start_serve(server) -> subprocess.Popen:
+    env = server_env(server["home"], server["api"])
+    return start([str(VENV_BIN / "autoresearch"), "serve"], env, server["home"] / "serve.log")
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +150,8 @@ def test_research_deployment_completes_with_artifacts(research_run, served):
         limit = client.read_global_concurrency_limit_by_name("autoresearch-cpu")
         assert limit.limit == 1 and limit.active_slots == 0
         task_names = {run.name for run in client.read_task_runs() if run.flow_run_id == research_run.id}
-    assert any(name.startswith("exp-2 train optim") or name.startswith("exp-2 train ") for name in task_names), task_names
+    # README's naming: the train task of a proposal is `exp-N train key=value` (exp 2 is the first proposal).
+    assert any(re.fullmatch(r"exp-2 train [a-z_]+\.[a-z0-9_]+=[A-Za-z0-9_.+-]+", name) for name in task_names), task_names
 
 
 def test_cron_schedule_creates_upcoming_runs(served):
@@ -128,6 +173,26 @@ def test_cron_schedule_creates_upcoming_runs(served):
 
     local = times[0].astimezone(ZoneInfo(nightly.schedules[0].schedule.timezone))
     assert (local.hour, local.minute) == (2, 0)
+
+
+def test_stopping_serve_pauses_the_schedule_and_a_restart_resumes_it(served, server):
+    from prefect.client.orchestration import get_client
+
+    def nightly():
+        with get_client(sync_client=True) as client:
+            return client.read_deployment_by_name("suite/nightly-suite")
+
+    assert nightly().paused is False
+    stop(served["proc"])  # SIGINT to its process group: what Ctrl-C in its terminal sends
+    assert served["proc"].returncode is not None and nightly().paused is True
+    served["proc"] = proc = start_serve(server)
+
+    def resumed():
+        if proc.poll() is not None:
+            raise AssertionError(f"the restarted serve exited:\n{served['log'].read_text()[-3000:]}")
+        return nightly().paused is False
+
+    wait_for(resumed, 90, "the restarted serve to resume the nightly schedule")
 
 
 @pytest.fixture(scope="module")
@@ -188,7 +253,7 @@ def _two_pool_runs(pool: dict, prefix: str, slots: dict) -> list[dict]:
 
 def test_two_workers_train_at_once_and_the_device_limit_serialises_them(pool):
     free = _two_pool_runs(pool, "free", {"enabled": False})
-    assert overlap_seconds(*free) > 1.0, free  # two workers, one run each, at the same time
+    assert overlap_seconds(*free) > 0, free  # two workers, one run each, at the same time: the intervals overlap
     limited = _two_pool_runs(pool, "limited", {"enabled": True, "devices": "auto"})
     assert [entry["slot"] for entry in limited] == ["autoresearch-cpu", "autoresearch-cpu"]
     assert overlap_seconds(*limited) <= 0.0, limited  # one training per device: one after the other
@@ -260,3 +325,14 @@ def test_ui_shows_research_run_retried_task_and_results(server, research_run, tm
         finally:
             browser.close()
     print(f"screenshots: {shots}")
+
+
+def test_a_dead_holders_device_slot_is_freed_when_its_lease_runs_out(dead_holder):
+    from tasks.gpu_slots import LEASE_SECONDS
+
+    # Held while alive, still taken just after the SIGKILL (nothing released it), then freed by the lease alone.
+    assert dead_holder["held"] and dead_holder["slots_while_alive"] == 1 and dead_holder["slots_after_kill"] == 1
+    # The lease (60 s) plus one pass of the server's repossessor (every 1 s here, 15 s by default) and some slack.
+    limit = LEASE_SECONDS + 30
+    wait_for(lambda: active_slots(LEASE_LIMIT) == 0, max(1.0, dead_holder["killed_at"] + limit - time.monotonic()),
+             "the dead holder's slot to be freed", every=0.5)
