@@ -15,7 +15,7 @@ from hardware.peak_flops import lookup
 class Adapter:
     name: str = "base"
     attention_impl: str = "sdpa"       # models.attention kernel name
-    should_compile: bool = False       # the backend's torch.compile policy (train.compile=auto follows it)
+    should_compile: bool = False       # torch.compile by default, for backends where the budget does not matter
     flops_table: dict[str, float] = {}  # peak bf16 FLOPS by device-name substring (hardware/peak_flops.py)
 
     @property
@@ -43,6 +43,14 @@ class Adapter:
         if self.autocast_dtype == torch.float32:
             return nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
+
+    def attention_kernel(self, compiled: bool, seq_len: int) -> str:
+        """The models.attention kernel for a run, compiled or not, at this sequence length."""
+        return self.attention_impl
+
+    def compiles_by_default(self, budget_kind: str) -> bool:
+        """The policy train.compile=auto follows, for a "time" or "steps" budget (the CPU's depends on it)."""
+        return self.should_compile
 
     def compile(self, model):
         """Apply this backend's compiler to a module (returns it unchanged where there is none)."""

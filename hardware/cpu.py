@@ -4,16 +4,23 @@
   the CPU's feature flags: elsewhere (AVX2-only x86, most CI runners) bf16 matmuls are emulated and several
   times slower than fp32. The flag decides Muon's orthogonalisation dtype (ortho_dtype) and the autocast
   dtype of the forward pass alike.
-- No torch.compile by default: see `should_compile` below for the measured trade-off.
-- Attention: the banded sdpa path (the fused CPU sdpa kernel; flex's backward has no CPU kernel).
+- torch.compile for time budgets only, and only where a C++ compiler is found (inductor's CPU backend builds
+  C++). Measured on the cpu preset (BENCHMARKS.md): compiled steps are about 2x faster, so a time budget buys
+  twice the steps; the first compile of a shape costs ~30-70 s of wall time outside the budget, later
+  processes load it from inductor's on-disk cache in ~4 s. A steps budget buys nothing with it, so tests and
+  step-budgeted benchmarks stay eager.
+- Attention: the banded sdpa path (the fused CPU sdpa kernel; flex's backward has no CPU kernel), except
+  compiled at short sequences (see attention_kernel).
 - Peak memory is the process's peak resident set size, which cannot be reset; peak FLOPS is None because
   CPU peak depends on cores, clocks and vector units that no name reliably gives.
 """
 
 from __future__ import annotations
 
+import os
 import platform
 import resource
+import shutil
 import sys
 from functools import lru_cache
 
@@ -22,6 +29,10 @@ import torch
 from hardware.base import Adapter
 
 CPUINFO = "/proc/cpuinfo"
+# Under torch.compile the dense path ("naive": two matmuls, with the mask and the softmax between them fused
+# by inductor) ran ~25% faster than the banded sdpa path at the cpu preset's 256 tokens (BENCHMARKS.md). Its
+# scores grow as T^2, and it was measured at 256 only, so longer sequences keep the banded path.
+DENSE_ATTENTION_MAX_SEQ = 256
 # Feature flags (as /proc/cpuinfo spells them) of CPUs with bf16 arithmetic in hardware.
 NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
 
@@ -33,6 +44,14 @@ def cpu_flags(cpuinfo_text: str) -> set[str]:
         if name.strip() in ("flags", "Features"):
             return set(value.split())
     return set()
+
+
+def cxx_compiler() -> str | None:
+    """The C++ compiler inductor would use: $CXX, else the first of g++, clang++, c++ on PATH."""
+    for name in (os.environ.get("CXX"), "g++", "clang++", "c++"):
+        if name and shutil.which(name):
+            return name
+    return None
 
 
 @lru_cache(maxsize=1)
@@ -48,7 +67,12 @@ def native_bf16() -> bool:
 class CPUAdapter(Adapter):
     name = "cpu"
     attention_impl = "sdpa"
-    should_compile = False
+
+    def compiles_by_default(self, budget_kind: str) -> bool:
+        return budget_kind == "time" and cxx_compiler() is not None
+
+    def attention_kernel(self, compiled: bool, seq_len: int) -> str:
+        return "naive" if compiled and seq_len <= DENSE_ATTENTION_MAX_SEQ else self.attention_impl
 
     @property
     def device(self) -> torch.device:

@@ -31,3 +31,31 @@ def test_this_machines_answer_matches_its_cpuinfo():
         pytest.skip("no /proc/cpuinfo on this platform: native_bf16() is False there by design")
     cpu.native_bf16.cache_clear()
     assert cpu.native_bf16() == any(flag in text.split() for flag in ("avx512_bf16", "amx_bf16", "bf16"))
+
+
+def test_compile_by_default_only_for_time_budgets_with_a_cxx_compiler(monkeypatch):
+    from training.loop_torch import compile_enabled
+
+    adapter = hardware.get_adapter("cpu")
+    monkeypatch.setattr(cpu, "cxx_compiler", lambda: "g++")
+    assert compile_enabled("auto", adapter, "time") is True
+    assert compile_enabled("auto", adapter, "steps") is False  # a steps budget buys no steps with it
+    assert compile_enabled("false", adapter, "time") is False and compile_enabled(True, adapter, "steps") is True
+    monkeypatch.setattr(cpu, "cxx_compiler", lambda: None)
+    assert compile_enabled("auto", adapter, "time") is False  # inductor's CPU backend would fail to build
+
+
+def test_cxx_compiler_lookup(monkeypatch):
+    monkeypatch.setenv("CXX", "my-cxx")
+    monkeypatch.setattr(cpu.shutil, "which", lambda name: "/opt/bin/my-cxx" if name == "my-cxx" else None)
+    assert cpu.cxx_compiler() == "my-cxx"
+    monkeypatch.setattr(cpu.shutil, "which", lambda name: None)
+    assert cpu.cxx_compiler() is None
+
+
+def test_dense_attention_only_compiled_and_short():
+    adapter = hardware.get_adapter("cpu")
+    assert adapter.attention_kernel(True, cpu.DENSE_ATTENTION_MAX_SEQ) == "naive"
+    assert adapter.attention_kernel(True, 2 * cpu.DENSE_ATTENTION_MAX_SEQ) == "sdpa"
+    assert adapter.attention_kernel(False, 64) == "sdpa"
+    assert hardware.get_adapter("cuda").attention_kernel(True, 64) == "flex"

@@ -16,7 +16,10 @@ from training.eval_loop import score_validation
 def evaluate_torch(cfg: dict, exp_dir: Path, backend: str) -> dict:
     adapter = get_adapter(backend)
     adapter.setup()
-    set_attention_impl(adapter.attention_impl)
+    # Uncompiled, so no compile time is paid for one pass over the validation tokens; the eager kernels are
+    # the fused ones (models/attention.py never runs flex eagerly). Timed in BENCHMARKS.md (CPU) and by
+    # bench/gpu_check.py (GPU).
+    set_attention_impl(adapter.attention_kernel(False, int(cfg["train"]["seq_len"])))
     arrays, model_config = load_checkpoint(exp_dir)
     model = GPT(GPTConfig(**model_config))
     model.load_state_dict({name: torch.from_numpy(array) for name, array in arrays.items()})

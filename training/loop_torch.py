@@ -37,12 +37,13 @@ def torch_state_arrays(model: torch.nn.Module) -> dict:
     return {name: tensor.detach().float().cpu().numpy() for name, tensor in model.state_dict().items()}
 
 
-def should_compile(policy, adapter) -> bool:
+def compile_enabled(policy, adapter, budget_kind: str) -> bool:
+    """train.compile: true or false as given; auto follows the backend adapter's policy for this budget."""
     if policy in (True, "true", "True"):
         return True
     if policy in (False, "false", "False"):
         return False
-    return bool(adapter.should_compile)
+    return adapter.compiles_by_default(budget_kind)
 
 
 def build_model(cfg: dict, adapter) -> GPT:
@@ -61,10 +62,11 @@ def train_torch(cfg: dict, exp_dir: Path, backend: str) -> dict:
     seq_len, device_batch = int(train_cfg["seq_len"]), int(hp["batch"]["device_batch_size"])
     accum = grad_accum_steps(int(hp["batch"]["total_batch_tokens"]), device_batch, seq_len)
 
-    set_attention_impl(adapter.attention_impl)
+    compiled = compile_enabled(train_cfg.get("compile", "auto"), adapter, budget.kind)
+    attention_kernel = adapter.attention_kernel(compiled, seq_len)
+    set_attention_impl(attention_kernel)
     model = build_model(cfg, adapter)
     optimizer = build_optimizer(model, hp["optim"], adapter.ortho_dtype)
-    compiled = should_compile(train_cfg.get("compile", "auto"), adapter)
     step_model = adapter.compile(model) if compiled else model
     loader = TrainLoader(shard_dir(cfg), batch_size=device_batch, seq_len=seq_len, seed=int(hp["seed"]))
     pin = adapter.device.type == "cuda"
@@ -131,4 +133,5 @@ def train_torch(cfg: dict, exp_dir: Path, backend: str) -> dict:
         result, tokens_per_step=accum * device_batch * seq_len, flops_per_token=model.flops_per_token(),
         flops_per_token_full_attention=model.flops_per_token_full_attention(), peak_flops=adapter.peak_flops(), peak_memory_bytes=peak_bytes, num_params=model.num_params(),
         warmup_seconds=warmup_seconds, started=started, backend=adapter.name, device_name=adapter.device_name(),
-        extra={"compiled": compiled, "grad_accum_steps": accum, "depth": model.config.n_layer})
+        extra={"compiled": compiled, "attention": attention_kernel, "grad_accum_steps": accum,
+               "depth": model.config.n_layer})
