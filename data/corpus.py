@@ -1,7 +1,9 @@
-"""The corpus stage: documents from a source -> corpus/{train,val}/*.parquet with one `text` column.
+"""The corpus stage: documents from a source -> corpus/{train,val[,test]}/*.parquet with one `text` column.
 
 Every source ends in the same on-disk form, so the tokenizer and shard stages never care where text
-came from. The train/val assignment happens here, once, and is then fixed by the files.
+came from. The train/val assignment happens here, once, and is then fixed by the files. With
+`test_fraction` > 0 a held-out test split is carved from the training documents (by the same content hash):
+no decision reads it, only `autoresearch finalize`. With 0 the corpus is byte for byte what it was before.
 """
 from __future__ import annotations
 
@@ -14,10 +16,17 @@ from data.errors import DataError
 from data.layout import corpus_dir
 from data.spec import load_dataset_spec
 from data.staging import building
-from data.text import is_validation
+from data.text import is_test, is_validation
 
 FILE_CHARS = 256 * 1024 * 1024  # start a new parquet file after this much text: bounded memory per file
-SPLITS = ("train", "val")
+SPLITS = ("train", "val")  # always present
+TEST_SPLIT = "test"        # present only when the dataset sets test_fraction > 0
+ALL_SPLITS = (*SPLITS, TEST_SPLIT)
+
+
+def present_splits(counts: dict) -> tuple[str, ...]:
+    """The splits a corpus or manifest holds: train and val, and test when it has documents."""
+    return tuple(split for split in ALL_SPLITS if split in SPLITS or counts.get(split))
 
 
 class CorpusWriter:
@@ -25,11 +34,11 @@ class CorpusWriter:
 
     def __init__(self, out_dir: Path):
         self.out_dir = out_dir
-        self.pending = {split: [] for split in SPLITS}
-        self.pending_chars = {split: 0 for split in SPLITS}
-        self.files = {split: 0 for split in SPLITS}
-        self.documents = {split: 0 for split in SPLITS}
-        self.characters = {split: 0 for split in SPLITS}
+        self.pending = {split: [] for split in ALL_SPLITS}
+        self.pending_chars = {split: 0 for split in ALL_SPLITS}
+        self.files = {split: 0 for split in ALL_SPLITS}
+        self.documents = {split: 0 for split in ALL_SPLITS}
+        self.characters = {split: 0 for split in ALL_SPLITS}
 
     def add(self, text: str, split: str) -> None:
         self.pending[split].append(text)
@@ -40,7 +49,7 @@ class CorpusWriter:
             self._flush(split)
 
     def close(self) -> None:
-        for split in SPLITS:
+        for split in ALL_SPLITS:
             if self.pending[split]:
                 self._flush(split)
 
@@ -86,6 +95,7 @@ def build_corpus(name: str, root: str | Path = ".", base_url: str | None = None,
     """Write datasets/NAME/corpus (replacing it only on success) and return its meta.json content."""
     spec = spec or load_dataset_spec(name, Path(root) / "conf")
     val_fraction = float(spec.get("val_fraction") or 0.0)
+    test_fraction = float(spec.get("test_fraction") or 0.0)
     invalid_utf8 = 0
     with building(corpus_dir(name, root)) as out_dir:
         writer = CorpusWriter(out_dir)
@@ -96,6 +106,8 @@ def build_corpus(name: str, root: str | Path = ".", base_url: str | None = None,
                 continue
             if split is None:
                 split = "val" if is_validation(text, val_fraction) else "train"
+            if split == "train" and test_fraction > 0 and is_test(text, val_fraction, test_fraction):
+                split = TEST_SPLIT
             if held_back is None and split == "train" and writer.documents["val"] == 0 and val_fraction > 0:
                 held_back = text
                 continue
@@ -104,20 +116,21 @@ def build_corpus(name: str, root: str | Path = ".", base_url: str | None = None,
             # Tiny corpora: guarantee a validation document exists rather than failing later.
             writer.add(held_back, "val" if writer.documents["val"] == 0 else "train")
         writer.close()
-        for split in SPLITS:
+        for split in SPLITS + ((TEST_SPLIT,) if test_fraction > 0 else ()):
             if writer.documents[split] == 0:
                 raise DataError(
-                    f"Dataset '{name}' produced no {split} documents; add more text or change val_fraction in conf/dataset/{name}.yaml."
-                )
+                    f"Dataset '{name}' produced no {split} documents; add more text or change val_fraction "
+                    f"(or test_fraction) in conf/dataset/{name}.yaml.")
+        splits = present_splits(writer.documents)  # without a test split, meta.json is what it always was
         meta = {
             "dataset": name,
             # What the corpus was made from, byte for byte (downloads included): part of the data version.
             "source_files": [{"file": label, "sha256": sha256_file(path), "bytes": path.stat().st_size}
                              for label, path in source_files(spec, root)],
             "source": spec["source"],
-            "documents": writer.documents,
-            "characters": writer.characters,
-            "files": writer.files,
+            "documents": {split: writer.documents[split] for split in splits},
+            "characters": {split: writer.characters[split] for split in splits},
+            "files": {split: writer.files[split] for split in splits},
             "invalid_utf8_sequences": invalid_utf8,
             # No timings here: identical input must give a byte-identical corpus, so DVC can see that
             # a re-scanned local folder did not change and skip the tokenizer and shard stages.

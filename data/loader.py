@@ -138,16 +138,19 @@ class TrainLoader:
         return np.ascontiguousarray(rows[:, :-1]), np.ascontiguousarray(rows[:, 1:])
 
 
-def validation_tokens(shard_dir: str | Path) -> np.ndarray:
-    """The validation split as one token array (memory-mapped when it is a single shard)."""
+def validation_tokens(shard_dir: str | Path, split: str = "val") -> np.ndarray:
+    """The validation split (or, for `autoresearch finalize` only, the held-out test split) as one token array
+    (memory-mapped when it is a single shard)."""
     manifest = read_manifest(shard_dir)
-    arrays = [open_shard(path, entry, manifest) for path, entry in shard_paths(shard_dir, "val", manifest)]
+    arrays = [open_shard(path, entry, manifest) for path, entry in shard_paths(shard_dir, split, manifest)]
     if not arrays:
-        raise DataError(f"The manifest in {shard_dir} lists no validation shards; rebuild with `dvc repro`.")
+        raise DataError(f"The manifest in {shard_dir} lists no {split} shards; rebuild with `dvc repro`"
+                        + (" after setting test_fraction in the dataset's config." if split == "test" else "."))
     return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
 
 
-def validation_batches(shard_dir: str | Path, batch_size: int, seq_len: int, eval_tokens: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def validation_batches(shard_dir: str | Path, batch_size: int, seq_len: int, eval_tokens: int,
+                       split: str = "val") -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Deterministic, finite (inputs, targets) covering exactly eval_tokens target tokens of the validation split.
 
     Row i holds stream tokens [i*seq_len, i*seq_len + seq_len + 1): consecutive rows overlap by one
@@ -158,7 +161,7 @@ def validation_batches(shard_dir: str | Path, batch_size: int, seq_len: int, eva
     deterministically, so the score always covers the same eval_tokens targets; a warning with the numbers
     says so, since some tokens then count twice.
     """
-    tokens = validation_tokens(shard_dir)
+    tokens = validation_tokens(shard_dir, split)
     total, row_len = tokens.size, seq_len + 1
     rows_needed = -(-int(eval_tokens) // seq_len)
     if total < int(eval_tokens) + 1:

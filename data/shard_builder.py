@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from data.atomic import atomic_write_bytes, atomic_write_json
-from data.corpus import SPLITS, iter_corpus_texts
+from data.corpus import iter_corpus_texts, present_splits
 from data.errors import DataError
 from data.shards import MANIFEST_FILE, compute_data_version, token_dtype
 from data.tokenizer import load_tokenizer
@@ -80,17 +80,21 @@ def _encode(tokenizer, texts: list[str], dtype: np.dtype) -> tuple[np.ndarray, n
 
 def build_shards(corpus: str | Path, tokenizer_dir: str | Path, out_dir: str | Path, dataset: str,
                  shard_tokens: int) -> dict:
-    """Encode corpus/{train,val} into out_dir (which must be empty or new); write and return the manifest."""
+    """Encode corpus/{train,val[,test]} into out_dir (which must be empty or new); write and return the manifest.
+    The test split, when the corpus has one, is encoded with the same tokenizer and listed with its sha256 like
+    the others."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tokenizer = load_tokenizer(tokenizer_dir)
     dtype = token_dtype(tokenizer.vocab_size)
     started = time.time()
     entries, characters = [], {}
+    corpus_meta = json.loads((Path(corpus) / "meta.json").read_text(encoding="utf-8"))
+    splits = present_splits(corpus_meta.get("documents", {}))
     # Encoding runs in the tokenizer's Rust threads with the GIL released; overlapping the next batch's
     # encoding with this batch's copy into numpy keeps both cores busy.
     with ThreadPoolExecutor(max_workers=1) as pool:
-        for split in SPLITS:
+        for split in splits:
             writer = ShardWriter(out_dir, split, int(shard_tokens), dtype)
             characters[split] = 0
             pending = None
@@ -106,7 +110,6 @@ def build_shards(corpus: str | Path, tokenizer_dir: str | Path, out_dir: str | P
             if not writer.entries:
                 raise DataError(f"The corpus at {corpus} has no {split} documents; rebuild it with `dvc repro` or check the dataset's files.")
             entries += writer.entries
-    corpus_meta = json.loads((Path(corpus) / "meta.json").read_text(encoding="utf-8"))
     manifest = {
         "dataset": dataset,
         "source_files": corpus_meta.get("source_files", []),
@@ -116,8 +119,8 @@ def build_shards(corpus: str | Path, tokenizer_dir: str | Path, out_dir: str | P
         "bos_id": tokenizer.bos_id,
         "shard_tokens": int(shard_tokens),
         "shards": entries,
-        "tokens": {split: sum(e["tokens"] for e in entries if e["split"] == split) for split in SPLITS},
-        "documents": {split: sum(e["documents"] for e in entries if e["split"] == split) for split in SPLITS},
+        "tokens": {split: sum(e["tokens"] for e in entries if e["split"] == split) for split in splits},
+        "documents": {split: sum(e["documents"] for e in entries if e["split"] == split) for split in splits},
         "characters": characters,
     }
     manifest["data_version"] = compute_data_version(manifest)

@@ -40,7 +40,18 @@ def paragraph_groups(text: str, max_chars: int) -> list[str]:
     return groups
 
 
+def _hash_unit(text: str) -> float:
+    """The document's place in [0, 1), from a hash of its content: the same on every machine."""
+    digest = hashlib.blake2b(text.encode("utf-8", errors="surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "little") / 2**64
+
+
 def is_validation(text: str, val_fraction: float) -> bool:
     """Deterministic split by content hash: the same document lands in the same split on every machine."""
-    digest = hashlib.blake2b(text.encode("utf-8", errors="surrogatepass"), digest_size=8).digest()
-    return int.from_bytes(digest, "little") / 2**64 < val_fraction
+    return _hash_unit(text) < val_fraction
+
+
+def is_test(text: str, val_fraction: float, test_fraction: float) -> bool:
+    """The held-out test split: the hash range just above validation's, so it takes documents from training
+    only, and the validation split stays exactly what it was."""
+    return val_fraction <= _hash_unit(text) < val_fraction + test_fraction

@@ -2,7 +2,8 @@
 concludes; this flow trains and records).
 
 Every arm trains with the run's own training settings (exp/0/config.json: budget, sizes, data), only the block
-and the seed change. Each (arm, seed) training is an ordinary train + evaluate task pair with its own cache key,
+and the seed change; baseline and final are also scored on the held-out test split where the dataset has one
+(train.eval_split=test, the same checkpoint). Each (arm, seed) training is an ordinary train + evaluate task pair with its own cache key,
 under runs/<tag>/finalize/<arm>/<seed>/, and becomes one row of runs/<tag>/finalize.tsv once it is scored. A
 finalize killed at any moment (kill -9 included) resumes with the same command: recorded rows are not trained
 again, a finished training is re-used from its folder, only the one cut off runs again.
@@ -10,6 +11,8 @@ again, a finished training is re-used from its folder, only the one cut off runs
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 import yaml
@@ -28,9 +31,10 @@ from research.runrepo import RunRepo
 from research.space import load_space
 from research.state import derive_state
 from tasks.experiment import code_version, config_hash, training_config, write_training_config
-from training.run_config import CONFIG_FILE
+from training.run_config import CHECKPOINT_FILE, CONFIG_FILE
 
 VERIFIED_FILE = "verified.md"  # the "Verified" section, read by the run's report
+TEST_ARMS = ("baseline", "final")  # scored on the held-out test split too, when the dataset has one
 
 
 def _flow_run_name() -> str:
@@ -131,8 +135,36 @@ def measure(runner: ExperimentRunner, state, run_dir: Path, run_cfg: dict, arm, 
     metrics, evaluation = runner.execute(prepared)
     ok = metrics.get("status") == "ok" and evaluation and evaluation.get("status") == "ok"
     error = None if ok else (evaluation or metrics or {}).get("reason", "training failed")
-    return {"arm": arm.name, "seed": seed, "val_bpb": evaluation.get("val_bpb") if ok else None,
+    test_bpb = None
+    if ok and arm.name in TEST_ARMS and has_test_split(run_cfg):
+        test_bpb = score_test(runner, prepared, config)
+    return {"arm": arm.name, "seed": seed, "val_bpb": evaluation.get("val_bpb") if ok else None, "test_bpb": test_bpb,
             "steps": metrics.get("steps"), "error": error, "config_hash": config_hash(config)}
+
+
+def has_test_split(run_cfg: dict) -> bool:
+    from data.shards import read_manifest
+
+    return bool(read_manifest(run_cfg["data"]["shard_dir"]).get("tokens", {}).get("test"))
+
+
+def score_test(runner: ExperimentRunner, prepared: Prepared, config: dict) -> float | None:
+    """The same checkpoint scored on the held-out test split, in <arm>/<seed>/test/ (its own cached task)."""
+    from tasks.evaluate import evaluate_task
+
+    directory = prepared.directory / "test"
+    directory.mkdir(parents=True, exist_ok=True)
+    write_training_config(directory, {**config, "train": {**config["train"], "eval_split": "test"}})
+    checkpoint = directory / CHECKPOINT_FILE
+    if not checkpoint.is_file():
+        try:
+            os.link(prepared.directory / CHECKPOINT_FILE, checkpoint)  # no copy of the weights where links work
+        except OSError:
+            shutil.copy2(prepared.directory / CHECKPOINT_FILE, checkpoint)
+    silence = float(runner.cfg["budget"]["grace_seconds"]) * 2
+    evaluation = evaluate_task(prepared.exp, str(directory), silence, cache_key=f"{prepared.key}-test",
+                               label=f"{prepared.label} test split", slots=runner.slots)
+    return float(evaluation["val_bpb"]) if evaluation.get("status") == "ok" else None
 
 
 def publish_verified(tag: str, markdown: str, records: list[dict]) -> None:

@@ -9,6 +9,8 @@ that each comparison is paired:
   shares that arm's trainings.
 The verified gain is baseline - final per seed, its mean +- standard error; a kept change's cost is
 (final without it) - final per seed. A cost within `z` standard errors of zero is marked "no measurable cost".
+Where the dataset has a held-out test split, baseline and final are scored on it too: a val gain beyond noise
+that the test split does not show beyond noise is flagged as overfitting to the validation split.
 """
 from __future__ import annotations
 
@@ -98,12 +100,19 @@ def summarize(arms: list[Arm], records: list[dict], keep_rows: list[dict], z: fl
         cost = paired(values, arm.name, "final")
         exp = int(arm.name.removeprefix("without-exp"))
         row = next((r for r in keep_rows if int(r["exp"]) == exp), {})
-        matters = cost.mean is not None and cost.se is not None and cost.mean > z * cost.se
+        matters = _beyond(cost, z)
         changes.append({"exp": exp, "change": arm.change, "gain_at_keep": -(row.get("paired_delta") or 0.0)
                         if row.get("paired_delta") is not None else None, "cost": cost,
                         "verdict": "matters" if matters else "no measurable cost"})
-    return {"gain": gain, "changes": changes,
-            "real": gain.mean is not None and gain.se is not None and gain.mean > z * gain.se}
+    test_gain = paired(arm_values(arms, records, "test_bpb"), "baseline", "final")
+    real = _beyond(gain, z)
+    return {"gain": gain, "changes": changes, "real": real, "test_gain": test_gain,
+            # A val gain the held-out split does not show beyond noise: the keeps fit the validation split.
+            "overfit": real and test_gain.pairs > 0 and not _beyond(test_gain, z)}
+
+
+def _beyond(result: Paired, z: float) -> bool:
+    return result.mean is not None and result.se is not None and result.mean > z * result.se
 
 
 def verified_markdown(summary: dict, notes: list[str], seeds: list[int], z: float) -> str:
@@ -113,6 +122,11 @@ def verified_markdown(summary: dict, notes: list[str], seeds: list[int], z: floa
     lines = ["## Verified", "",
              f"Re-measured on fresh seeds {', '.join(map(str, seeds))} (`autoresearch finalize`), every arm on the same seeds.",
              "", f"- Verified gain (baseline - final, val_bpb): {_pm(gain)}: {word}."]
+    if summary["test_gain"].pairs:
+        lines.append(f"- On the held-out test split, which no decision read: {_pm(summary['test_gain'])}.")
+    if summary["overfit"]:
+        lines.append(f"- **Overfitting to the validation split**: the val gain is real but the test split does not "
+                     f"show it beyond {z:g} standard errors; treat the keeps as tuned to the validation text.")
     if summary["changes"]:
         lines += ["", "| kept exp | change | paired gain at keep time | cost of removing it now | verdict |",
                   "|---:|---|---:|---:|---|"]

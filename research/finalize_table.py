@@ -12,7 +12,7 @@ from pathlib import Path
 
 from data.atomic import atomic_write_text
 
-COLUMNS = ("arm", "seed", "val_bpb", "steps", "error", "config_hash")
+COLUMNS = ("arm", "seed", "val_bpb", "test_bpb", "steps", "error", "config_hash")  # test_bpb: held-out split
 HEADER = "\t".join(COLUMNS)
 
 
@@ -33,7 +33,7 @@ def _parse(column: str, text: str):
         return None
     if column in ("seed", "steps"):
         return int(text)
-    if column == "val_bpb":
+    if column in ("val_bpb", "test_bpb"):
         return float(text)
     return text
 

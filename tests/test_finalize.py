@@ -65,11 +65,26 @@ def test_the_verified_gain_and_which_keeps_matter():
     assert "| 7 | `model.depth=2` | +0.010000 |" in text
 
 
+@pytest.mark.parametrize("test_gain, flagged", [(0.0, True), (0.05, False)])
+def test_a_val_gain_the_test_split_does_not_show_is_flagged(test_gain, flagged):
+    arms, notes = plan_arms(BASE, two_keeps(), ablation=False)
+    records = []
+    for i, seed in enumerate((1000, 1001, 1002, 1003)):
+        wobble = 0.002 * (-1) ** i
+        records += [{"arm": "baseline", "seed": seed, "val_bpb": 2.05, "test_bpb": 2.10},
+                    {"arm": "final", "seed": seed, "val_bpb": 2.00 + wobble / 4, "test_bpb": 2.10 - test_gain + wobble}]
+    summary = summarize(arms, records, [], z=2.0)
+    assert summary["real"] and summary["test_gain"].pairs == 4 and summary["overfit"] is flagged
+    text = verified_markdown(summary, notes, [1000, 1001, 1002, 1003], 2.0)
+    assert "held-out test split" in text and ("Overfitting to the validation split" in text) is flagged
+
+
 def test_finalize_table_is_idempotent_and_survives_a_cut_off_line(tmp_path):
     table = FinalizeTable(tmp_path / "finalize.tsv")
-    assert table.record({"arm": "final", "seed": 1000, "val_bpb": 0.1 + 0.2, "error": "a\tb\nc"})
+    assert table.record({"arm": "final", "seed": 1000, "val_bpb": 0.1 + 0.2, "test_bpb": 2.5, "error": "a\tb\nc"})
     assert not table.record({"arm": "final", "seed": 1000, "val_bpb": 9.0})
     assert table.rows()[0]["val_bpb"] == 0.1 + 0.2 and table.rows()[0]["error"] == "a b c"
+    assert table.rows()[0]["test_bpb"] == 2.5
     with open(tmp_path / "finalize.tsv", "a") as handle:
         handle.write("baseline\t1000\t2.0")  # a line cut off mid-write: no newline
     assert [row["arm"] for row in table.rows()] == ["final"] and table.has("final", 1000)

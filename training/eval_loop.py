@@ -23,11 +23,13 @@ def score_validation(cfg: dict, token_losses: Callable[[np.ndarray, np.ndarray],
     token_bytes = load_token_bytes(tokenizer_dir(cfg))
     train_cfg = cfg["train"]
     wanted = int(train_cfg["eval_tokens"])
+    # "test" only in `autoresearch finalize` (flows/finalize.py): the held-out split no decision reads.
+    split = train_cfg.get("eval_split") or "val"
     total_nats, total_bytes, scored = 0.0, 0, 0
-    print(f"eval: {wanted:,} tokens of the validation shard", flush=True)
+    print(f"eval: {wanted:,} tokens of the {'validation' if split == 'val' else split} shard", flush=True)
     started = last_print = time.monotonic()
     for inputs, targets in validation_batches(shard_dir(cfg), int(train_cfg["eval_batch_size"]),
-                                              int(train_cfg["seq_len"]), wanted):
+                                              int(train_cfg["seq_len"]), wanted, split):
         nats, nbytes = accumulate(token_losses(inputs, targets), targets, token_bytes)
         total_nats += nats
         total_bytes += nbytes
@@ -37,4 +39,4 @@ def score_validation(cfg: dict, token_losses: Callable[[np.ndarray, np.ndarray],
             print(f"eval {scored:>12,} / {wanted:,} tokens | {now - started:6.1f}s", flush=True)
             last_print = now
     return {"status": "ok", "val_bpb": bits_per_byte(total_nats, total_bytes), "eval_tokens": scored,
-            "eval_bytes": int(total_bytes)}
+            "eval_bytes": int(total_bytes), "eval_split": split}
