@@ -38,3 +38,18 @@ def test_test_split_takes_training_documents_only_and_gets_its_own_shards(tmp_pa
     assert held_out.size == manifest["tokens"]["test"] and validation.size == manifest["tokens"]["val"]
     assert not np.array_equal(held_out[:50], validation[:50])
     assert (corpus_dir("mine", tmp_path) / "test").is_dir()
+
+    # The evaluation scores the split the config names (finalize's test scoring), the validation one otherwise.
+    from data.layout import tokenizer_dir
+    from flows.finalize import has_test_split
+    from training.eval_loop import score_validation
+
+    seen = []
+    data = {"shard_dir": str(shard_dir("mine", tmp_path)), "tokenizer_dir": str(tokenizer_dir("mine", tmp_path))}
+    for split in ("val", "test"):
+        cfg = {"data": data, "train": {"eval_tokens": 64, "eval_batch_size": 4, "seq_len": 16, "eval_split": split}}
+        result = score_validation(cfg, lambda inputs, targets: seen.append(inputs.copy()) or np.ones(targets.shape))
+        assert result["eval_split"] == split and result["eval_tokens"] == 64
+    first_val, first_test = seen[0], seen[len(seen) // 2]
+    assert np.array_equal(first_val[0], validation[:16]) and np.array_equal(first_test[0], held_out[:16])
+    assert has_test_split({"data": data})
