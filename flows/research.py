@@ -21,8 +21,8 @@ from flows.compose import CONF_DIR, compose, resolve_path
 from flows.parallel import clear_round, open_round, run_round, start_round
 from flows.settle import settle
 from hardware import detect
-from research.decide import (check_baseline, check_stop, first_seed, judge_baseline, judge_failure, keep_margin,
-                             round_loser)
+from research.decide import (check_baseline, check_stop, finite_or_none, first_seed, judge_baseline, judge_failure,
+                             keep_margin, round_loser)
 from research.errors import ProposerFatal, ResearchStopped
 from research.heartbeat import Heartbeat
 from research.ledger import Ledger
@@ -261,6 +261,8 @@ class ExperimentRunner:
         parallel round passes the state at decision time, its size, and the winner for every other member."""
         state = state or prepared.state
         error = failure_reason(prepared.proposal, metrics, evaluation)
+        if error is None and not prepared.skipped and finite_or_none((evaluation or {}).get("val_bpb")) is None:
+            error = f"the evaluation gave no finite val_bpb ({(evaluation or {}).get('val_bpb')})"
         runs, incumbent_new = {}, {}
         if prepared.skipped:
             decision = judge_failure(state.rows, "skip", error)

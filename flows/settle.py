@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from research.decide import CONTINUE, Decision, judge_candidate
+from research.decide import CONTINUE, Decision, finite_or_none, judge_candidate
 from tasks.experiment import config_hash, training_config, write_training_config
 
 
@@ -26,7 +26,7 @@ def extra_run(runner, prepared, hparams: dict, seed: int, role: str) -> float | 
     _, evaluation = runner.execute(extra)
     if not evaluation or evaluation.get("status") != "ok":
         return None
-    return float(evaluation["val_bpb"])
+    return finite_or_none(evaluation.get("val_bpb"))
 
 
 def settle(runner, prepared, candidate_hparams: dict, first_val_bpb: float, rows: list[dict],

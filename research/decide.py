@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from research.errors import ResearchStopped
-from research.pairing import incumbent, estimate_noise, next_pair_seed, paired_gains
+from research.pairing import estimate_noise, format_runs, incumbent, next_pair_seed, paired_gains
 from research.sprt import ACCEPT, REJECT, sprt
 
 CONTINUE = "continue"
@@ -216,8 +216,6 @@ def keep_margin(rows: list[dict], settings: dict) -> float | None:
 
 def decision_fields(decision: Decision, candidate: dict[int, float], incumbent_new: dict[int, float]) -> dict:
     """The ledger columns a decision fills (the rest of a row is the experiment's metadata)."""
-    from research.pairing import format_runs
-
     return {"status": decision.status, "val_bpb": decision.val_bpb, "best_val_bpb": decision.best_val_bpb,
             "delta": decision.delta, "paired_exp": decision.paired_exp,
             "paired_seeds": " ".join(str(s) for s in decision.paired_seeds) or None,
