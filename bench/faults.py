@@ -156,6 +156,7 @@ class TrainingScenario:
     silence: float | None = None     # kill after this long without output (the steps-budget watchdog)
     stop_after: float | None = None  # SIGSTOP the trainer this many seconds in (a hang without a fault entry)
     drop_checkpoint: bool = False    # delete the checkpoint before evaluation
+    eval_silence: float = 120.0      # kill the evaluation after this long without output (the flow: 2 x grace)
 
 
 TRAINING_SCENARIOS = [
@@ -169,6 +170,7 @@ TRAINING_SCENARIOS = [
     TrainingScenario("hang at step 2 (silent 6 s, no deadline)", {"kind": "hang", "step": 2}, "no output for 6 s",
                      deadline=None, silence=6.0),
     TrainingScenario("checkpoint missing at evaluation", None, "checkpoint.npz is missing", drop_checkpoint=True),
+    TrainingScenario("evaluation hang (silent 4 s)", {"kind": "eval_hang"}, "no output for 4 s", eval_silence=4.0),
 ]
 
 
@@ -208,7 +210,7 @@ def run_training_scenario(scenario: TrainingScenario, exp_dir: Path, run_dir: Pa
     if metrics.get("status") == "ok":
         if scenario.drop_checkpoint:
             (exp_dir / "checkpoint.npz").unlink()
-        evaluation = run_evaluation(str(exp_dir), 120.0)
+        evaluation = run_evaluation(str(exp_dir), scenario.eval_silence)
     state = RunState(rows=[], hparams={}, base_sha="0" * 40, best_val_bpb=3.0, baseline_val_bpb=3.0, sigma=0.01)
     run_info = {"dataset": "tiny", "data_version": "test", "code_version": "test", "proposer": "local"}
     error = failure_reason(None, metrics, evaluation)

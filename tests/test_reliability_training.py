@@ -19,6 +19,10 @@ from research.decide import check_stop  # noqa: E402
 from research.ledger import Ledger  # noqa: E402
 
 
+TINY_RUN = ["preset=cpu", "proposer=local", "budget.kind=steps", "budget.steps=3", "train.eval_tokens=8192",
+            "hparams.model.depth=2", "hparams.batch.total_batch_tokens=2048", "hparams.batch.device_batch_size=8"]
+
+
 @pytest.fixture(scope="module")
 def fault_rows(tiny_dataset, tmp_path_factory):
     """Every scenario, one after the other in ONE run folder (as the loop would do), and its results."""
@@ -64,9 +68,7 @@ def test_flow_stops_cleanly_after_consecutive_crashes(tmp_path, capsys):
     """Two good baselines, then a fault in every training: three crash rows, then one sentence, exit 2."""
     from flows.cli import main
 
-    tiny = ["preset=cpu", "proposer=local", "budget.kind=steps", "budget.steps=3", "train.eval_tokens=8192",
-            "hparams.model.depth=2", "hparams.batch.total_batch_tokens=2048", "hparams.batch.device_batch_size=8",
-            f"paths.runs_dir={tmp_path}", "tag=crashes"]
+    tiny = [*TINY_RUN, f"paths.runs_dir={tmp_path}", "tag=crashes"]
     assert main(["run", *tiny, "research.max_experiments=2"]) == 0
     # The kind is quoted: Hydra's grammar reads a bare nan as the float NaN.
     code = main(["run", *tiny, "research.max_experiments=10", "decide.max_consecutive_crashes=3",
@@ -81,3 +83,15 @@ def test_flow_stops_cleanly_after_consecutive_crashes(tmp_path, capsys):
     from research.heartbeat import read_heartbeat
 
     assert read_heartbeat(tmp_path / "crashes")["phase"] == "stopped"
+
+
+@pytest.mark.slow
+def test_flow_kills_a_hung_evaluation_after_twice_the_grace_seconds(tmp_path, capsys):
+    """grace_seconds=2: the evaluation is killed after 4 s without output (training's own limit is far away)."""
+    from flows.cli import main
+
+    code = main(["run", *TINY_RUN, f"paths.runs_dir={tmp_path}", "tag=evalhang", "research.max_experiments=1",
+                 "budget.grace_seconds=2", "budget.deadline_factor=30", "fault={kind:eval_hang}"])
+    rows = Ledger(tmp_path / "evalhang" / "results.tsv").rows()
+    assert [row["status"] for row in rows] == ["crash"], (code, capsys.readouterr().err[-2000:])
+    assert rows[0]["error"].startswith("evaluation killed after") and "no output for 4 s" in rows[0]["error"]

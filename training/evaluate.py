@@ -12,12 +12,16 @@ import traceback
 from pathlib import Path
 
 from data.atomic import atomic_write_json
+from training.faults import Fault
 from training.lifeline import die_with_parent
 from training.run_config import EVAL_FILE, load_run_config
 
 
 def evaluate(exp_dir: Path) -> dict:
     cfg = load_run_config(exp_dir)
+    fault = Fault.from_config(cfg.get("fault"))
+    if fault:
+        fault.trigger_evaluation_fault()
     from hardware import detect
 
     backend = detect(cfg.get("backend", "auto"))

@@ -5,6 +5,7 @@ each failure ends as a recorded `crash` with its reason. Kinds:
   nan      the loss becomes NaN at `step`           exit     the process exits with `code` at `step`
   explode  the loss is multiplied by 1e6 at `step`  hang     the process sleeps forever at `step`
   oom      an out-of-memory error at `step`          segfault the process kills itself with SIGSEGV at `step`
+  eval_hang  training runs normally; the evaluation process prints its first line, then hangs silently
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import signal
 import time
 from dataclasses import dataclass
 
-KINDS = ("nan", "explode", "oom", "exit", "hang", "segfault")
+KINDS = ("nan", "explode", "oom", "exit", "hang", "segfault", "eval_hang")
 
 
 class InjectedOutOfMemory(MemoryError):
@@ -60,3 +61,10 @@ class Fault:
                 time.sleep(3600)
         if self.kind == "segfault":
             os.kill(os.getpid(), signal.SIGSEGV)
+
+    def trigger_evaluation_fault(self) -> None:
+        """In the evaluation process: one line (so it is not a start-up failure), then silence forever."""
+        if self.kind == "eval_hang":
+            print("eval: hanging (injected fault)", flush=True)
+            while True:
+                time.sleep(3600)
