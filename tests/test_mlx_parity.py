@@ -7,8 +7,10 @@ import pytest
 import torch
 import yaml
 
-mx = pytest.importorskip("mlx.core")
-nn = pytest.importorskip("mlx.nn")
+from tests.training_helpers import MLX_MISSING
+
+mx = pytest.importorskip("mlx.core", reason=MLX_MISSING)
+nn = pytest.importorskip("mlx.nn", reason=MLX_MISSING)
 
 from models.attention import attention as torch_attention  # noqa: E402
 from models.gpt import GPT, GPTConfig  # noqa: E402

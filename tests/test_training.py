@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.training_helpers import alive, make_experiment
+from tests.training_helpers import MLX_MISSING, alive, make_experiment
 from training.run_config import CHECKPOINT_FILE, EVAL_FILE, METRICS_FILE
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -102,7 +102,7 @@ def test_evaluation_without_checkpoint_fails_clearly(tmp_path, tiny_dataset):
 
 
 def test_mlx_training_checkpoint_is_scored_alike_by_both_backends(tmp_path, tiny_dataset):
-    pytest.importorskip("mlx.core")
+    pytest.importorskip("mlx.core", reason=MLX_MISSING)
     from training.eval_mlx import evaluate_mlx
     from training.eval_torch import evaluate_torch
     from training.loop_mlx import train_mlx

@@ -7,6 +7,8 @@ from pathlib import Path
 from flows.compose import compose
 from tasks.experiment import training_config, write_training_config
 
+# The skip reason of the MLX tests: `make test` installs mlx (Linux: the mlx-cpu extra), a plain pytest may not.
+MLX_MISSING = "mlx is not installed: pip install -e '.[mlx-cpu]' on Linux, '.[mlx]' on a Mac (make test does it)"
 # A model small enough to train in seconds on 2 cores, on the tiny dataset's vocabulary of 512.
 TINY_OVERRIDES = [
     "preset=cpu", "proposer=local", "hparams.model.depth=2", "hparams.model.aspect_ratio=32", "hparams.model.head_dim=32",
