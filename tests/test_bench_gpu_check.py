@@ -34,7 +34,7 @@ def test_a_tiny_check_writes_its_table_with_both_mfu_conventions(tmp_path, tiny_
     assert 0 < eager["mfu_causal"] < eager["mfu_full_attention"]  # the fake H100 peak: both conventions, ordered
     assert budget["status"] == "ok" and math.isfinite(budget["val_bpb"]) and budget["eval_status"] == "ok"
     table = (out / "gpu_check.md").read_text()
-    assert "| eager 2 steps | ok | 2 |" in table and "MFU % (6N+12hdT)" in table
+    assert "| eager 2 steps | ok | 2 |" in table and "MFU % (6N+12hdT)" in table and "| eval s |" in table
     assert "=== python -m training.evaluate" in (out / "gpu_check.log").read_text()
     assert not list(out.rglob("checkpoint*"))  # checkpoints stay out of what comes back from the machine
 
