@@ -59,7 +59,7 @@ def load_run(run_dir: Path, tag: str) -> tuple[list[dict], dict]:
                               f"(`autoresearch run tag={tag}`) or check paths.runs_dir.")
     run_cfg = json.loads(base_config.read_text())
     if not Path(run_cfg["data"]["shard_dir"]).is_dir():
-        raise ResearchStopped(f"The data run '{tag}' trained on ({run_cfg['data']['shard_dir']}) is gone; "
+        raise ResearchStopped(f"The data run '{tag}' trained on is gone ({run_cfg['data']['shard_dir']}); "
                               f"rebuild it with `autoresearch prepare dataset={rows[0].get('dataset')}`.")
     return rows, run_cfg
 
@@ -79,6 +79,10 @@ def plan(cfg: dict, tag: str):
 def cost_line(cfg: dict, tag: str) -> str:
     """What finalize costs, in trainings: printed before it starts."""
     run_dir, _, _, _, arms, _, seeds = plan(cfg, tag)
+    return describe_cost(tag, run_dir, arms, seeds)
+
+
+def describe_cost(tag: str, run_dir: Path, arms: list, seeds: list[int]) -> str:
     needed = trainings_needed(arms, len(seeds))
     names = {arm.name for arm in arms}
     done = sum(1 for r in FinalizeTable(run_dir / "finalize.tsv").rows() if r["arm"] in names and r["seed"] in seeds)
@@ -91,8 +95,7 @@ def run_finalize(cfg: dict, tag: str) -> dict:
     settings = cfg["finalize"]
     repo = RunRepo(run_dir / "repo")
     table = FinalizeTable(run_dir / "finalize.tsv")
-    needed = trainings_needed(arms, len(seeds))
-    print(cost_line(cfg, tag))
+    print(describe_cost(tag, run_dir, arms, seeds))
     with RunLock(run_dir, tag):
         runner = _runner(cfg, run_dir, tag, rows, run_cfg, repo)
         state = derive_state(rows, repo, yaml.safe_load(repo.show(0)), runner.space)
@@ -108,7 +111,7 @@ def run_finalize(cfg: dict, tag: str) -> dict:
         report, _ = write_run_report(run_dir)
         publish_verified(tag, markdown, table.rows())
     print(markdown)
-    return {"run_dir": str(run_dir), "report": str(report), "trainings": needed,
+    return {"run_dir": str(run_dir), "report": str(report), "trainings": trainings_needed(arms, len(seeds)),
             "gain": summary["gain"].mean, "gain_se": summary["gain"].se}
 
 

@@ -145,3 +145,13 @@ def test_finalize_end_to_end_with_a_kill_9_and_a_resume(tmp_path):
     report = (run_dir / "report.md").read_text()
     assert "## Verified" in report and "without" not in report.split("## Verified")[0].split("## Kept")[0]
     assert "Verified gain (baseline - final, val_bpb)" in report
+
+
+def test_finalize_of_a_run_without_results_is_one_sentence(tmp_path):
+    from flows.finalize import load_run
+    from research.errors import ResearchStopped
+
+    with pytest.raises(ResearchStopped) as error:
+        load_run(tmp_path / "nothing", "nothing")
+    assert "no recorded baseline" in str(error.value) and "autoresearch run tag=nothing" in str(error.value)
+    assert "\n" not in str(error.value)
