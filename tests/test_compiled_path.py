@@ -25,6 +25,14 @@ def small_model(**overrides) -> GPT:
     return randomize(GPT(GPTConfig.from_hparams(model, VOCAB, SEQ)))
 
 
+def dense_reference(kv_head_ratio: int, seed: int, batch: int = 2) -> tuple[GPT, torch.Tensor, torch.Tensor]:
+    """A small model, a batch of tokens, and the model's logits through the dense reference attention."""
+    model = small_model(kv_head_ratio=kv_head_ratio)
+    x = torch.randint(0, VOCAB, (batch, SEQ), generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad(), use_attention_impl("naive"):
+        return model, x, model(x)
+
+
 def count_flex_calls(monkeypatch) -> list:
     calls = []
     real = attention_module._flex
@@ -40,10 +48,7 @@ def count_flex_calls(monkeypatch) -> list:
 @pytest.mark.slow
 def test_compiled_flex_forward_matches_the_dense_reference(monkeypatch):
     """fp32, GQA off (the adapter test below covers GQA on, in bf16): each compile costs ~15-50 s here."""
-    model = small_model(kv_head_ratio=1)
-    x = torch.randint(0, VOCAB, (2, SEQ), generator=torch.Generator().manual_seed(0))
-    with torch.no_grad(), use_attention_impl("naive"):
-        expected = model(x)
+    model, x, expected = dense_reference(kv_head_ratio=1, seed=0)
     calls = count_flex_calls(monkeypatch)
     torch._dynamo.reset()
     compiled = torch.compile(model, dynamic=False, fullgraph=True)  # fullgraph: a graph break is an error
@@ -58,13 +63,9 @@ def test_compiled_flex_forward_matches_the_dense_reference(monkeypatch):
 def test_uncompiled_flex_request_takes_the_fused_sdpa_path(monkeypatch):
     """Eager flex_attention is a slow dense reference: evaluation and train.compile=false must not take it."""
     calls = count_flex_calls(monkeypatch)
-    model = small_model(kv_head_ratio=2)
-    x = torch.randint(0, VOCAB, (1, SEQ), generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        with use_attention_impl("flex"):
-            flex_requested = model(x)
-        with use_attention_impl("naive"):
-            expected = model(x)
+    model, x, expected = dense_reference(kv_head_ratio=2, seed=1, batch=1)
+    with torch.no_grad(), use_attention_impl("flex"):
+        flex_requested = model(x)
     assert calls == []
     torch.testing.assert_close(flex_requested, expected, atol=2e-4, rtol=1e-4)
 
@@ -79,10 +80,7 @@ def test_the_cuda_adapters_policies_run_on_the_cpu(monkeypatch):
     adapter.setup()
     assert torch.get_float32_matmul_precision() == "high"
     torch.set_float32_matmul_precision("highest")
-    model = small_model(kv_head_ratio=2)
-    x = torch.randint(0, VOCAB, (2, SEQ), generator=torch.Generator().manual_seed(2))
-    with torch.no_grad(), use_attention_impl("naive"):
-        expected = model(x)
+    model, x, expected = dense_reference(kv_head_ratio=2, seed=2)
     calls = count_flex_calls(monkeypatch)
     torch._dynamo.reset()
     compiled = adapter.compile(model)
