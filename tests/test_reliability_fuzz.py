@@ -91,6 +91,11 @@ def tripwires() -> ExitStack:
     return stack
 
 
+def kept(number) -> float:
+    """A float value as a proposal keeps it: 6 significant digits (0.0400000001 is 0.04)."""
+    return float(f"{number:.6g}")
+
+
 def oracle_valid(key, value) -> bool:
     """Whether key=value is allowed, from conf/space.yaml read directly (not through research.space)."""
     spec = SPEC.get(key) if isinstance(key, str) else None
@@ -102,7 +107,8 @@ def oracle_valid(key, value) -> bool:
     if kind == "int":
         return type(value) is int and spec["min"] <= value <= spec["max"]
     if kind == "float":
-        return type(value) in (int, float) and math.isfinite(value) and spec["min"] <= value <= spec["max"]
+        return (type(value) in (int, float) and abs(value) <= 2**53 and math.isfinite(value)
+                and spec["min"] <= kept(value) <= spec["max"])
     if kind == "choice":
         return any(type(c) is type(value) and c == value for c in spec["choices"])
     return (type(value) is str and value.isascii() and len(value) <= spec["max_len"]
@@ -115,11 +121,14 @@ def oracle_accepts(key, value) -> bool:
         return False
     group, name = key.split(".")
     current = HPARAMS[group][name]
-    # Floats are compared at the 6 significant digits a proposal keeps (space.yaml's float values).
-    if (f"{value:.6g}" == f"{current:.6g}") if SPEC[key]["type"] == "float" else value == current:
+    # Floats are compared as kept, and closer than 1e-15 (or 1e-9 relative) is no change: -0.0 is 0.0, 1e-134 is 0.
+    if SPEC[key]["type"] == "float":
+        if math.isclose(kept(value), current, rel_tol=1e-9, abs_tol=1e-15):
+            return False
+    elif value == current:
         return False
     block = {g: dict(values) for g, values in HPARAMS.items() if isinstance(values, dict)}
-    block[group][name] = value
+    block[group][name] = kept(value) if SPEC[key]["type"] == "float" else value
     model, batch, schedule = block["model"], block["batch"], block["schedule"]
     # heads: width = depth * aspect_ratio rounded up to head_dim; its heads must divide by kv_head_ratio.
     width = -(-model["depth"] * model["aspect_ratio"] // model["head_dim"]) * model["head_dim"]
@@ -153,12 +162,12 @@ def sentinel_environment():
         yield
 
 
-# The 5,000-character strings are meant: they trip the size and speed checks, nothing else should be silenced
-# (and list(HealthCheck) would also name the members Hypothesis has deprecated, which warns).
 def leaks(text: str) -> bool:
     return SECRET in text or "fuzz-sentinel-home" in text
 
 
+# The 5,000-character strings are meant: they trip the size and speed checks, nothing else should be silenced
+# (and list(HealthCheck) would also name the members Hypothesis has deprecated, which warns).
 # The 5,000-character strings are meant: they trip the size and speed checks, nothing else should be silenced
 # (and list(HealthCheck) would also name the members Hypothesis has deprecated, which warns).
 @settings(max_examples=EXAMPLES, deadline=None,
