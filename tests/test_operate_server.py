@@ -1,7 +1,8 @@
 """Operating autoresearch from Prefect, against a real `prefect server start` (one per test session):
 `autoresearch serve` deploys `research` and `nightly-suite`, a research run launched with parameters completes
-and publishes its artifacts, the cron schedule creates upcoming runs, two process workers of one pool train at
-the same time unless the per-device concurrency limit serialises them, and the UI shows it all in Chromium.
+and publishes its artifacts, the cron schedule creates upcoming runs, Ctrl-C pauses it and a restart resumes it,
+two process workers of one pool train at the same time unless the per-device concurrency limit serialises them,
+a SIGKILLed holder's device slot comes back when its lease runs out, and the UI shows it all in Chromium.
 """
 from __future__ import annotations
 
