@@ -100,6 +100,7 @@ def build_corpus(name: str, root: str | Path = ".", base_url: str | None = None,
     with building(corpus_dir(name, root)) as out_dir:
         writer = CorpusWriter(out_dir)
         held_back = None  # the first document, kept aside so a split that would be empty can take it
+        held_back_test = None  # the next one, for the test split (only with test_fraction > 0)
         for text, split, invalid in iter_source(spec, root, base_url):
             invalid_utf8 += invalid
             if not text.strip():
@@ -111,10 +112,15 @@ def build_corpus(name: str, root: str | Path = ".", base_url: str | None = None,
             if held_back is None and split == "train" and writer.documents["val"] == 0 and val_fraction > 0:
                 held_back = text
                 continue
+            if held_back_test is None and split == "train" and writer.documents[TEST_SPLIT] == 0 and test_fraction > 0:
+                held_back_test = text
+                continue
             writer.add(text, split)
         if held_back is not None:
             # Tiny corpora: guarantee a validation document exists rather than failing later.
             writer.add(held_back, "val" if writer.documents["val"] == 0 else "train")
+        if held_back_test is not None:  # the same for the test split
+            writer.add(held_back_test, TEST_SPLIT if writer.documents[TEST_SPLIT] == 0 else "train")
         writer.close()
         for split in SPLITS + ((TEST_SPLIT,) if test_fraction > 0 else ()):
             if writer.documents[split] == 0:

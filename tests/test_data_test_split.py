@@ -53,3 +53,9 @@ def test_test_split_takes_training_documents_only_and_gets_its_own_shards(tmp_pa
     first_val, first_test = seen[0], seen[len(seen) // 2]
     assert np.array_equal(first_val[0], validation[:16]) and np.array_equal(first_test[0], held_out[:16])
     assert has_test_split({"data": data})
+
+
+def test_a_tiny_corpus_still_gets_a_test_document(tmp_path):
+    _fill(tmp_path / "my_corpus")
+    meta = build_corpus("mine", tmp_path, spec={**SPEC, "test_fraction": 0.0001})  # no hash falls in so narrow a range
+    assert meta["documents"]["test"] == 1 and meta["documents"]["val"] >= 1 and meta["documents"]["train"] >= 1
