@@ -6,7 +6,7 @@
   dtype of the forward pass alike.
 - torch.compile for time budgets only, and only where a C++ compiler is found (inductor's CPU backend builds
   C++). Measured on the cpu preset (BENCHMARKS.md): compiled steps are about 2x faster, so a time budget buys
-  twice the steps; the first compile of a shape costs ~30-70 s of wall time outside the budget, later
+  twice the steps; the first compile of a shape cost 25-90 s of wall time outside the budget, later
   processes load it from inductor's on-disk cache in ~4 s. A steps budget buys nothing with it, so tests and
   step-budgeted benchmarks stay eager.
 - Attention: the banded sdpa path (the fused CPU sdpa kernel; flex's backward has no CPU kernel), except
