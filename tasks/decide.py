@@ -128,7 +128,8 @@ def publish_artifacts(run_dir: str, tag: str, proposal: dict | None) -> None:
 
     key = "".join(ch if ch.isalnum() else "-" for ch in tag.lower()).strip("-") or "run"
     rows = Ledger(Path(run_dir) / "results.tsv").rows()
-    columns = ("exp", "status", "val_bpb", "paired_delta", "paired_se", "paired_seeds", "change", "verdict", "error")
+    columns = ("exp", "status", "val_bpb", "paired_delta", "paired_se", "paired_seeds", "change", "description",
+               "verdict", "mfu", "error")
     table = [{k: row.get(k) for k in columns}
              for row in rows]
     create_table_artifact(key=f"{key}-results", table=table, description=f"results.tsv of run {tag}")
