@@ -11,9 +11,12 @@ for these plain files), and every training and evaluation is the real child proc
   1. environment: device, torch, triton, CUDA, memory; a measured bf16 matmul rate (TFLOP/s);
   2. flex gradients: the compiled flex_attention model's loss and gradients against the eager sdpa model
      (CUDA only: torch has no CPU kernel for flex's backward);
-  3. eager against compiled: tokens/s over --steps steps, MFU under both FLOP conventions, peak memory,
-     time to the first step (compile included);
-  4. a --seconds training with its evaluation: val_bpb, steps, tokens.
+  3. eager over --steps steps, against the compiled training of 4: tokens/s, MFU under both FLOP conventions,
+     peak memory, time to the first step (compile included);
+  4. a --seconds training (compiled: the GPU's default) with its evaluation: val_bpb, steps, tokens.
+Sized for the lent machine's 8 minutes: one compile (the flex check's is small), --steps 10 eager steps,
+300 s of training, and an evaluation of at most the validation split (the bundled one holds 130k tokens;
+the preset's 20M would walk it 160 times).
 The table goes to OUT/gpu_check.md (and stdout), the raw figures to OUT/gpu_check.json, the children's
 output to OUT/gpu_check.log. MFU uses --device-name's peak when given (so a CPU test exercises it).
 """
@@ -144,6 +147,7 @@ def train(name: str, cfg: dict, data: dict, work: Path, log, *, evaluate: bool, 
         code = run_child("training.evaluate", exp_dir, log, timeout)
         evaluation = json.loads((exp_dir / "eval.json").read_text()) if (exp_dir / "eval.json").is_file() else {}
         metrics.update({"val_bpb": evaluation.get("val_bpb"), "eval_seconds": evaluation.get("eval_seconds"),
+                        "eval_tokens": evaluation.get("eval_tokens"),
                         "eval_status": evaluation.get("status", f"exit code {code}")})
     return metrics
 
@@ -181,10 +185,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=ROOT / "datasets" / "bundled",
                         help="a dataset folder with shards/ and tokenizer/ (default: the bundled one, carried)")
     parser.add_argument("--preset", default="datacenter")
-    parser.add_argument("--steps", type=int, default=20, help="optimizer steps of each eager/compiled run")
+    parser.add_argument("--steps", type=int, default=10, help="optimizer steps of each --compare run")
     parser.add_argument("--seconds", type=float, default=300, help="time budget of the training with evaluation")
-    parser.add_argument("--eval-tokens", type=int, default=None, help="default: the preset's train.eval_tokens")
-    parser.add_argument("--compare", default="eager,compiled", help="which of eager,compiled to time")
+    parser.add_argument("--eval-tokens", type=int, default=None,
+                        help="default: the preset's train.eval_tokens, at most the validation split's tokens - 1")
+    parser.add_argument("--compare", default="eager",
+                        help="step-budgeted runs to time beside the timed one (eager, compiled or both)")
     parser.add_argument("--device-name", default=None, help="name for the peak-FLOPS lookup (default: the device's)")
     parser.add_argument("--work", type=Path, default=None,
                         help="experiment folders, checkpoints included (default: a new temporary folder, not under --out)")
@@ -200,11 +206,12 @@ def main(argv: list[str] | None = None) -> int:
     adapter.setup()
     device_name = args.device_name or adapter.device_name()
     peak = lookup(device_name, NVIDIA) or lookup(device_name, AMD) or adapter.peak_flops()
+    manifest = json.loads((shards / "manifest.json").read_text())
     data = {"shard_dir": str(shards), "tokenizer_dir": str(args.data / "tokenizer"),
-            "data_version": json.loads((shards / "manifest.json").read_text())["data_version"]}
+            "data_version": manifest["data_version"]}
     base = preset_config(args.preset)
-    if args.eval_tokens:
-        base["train"]["eval_tokens"] = args.eval_tokens
+    base["train"]["eval_tokens"] = args.eval_tokens or min(int(base["train"]["eval_tokens"]),
+                                                           int(manifest["tokens"]["val"]) - 1)
 
     work = args.work or Path(tempfile.mkdtemp(prefix="gpu-check-"))
     report = {"environment": environment(adapter, device_name), "flex_gradients": flex_gradients(adapter), "runs": {}}

@@ -23,7 +23,7 @@ def test_the_preset_is_merged_over_the_block_without_hydra():
 def test_a_tiny_check_writes_its_table_with_both_mfu_conventions(tmp_path, tiny_dataset):
     out = tmp_path / "out"
     code = gpu_check.main(["--out", str(out), "--data", str(tiny_dataset["dir"]), "--preset", "cpu", "--steps", "2",
-                           "--seconds", "2", "--eval-tokens", "2048", "--compare", "eager",
+                           "--seconds", "2", "--compare", "eager",
                            "--device-name", "NVIDIA H100 80GB HBM3", "--work", str(tmp_path / "work")])
     assert code == 0
     report = json.loads((out / "gpu_check.json").read_text())
@@ -33,6 +33,8 @@ def test_a_tiny_check_writes_its_table_with_both_mfu_conventions(tmp_path, tiny_
     assert eager["status"] == "ok" and eager["steps"] == 2 and eager["compiled"] is False
     assert 0 < eager["mfu_causal"] < eager["mfu_full_attention"]  # the fake H100 peak: both conventions, ordered
     assert budget["status"] == "ok" and math.isfinite(budget["val_bpb"]) and budget["eval_status"] == "ok"
+    # the cpu preset's 65,536 evaluation tokens, cut to what the split holds: no wrapped walk by default
+    assert budget["eval_tokens"] == tiny_dataset["manifest"]["tokens"]["val"] - 1 < 65536
     table = (out / "gpu_check.md").read_text()
     assert "| eager 2 steps | ok | 2 |" in table and "MFU % (6N+12hdT)" in table and "| eval s |" in table
     assert "=== python -m training.evaluate" in (out / "gpu_check.log").read_text()
