@@ -21,8 +21,10 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 def test_kill_9_during_a_paired_run_resumes_the_decision_without_repeating_a_run(tmp_path):
     run_dir = tmp_path / "pairkill"
     # A tiny tested effect keeps the SPRT undecided up to the cap of 3 pairs, so exp 2 trains seeds 42, 43, 44
-    # and the incumbent trains 44; 60 steps make each training long enough to be killed in.
-    command = [sys.executable, "-m", "flows.cli", "run", *TINY_RUN, "budget.steps=60", "proposer=local",
+    # and the incumbent trains 44. The kill lands within 0.2 s of the second pair's start, while its process
+    # still starts up, so 20 steps are enough (this test: 77 s on an idle machine; with 60 steps it took 445 s
+    # in a full suite under load 3-5).
+    command = [sys.executable, "-m", "flows.cli", "run", *TINY_RUN, "budget.steps=20", "proposer=local",
                f"paths.runs_dir={tmp_path}", "tag=pairkill", "research.max_experiments=3",
                "decide.sequential.effect=0.0001", "decide.sequential.max_pairs=3"]
     first = subprocess.Popen(command, cwd=PROJECT_ROOT, start_new_session=True, stdout=subprocess.DEVNULL,
