@@ -47,10 +47,6 @@ class LlmScenario:
 RECOVERED = "optim.matrix_lr=0.05 after 2 HTTP calls"
 
 
-def _reply(payload) -> list:
-    return [fa.tool_answer(payload)]
-
-
 LLM_SCENARIOS = [
     LlmScenario("429 with retry-after", lambda: [fa.rate_limited(0.01), fa.tool_answer(GOOD)], "recovered", RECOVERED),
     LlmScenario("500 internal error", lambda: [fa.server_error(retry_after=0.01), fa.tool_answer(GOOD)], "recovered",
