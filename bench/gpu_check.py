@@ -42,6 +42,7 @@ from hardware import detect, get_adapter  # noqa: E402
 from hardware.peak_flops import AMD, NVIDIA, lookup  # noqa: E402
 from tasks.experiment import training_config, write_training_config  # noqa: E402
 from training.entry import ALLOCATOR_SETTINGS  # noqa: E402
+from training.outcome import mfu_percent  # noqa: E402
 
 CONF = ROOT / "conf"
 
@@ -152,12 +153,6 @@ def train(name: str, cfg: dict, data: dict, work: Path, log, *, evaluate: bool, 
     return metrics
 
 
-def mfu(metrics: dict, key: str, peak: float | None) -> float | None:
-    if not peak or not metrics.get("tokens_per_second"):
-        return None
-    return 100.0 * metrics[key] * metrics["tokens_per_second"] / peak
-
-
 def table(report: dict) -> str:
     env, lines = report["environment"], []
     lines.append("environment: " + ", ".join(f"{k} {v}" for k, v in env.items()))
@@ -225,8 +220,10 @@ def main(argv: list[str] | None = None) -> int:
                                                             timeout=3 * args.seconds + 900)
     for metrics in report["runs"].values():
         if metrics.get("status") == "ok":
-            metrics["mfu_causal"] = mfu(metrics, "flops_per_token", peak)
-            metrics["mfu_full_attention"] = mfu(metrics, "flops_per_token_full_attention", peak)
+            # Recomputed against --device-name's peak (the child used its own device's name).
+            tokens_per_second = metrics["tokens_per_second"]
+            metrics["mfu_causal"] = mfu_percent(metrics["flops_per_token"], tokens_per_second, peak)
+            metrics["mfu_full_attention"] = mfu_percent(metrics["flops_per_token_full_attention"], tokens_per_second, peak)
     text = table(report)
     (args.out / "gpu_check.md").write_text(text)
     (args.out / "gpu_check.json").write_text(json.dumps(report, indent=2, default=str))

@@ -165,7 +165,7 @@ def validation_batches(shard_dir: str | Path, batch_size: int, seq_len: int, eva
     total, row_len = tokens.size, seq_len + 1
     rows_needed = -(-int(eval_tokens) // seq_len)
     if total < int(eval_tokens) + 1:
-        print(f"warning: the validation split holds {total:,} tokens, fewer than the {int(eval_tokens):,} to score "
+        print(f"warning: the {split} split holds {total:,} tokens, fewer than the {int(eval_tokens):,} to score "
               f"(train.eval_tokens): the walk wraps around and scores {int(eval_tokens) - total + 1:,} of them "
               f"again; lower train.eval_tokens or use a bigger dataset", flush=True)
     for first_row in range(0, rows_needed, batch_size):

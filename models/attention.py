@@ -13,7 +13,7 @@
                     banded blocked computation (below) so that their cost is O(T * window).
           "naive" - an explicit dense (T, T) mask and softmax: the reference that tests compare against.
           None    - the process-wide default set by `set_attention_impl` (the trainer passes the hardware
-                    adapter's `attention_impl`), "sdpa" until then.
+                    adapter's `attention_kernel(compiled, seq_len)`), "sdpa" until then.
 A requested "flex" outside torch.compile, or where flex_attention cannot be imported, falls back to "sdpa".
 Tests force a path with the `use_attention_impl(name)` context manager.
 """
@@ -148,7 +148,7 @@ def _masked_sdpa(q, k, v, window: int):
     return F.scaled_dot_product_attention(q, k, v, attn_mask=(delta >= 0) & (delta < window))
 
 
-# --- flex_attention (CUDA) -------------------------------------------------------------------------------
+# --- flex_attention (under torch.compile) ------------------------------------------------------------------
 
 
 def _sliding_causal(window: int):
