@@ -46,6 +46,11 @@ def cpu_flags(cpuinfo_text: str) -> set[str]:
     return set()
 
 
+def lists_native_bf16(cpuinfo_text: str) -> bool:
+    """Whether a /proc/cpuinfo text's first processor has bf16 arithmetic in hardware."""
+    return bool(cpu_flags(cpuinfo_text) & NATIVE_BF16_FLAGS)
+
+
 def cxx_compiler() -> str | None:
     """The C++ compiler inductor would use: $CXX, else the first of g++, clang++, c++ on PATH."""
     for name in (os.environ.get("CXX"), "g++", "clang++", "c++"):
@@ -59,7 +64,7 @@ def native_bf16() -> bool:
     """Whether this CPU multiplies bf16 natively (False where /proc/cpuinfo cannot be read, e.g. macOS)."""
     try:
         with open(CPUINFO) as f:
-            return bool(cpu_flags(f.read()) & NATIVE_BF16_FLAGS)
+            return lists_native_bf16(f.read())
     except OSError:
         return False
 
