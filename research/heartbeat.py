@@ -15,10 +15,10 @@ import time
 from pathlib import Path
 
 from data.atomic import atomic_write_json
+from research.layout import RunLayout
 
 log = logging.getLogger(__name__)
 
-FILENAME = "heartbeat.json"
 PHASES = ("preparing", "baseline", "proposing", "training", "evaluating", "deciding", "done", "stopped", "failed")
 FINAL_PHASES = frozenset({"done", "stopped", "failed"})
 # One training is a 5-minute budget plus compile, evaluation and a deadline margin; beats come per phase,
@@ -29,7 +29,7 @@ DEFAULT_STALE_AFTER_S = 15 * 60
 def heartbeat_path(path: str | os.PathLike) -> Path:
     """Accept the run folder or the file itself."""
     path = Path(path)
-    return path if path.suffix == ".json" else path / FILENAME
+    return path if path.suffix == ".json" else RunLayout(path).heartbeat
 
 
 def _iso(unix: float) -> str:

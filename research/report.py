@@ -6,24 +6,16 @@ backend, safe inside a Prefect worker thread. Both files are written atomically.
 from __future__ import annotations
 
 import io
-import math
 import os
 from pathlib import Path
 
 from data.atomic import atomic_write_bytes, atomic_write_text
-from research.decide import baseline_best, noise_sigma
+from research.decide import baseline_best, finite_or_none, noise_sigma
+from research.layout import RunLayout
 
 STATUS_COLORS = {"baseline": "#1f3b73", "keep": "#2ca02c", "discard": "#9a9a9a", "skip": "#d9b44a", "crash": "#d62728"}
 FIGURE_SIZE_IN = (12.0, 6.0)
 FIGURE_DPI = 100  # 1200 x 600 pixels
-
-
-def _num(value) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
 
 
 def _cell(value, width: int = 80) -> str:
@@ -63,10 +55,10 @@ def summarize(rows: list[dict]) -> dict:
     counts = {status: 0 for status in STATUS_COLORS}
     for row in rows:
         counts[row.get("status") or "skip"] = counts.get(row.get("status") or "skip", 0) + 1
-    baselines = [_num(row.get("val_bpb")) for row in rows if row.get("status") == "baseline"]
+    baselines = [finite_or_none(row.get("val_bpb")) for row in rows if row.get("status") == "baseline"]
     baseline = baseline_best(baselines)
-    candidates = [_num(row.get("val_bpb")) for row in rows if row.get("status") in ("baseline", "keep")]
-    kept = [_num(row.get("val_bpb")) for row in rows if row.get("status") == "keep"]
+    candidates = [finite_or_none(row.get("val_bpb")) for row in rows if row.get("status") in ("baseline", "keep")]
+    kept = [finite_or_none(row.get("val_bpb")) for row in rows if row.get("status") == "keep"]
     kept = [v for v in kept if v is not None]
     best = min(kept) if kept else baseline
     if best is None:
@@ -79,13 +71,13 @@ def summarize(rows: list[dict]) -> dict:
         "gain": (baseline - best) if baseline is not None and best is not None else None,
         "noise_sigma": noise_sigma(baselines),
         "llm_tokens": sum(int(row.get("llm_input_tokens") or 0) + int(row.get("llm_output_tokens") or 0) for row in rows),
-        "llm_cost_usd": sum(_num(row.get("llm_cost_usd")) or 0.0 for row in rows),
+        "llm_cost_usd": sum(finite_or_none(row.get("llm_cost_usd")) or 0.0 for row in rows),
     }
 
 
 def _paired_cell(row: dict) -> str:
     """The gain the keep rule judged: candidate - incumbent on the same seeds (negative = better)."""
-    delta, error = _num(row.get("paired_delta")), _num(row.get("paired_se"))
+    delta, error = finite_or_none(row.get("paired_delta")), finite_or_none(row.get("paired_se"))
     if delta is None:
         return ""
     seeds = str(row.get("paired_seeds") or "").split()
@@ -99,7 +91,7 @@ def results_table_markdown(rows: list[dict], limit: int | None = 20) -> str:
              "|---:|---|---:|---:|---|---|---|"]
     for row in shown:
         lines.append("| {} | {} | {} | {} | {} | {} | {} |".format(
-            row.get("exp"), _cell(row.get("status")), _cell(_num(row.get("val_bpb"))), _paired_cell(row),
+            row.get("exp"), _cell(row.get("status")), _cell(finite_or_none(row.get("val_bpb"))), _paired_cell(row),
             _cell(row.get("change"), 40), _cell(row.get("verdict"), 60), _cell(row.get("description"), 60)))
     if limit and len(rows) > limit:
         lines.append(f"\n({len(rows) - limit} earlier rows not shown.)")
@@ -109,15 +101,15 @@ def results_table_markdown(rows: list[dict], limit: int | None = 20) -> str:
 def _best_so_far(rows: list[dict]) -> list[tuple[float, float]]:
     """(exp, best val_bpb from there on) for the staircase: it starts after the last baseline at the baselines'
     mean (the reference every keep is judged against) and only ever steps down, at keeps."""
-    baselines = [(row["exp"], _num(row.get("val_bpb"))) for row in rows if row.get("status") == "baseline"]
+    baselines = [(row["exp"], finite_or_none(row.get("val_bpb"))) for row in rows if row.get("status") == "baseline"]
     baselines = [(exp, val) for exp, val in baselines if val is not None]
     if not baselines:
         return []
     points = [(baselines[-1][0], baseline_best([val for _, val in baselines]))]
     for row in rows:
         if row["exp"] > points[0][0] and row.get("status") == "keep":
-            recorded = _num(row.get("best_val_bpb"))
-            best = recorded if recorded is not None else _num(row.get("val_bpb"))
+            recorded = finite_or_none(row.get("best_val_bpb"))
+            best = recorded if recorded is not None else finite_or_none(row.get("val_bpb"))
             if best is not None:
                 points.append((row["exp"], best))
     return points
@@ -130,7 +122,7 @@ def plot_progress(rows: list[dict], title: str) -> bytes:
     figure = Figure(figsize=FIGURE_SIZE_IN, dpi=FIGURE_DPI)
     FigureCanvasAgg(figure)
     axes = figure.add_subplot(1, 1, 1)
-    values = [_num(row.get("val_bpb")) for row in rows]
+    values = [finite_or_none(row.get("val_bpb")) for row in rows]
     finite = [v for v in values if v is not None]
     staircase = _best_so_far(rows)
 
@@ -243,7 +235,8 @@ def write_report(run_dir: str | os.PathLike, rows: list[dict], baseline_hparams:
     extra = dict(extra or {})
     extra.setdefault("tag", run_dir.name)
     rows = sorted(rows, key=lambda row: row["exp"])
-    png_path, md_path = run_dir / "progress.png", run_dir / "report.md"
+    layout = RunLayout(run_dir)
+    png_path, md_path = layout.plot, layout.report
     atomic_write_bytes(png_path, plot_progress(rows, f"autoresearch: {extra['tag']}"))
     atomic_write_text(md_path, render_markdown(rows, baseline_hparams, best_hparams, extra, verified))
     return md_path, png_path

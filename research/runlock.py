@@ -26,10 +26,9 @@ from pathlib import Path
 
 from research.errors import ResearchStopped
 from research.heartbeat import pid_alive
+from research.layout import RunLayout
 
 log = logging.getLogger(__name__)
-
-LOCK_NAME = "run.lock"
 
 
 class RunLocked(ResearchStopped):
@@ -65,7 +64,7 @@ class RunLock:
     def __init__(self, run_dir: str | os.PathLike, tag: str | None = None):
         self.run_dir = Path(run_dir)
         self.tag = tag if tag is not None else self.run_dir.name
-        self.path = self.run_dir / LOCK_NAME
+        self.path = RunLayout(self.run_dir).lock
         self._fd: int | None = None
 
     def _refuse(self, info: dict) -> RunLocked:
@@ -77,7 +76,7 @@ class RunLock:
                          f"wait for it or choose another tag=.")
 
     def _new_locked_file(self) -> tuple[int, Path]:
-        tmp = self.run_dir / f".{LOCK_NAME}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+        tmp = self.run_dir / f".{self.path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
         fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o644)
         fcntl.flock(fd, fcntl.LOCK_EX)  # uncontended: nobody else knows this name
         info = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(),
@@ -164,5 +163,5 @@ class RunLock:
 
 def read_lock(run_dir: str | os.PathLike) -> dict | None:
     """The lock file's pid/host/start, or None when the run is not locked."""
-    path = Path(run_dir) / LOCK_NAME
+    path = RunLayout(run_dir).lock
     return _read_info(path) if path.exists() else None
