@@ -11,7 +11,10 @@ DEFAULTS = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     # A fresh temporary server takes ~20 s to start here, exactly Prefect's default timeout.
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
-    "PREFECT_LOGGING_LEVEL": "WARNING",
+    # INFO reaches the server (each run's Logs tab in the UI: proposals, training progress, verdicts) while the
+    # terminal shows warnings only: the console handler filters on its own level, the API handler takes all.
+    "PREFECT_LOGGING_LEVEL": "INFO",
+    "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING",
     "DVC_NO_ANALYTICS": "1",
 }
 

@@ -147,5 +147,10 @@ def decide_task(run_dir: str, exp: int, state: RunState, proposal: dict | None, 
                 commit_sha: str, seed: int, started_at: float, tag: str) -> dict:
     row = decide_experiment(run_dir, exp, state, proposal, metrics, evaluation, decision, runs, incumbent_new,
                             run_info, commit_sha, seed, started_at)
+    from prefect.logging import get_run_logger
+
+    from tasks.run_log import verdict_line
+
+    get_run_logger().info(verdict_line(exp, decision))  # the UI's Logs tab: the verdict and the rule's reason
     publish_artifacts(run_dir, tag, proposal)
     return row

@@ -13,12 +13,13 @@ from tasks.train import finished_metrics
 from training.run_config import EVAL_FILE, EVAL_LOG
 
 
-def run_evaluation(exp_dir: str, silence_seconds: float) -> dict:
+def run_evaluation(exp_dir: str, silence_seconds: float, on_line=None) -> dict:
     directory = Path(exp_dir)
     done = finished_metrics(directory, EVAL_FILE, None)
     if done is not None:
         return {**done, "reused": True}
-    result = run_isolated("training.evaluate", directory, directory / EVAL_LOG, None, silence_seconds=silence_seconds)
+    result = run_isolated("training.evaluate", directory, directory / EVAL_LOG, None, on_line,
+                          silence_seconds=silence_seconds)
     outcome = finished_metrics(directory, EVAL_FILE, None)
     if outcome is None:
         outcome = {"status": "failed", "reason": f"evaluation {result.describe_failure()}"}
@@ -36,7 +37,9 @@ def evaluate_task(exp: int, exp_dir: str, silence_seconds: float, cache_key: str
 
     from tasks.gpu_slots import device_slot
 
+    logger = get_run_logger()
     if finished_metrics(Path(exp_dir), EVAL_FILE, None) is not None:
         return run_evaluation(exp_dir, silence_seconds)
-    with device_slot(slots, "evaluate", exp_dir, get_run_logger().info):
-        return run_evaluation(exp_dir, silence_seconds)
+    # The process's own lines (throttled progress, then `val_bpb: ...`) go to the run's Logs tab in the UI.
+    with device_slot(slots, "evaluate", exp_dir, logger.info):
+        return run_evaluation(exp_dir, silence_seconds, lambda line: logger.info(line) if line else None)

@@ -65,4 +65,10 @@ def _retry_transient(task, task_run, state) -> bool:
     cache_key_fn=lambda context, parameters: parameters["cache_key"],
 )
 def propose_task(exp: int, exp_dir: str, proposer_cfg: dict, context: ProposalContext, cache_key: str) -> dict:
-    return propose_change(exp_dir, proposer_cfg, context)
+    from prefect.logging import get_run_logger
+
+    from tasks.run_log import proposal_line
+
+    record = propose_change(exp_dir, proposer_cfg, context)
+    get_run_logger().info(proposal_line(record))  # the UI's Logs tab: the change, its description and reasoning
+    return record

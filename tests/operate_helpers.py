@@ -32,6 +32,8 @@ def free_port() -> int:
 
 
 def server_env(home: Path, api_url: str | None = None) -> dict:
+    # No PREFECT_LOGGING_* here: what is served runs on the project's own logging defaults (flows/prefect_env.py),
+    # so the UI test sees the Logs tab a user gets.
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env.update({
         "PREFECT_HOME": str(home),
@@ -39,7 +41,6 @@ def server_env(home: Path, api_url: str | None = None) -> dict:
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "DO_NOT_TRACK": "1",
         "DVC_NO_ANALYTICS": "1",
-        "PREFECT_LOGGING_LEVEL": "INFO",
         # Fast reactions instead of the production defaults (10-60 s loops).
         "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",
         "PREFECT_SERVER_SERVICES_REPOSSESSOR_LOOP_SECONDS": "1",  # expired slot leases (production: 15 s)

@@ -298,6 +298,7 @@ def test_ui_shows_research_run_retried_task_and_results(server, research_run, tm
     with get_client(sync_client=True) as client:
         latest = {artifact.key: artifact for artifact in client.read_latest_artifacts()}
     results, progress = latest[f"{RESEARCH_TAG}-results"], latest[f"{RESEARCH_TAG}-progress"]
+    train, verdict = research_logs(research_run.id)
 
     shots = Path(os.environ.get("AUTORESEARCH_SCREENSHOT_DIR") or tmp_path)
     shots.mkdir(parents=True, exist_ok=True)
@@ -311,6 +312,11 @@ def test_ui_shows_research_run_retried_task_and_results(server, research_run, tm
         ("ui-results-table.png", f"{base}/artifacts/artifact/{results.latest_id}", ["baseline (seed 42)", "exp"]),
         ("ui-progress-plot.png", f"{base}/artifacts/artifact/{progress.latest_id}", ["Image URL"]),
         ("ui-retried-task.png", f"{base}/runs/task-run/{flaky.id}", ["flaky-fails-once", "Retry 1/2", "Run Count"]),
+        # The Logs tabs, on the project's default logging settings: a training's progress line, and a verdict
+        # with the rule's reason, in the task runs' tabs and in the flow run's (which holds its tasks' logs).
+        ("ui-train-logs.png", f"{base}/runs/task-run/{train['task_run_id']}", [train["message"]]),
+        ("ui-decide-logs.png", f"{base}/runs/task-run/{verdict['task_run_id']}", [verdict["message"]]),
+        ("ui-research-logs.png", f"{base}/runs/flow-run/{research_run.id}#logs", [train["message"], verdict["message"]]),
     ]
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=flags, headless=True)
@@ -323,6 +329,9 @@ def test_ui_shows_research_run_retried_task_and_results(server, research_run, tm
                         page.locator("li#artifacts").click()
                         page.wait_for_load_state("networkidle")
                         page.keyboard.press("End")  # task runs' artifacts come below the flow run's
+                    if url.endswith("#logs"):
+                        page.locator("li#logs").click()
+                        page.wait_for_load_state("networkidle")
                     for text in texts:
                         page.get_by_text(text).first.wait_for(timeout=30000)
                     if shot == "ui-progress-plot.png":  # the PNG itself renders, not only its URL
@@ -333,6 +342,24 @@ def test_ui_shows_research_run_retried_task_and_results(server, research_run, tm
         finally:
             browser.close()
     print(f"screenshots: {shots}")
+
+
+def research_logs(flow_run_id) -> tuple[dict, dict]:
+    """From the server: the first training progress line of the research run and its first proposal's verdict,
+    each with its task run. What the UI must then show; logged at INFO with no logging setting of the test's."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])), limit=200)
+    messages = [log.message for log in logs]
+    progress = [log for log in logs if log.level == 20 and re.match(r"step +\d+ \|.*% of .*tok/s", log.message)]
+    verdicts = [log for log in logs if log.level == 20 and re.match(r"exp 2: (KEEP|DISCARD): ", log.message)]
+    assert progress, f"no training progress line at INFO among the run's {len(logs)} logs: {messages[:40]}"
+    assert verdicts, f"no verdict for exp 2 at INFO among the run's {len(logs)} logs: {messages[:40]}"
+    # Playwright matches text with whitespace collapsed; the first 60 characters name the line well enough.
+    shown = lambda log: {"task_run_id": log.task_run_id, "message": " ".join(log.message.split())[:60]}  # noqa: E731
+    return shown(progress[0]), shown(verdicts[0])
 
 
 def test_a_dead_holders_device_slot_is_freed_when_its_lease_runs_out(dead_holder):
