@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# The checkout: conf/, dvc.yaml, datasets/ and the code. Defined here, the lowest layer, so every other one
+# (the orchestrator's config, the child processes' working directory, the code version) takes it from one place.
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = "datasets"
 # One pipeline file per kind of source. The offline default is the root dvc.yaml, so that a plain
 # `dvc repro` (which reproduces ./dvc.yaml) builds it and never touches the network.

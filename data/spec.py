@@ -10,8 +10,8 @@ from pathlib import Path
 import yaml
 
 from data.errors import DataError
+from data.layout import PROJECT_ROOT
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ("bundled", "huggingface", "local")
 # Fields each source cannot do without; everything else has a default in the code that reads it.
 REQUIRED = {

@@ -7,14 +7,11 @@ from pathlib import Path
 
 from flows.compose import compose, resolve_path
 from flows.server_reaper import tie_temporary_server_to_us
+from research.layout import RunLayout
 
 
 def data_dir(cfg: dict) -> Path:
     return resolve_path(cfg["paths"]["data_dir"])
-
-
-def run_dir_for(cfg: dict, tag: str) -> Path:
-    return resolve_path(cfg["paths"]["runs_dir"]) / tag
 
 
 def prepare_command(overrides: list[str]) -> int:
@@ -104,10 +101,10 @@ def run_command(overrides: list[str]) -> int:
     signal.signal(signal.SIGTERM, _raise_interrupt)
     tie_temporary_server_to_us()
     summary = research_flow(overrides=overrides)
-    run_dir = Path(summary["run_dir"])
-    rows = Ledger(run_dir / "results.tsv").rows()
+    results = RunLayout(summary["run_dir"]).results
+    rows = Ledger(results).rows()
     print(results_table_markdown(rows, limit=50))
-    print(f"\nresults: {run_dir / 'results.tsv'}")
+    print(f"\nresults: {results}")
     print(f"report:  {summary.get('report')}")
     print(f"plot:    {summary.get('plot')}")
     return 0
@@ -132,12 +129,12 @@ def status_command(tag: str | None, overrides: list[str]) -> int:
 
     cfg = compose(overrides, auto=False)
     runs_root = resolve_path(cfg["paths"]["runs_dir"])
-    tags = [tag] if tag else sorted(p.name for p in runs_root.glob("*") if (p / "heartbeat.json").is_file())
+    tags = [tag] if tag else sorted(p.name for p in runs_root.glob("*") if RunLayout(p).heartbeat.is_file())
     if not tags:
         print(f"no runs under {runs_root}; start one with `autoresearch run`.")
         return 0
     for name in tags:
-        heartbeat = read_heartbeat(runs_root / name / "heartbeat.json")
+        heartbeat = read_heartbeat(RunLayout.of(runs_root, name).heartbeat)
         if heartbeat is None:
             print(f"{name}: no heartbeat at {runs_root / name}; is the tag right?")
             continue
@@ -152,12 +149,13 @@ def report_command(tag: str | None, overrides: list[str]) -> int:
     cfg = compose(overrides, auto=False)
     runs_root = resolve_path(cfg["paths"]["runs_dir"])
     if tag is None:
-        candidates = sorted(runs_root.glob("*/results.tsv"), key=lambda p: p.stat().st_mtime)
+        ledgers = [RunLayout(folder).results for folder in runs_root.glob("*")]
+        candidates = sorted((path for path in ledgers if path.is_file()), key=lambda p: p.stat().st_mtime)
         if not candidates:
             print(f"no runs under {runs_root}; start one with `autoresearch run`.")
             return 1
         tag = candidates[-1].parent.name
-    if not (runs_root / tag / "results.tsv").is_file():
+    if not RunLayout.of(runs_root, tag).results.is_file():
         print(f"error: no run '{tag}' under {runs_root}.")
         return 2
     report, plot = write_run_report(runs_root / tag)

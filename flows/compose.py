@@ -10,7 +10,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+from data.layout import PROJECT_ROOT
+from research.layout import RunLayout
+
 CONF_DIR = PROJECT_ROOT / "conf"
 TAG_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
@@ -83,3 +85,8 @@ def resolve_path(path: str) -> Path:
     """Config paths are relative to the project root unless absolute."""
     candidate = Path(path).expanduser()
     return candidate if candidate.is_absolute() else PROJECT_ROOT / candidate
+
+
+def run_layout(cfg: dict, tag: str | None = None) -> RunLayout:
+    """The folder of run `tag` (the config's own tag by default) under paths.runs_dir."""
+    return RunLayout.of(resolve_path(cfg["paths"]["runs_dir"]), tag or cfg["tag"])

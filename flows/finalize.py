@@ -19,12 +19,13 @@ import yaml
 from prefect import flow
 
 from data.atomic import atomic_write_text
-from flows.compose import CONF_DIR, compose, resolve_path
+from flows.compose import CONF_DIR, compose, run_layout
 from flows.research import ExperimentRunner, Prepared, ensure_run_id
 from research.errors import ResearchStopped
 from research.finalize import fresh_seeds, plan_arms, summarize, trainings_needed, verified_markdown
 from research.finalize_table import FinalizeTable
 from research.heartbeat import Heartbeat
+from research.layout import RunLayout
 from research.ledger import Ledger
 from research.runlock import RunLock
 from research.runrepo import RunRepo
@@ -33,7 +34,6 @@ from research.state import derive_state
 from tasks.experiment import code_version, config_hash, training_config, write_training_config
 from training.run_config import CHECKPOINT_FILE, CONFIG_FILE
 
-VERIFIED_FILE = "verified.md"  # the "Verified" section, read by the run's report
 TEST_ARMS = ("baseline", "final")  # scored on the held-out test split too, when the dataset has one
 
 
@@ -52,8 +52,9 @@ def finalize_flow(tag: str, overrides: list[str] | None = None) -> dict:
 
 def load_run(run_dir: Path, tag: str) -> tuple[list[dict], dict]:
     """The run's rows and its resolved training config, or one sentence saying why finalize cannot start."""
-    rows = Ledger(run_dir / "results.tsv").rows()
-    base_config = run_dir / "exp" / "0" / CONFIG_FILE
+    layout = RunLayout(run_dir)
+    rows = Ledger(layout.results).rows()
+    base_config = layout.exp_dir(0) / CONFIG_FILE
     if not any(row.get("status") == "baseline" for row in rows) or not base_config.is_file():
         raise ResearchStopped(f"Run '{tag}' has no recorded baseline under {run_dir}; run it first "
                               f"(`autoresearch run tag={tag}`) or check paths.runs_dir.")
@@ -67,9 +68,9 @@ def load_run(run_dir: Path, tag: str) -> tuple[list[dict], dict]:
 def plan(cfg: dict, tag: str):
     """Everything finalize will do for run `tag`, before any training: (run_dir, rows, run_cfg, keep rows, arms,
     notes, seeds)."""
-    run_dir = resolve_path(cfg["paths"]["runs_dir"]) / tag
+    run_dir = run_layout(cfg, tag).root
     rows, run_cfg = load_run(run_dir, tag)
-    repo = RunRepo(run_dir / "repo")
+    repo = RunRepo(RunLayout(run_dir).repo)
     keep_rows = [row for row in rows if row.get("status") == "keep"]
     keeps = [(row, yaml.safe_load(repo.show(row["exp"]))) for row in keep_rows]
     arms, notes = plan_arms(yaml.safe_load(repo.show(0)), keeps, bool(cfg["finalize"]["ablation"]))
@@ -85,7 +86,7 @@ def cost_line(cfg: dict, tag: str) -> str:
 def describe_cost(tag: str, run_dir: Path, arms: list, seeds: list[int]) -> str:
     needed = trainings_needed(arms, len(seeds))
     names = {arm.name for arm in arms}
-    done = sum(1 for r in FinalizeTable(run_dir / "finalize.tsv").rows() if r["arm"] in names and r["seed"] in seeds)
+    done = sum(1 for r in FinalizeTable(RunLayout(run_dir).finalize_table).rows() if r["arm"] in names and r["seed"] in seeds)
     return (f"finalize {tag}: {len(arms)} arms ({', '.join(arm.name for arm in arms)}) x {len(seeds)} seeds = "
             f"{needed} trainings, {needed - done} still to run")
 
@@ -93,8 +94,9 @@ def describe_cost(tag: str, run_dir: Path, arms: list, seeds: list[int]) -> str:
 def run_finalize(cfg: dict, tag: str) -> dict:
     run_dir, rows, run_cfg, keep_rows, arms, notes, seeds = plan(cfg, tag)
     settings = cfg["finalize"]
-    repo = RunRepo(run_dir / "repo")
-    table = FinalizeTable(run_dir / "finalize.tsv")
+    layout = RunLayout(run_dir)
+    repo = RunRepo(layout.repo)
+    table = FinalizeTable(layout.finalize_table)
     print(describe_cost(tag, run_dir, arms, seeds))
     with RunLock(run_dir, tag):
         runner = _runner(cfg, run_dir, tag, rows, run_cfg, repo)
@@ -105,7 +107,7 @@ def run_finalize(cfg: dict, tag: str) -> dict:
                     table.record(measure(runner, state, run_dir, run_cfg, arm, seed, len(rows)))
         summary = summarize(arms, table.rows(), keep_rows, float(settings["z"]))
         markdown = verified_markdown(summary, notes, seeds, float(settings["z"]))
-        atomic_write_text(run_dir / VERIFIED_FILE, markdown)
+        atomic_write_text(layout.verified, markdown)
         from tasks.decide import write_run_report
 
         report, _ = write_run_report(run_dir)
@@ -123,12 +125,12 @@ def _runner(cfg: dict, run_dir: Path, tag: str, rows: list[dict], run_cfg: dict,
     run_info = {"dataset": rows[0].get("dataset"), "data_version": data.get("data_version"),
                 "code_version": code_version(), "proposer": None}
     return ExperimentRunner(cfg, run_dir, ensure_run_id(run_dir), repo, load_space(CONF_DIR / "space.yaml"), data,
-                            run_info, Heartbeat(run_dir / "heartbeat.json", tag))
+                            run_info, Heartbeat(RunLayout(run_dir).heartbeat, tag))
 
 
 def measure(runner: ExperimentRunner, state, run_dir: Path, run_cfg: dict, arm, seed: int, exp: int) -> dict:
     """Train and score one arm on one seed; the finalize.tsv row."""
-    directory = run_dir / "finalize" / arm.name / str(seed)
+    directory = RunLayout(run_dir).finalize_dir(arm.name, seed)
     directory.mkdir(parents=True, exist_ok=True)
     config = training_config({"train": run_cfg["train"], "budget": run_cfg["budget"], "backend": run_cfg["backend"]},
                              arm.hparams, seed, run_cfg["data"], run_cfg.get("fault"))

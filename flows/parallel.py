@@ -19,22 +19,20 @@ from pathlib import Path
 
 from data.atomic import atomic_write_json
 from research.decide import judge_round
+from research.layout import RunLayout
 from research.pairing import own_runs
 
-ROUND_FILE = "round.json"
-
-
 def start_round(run_dir: Path, first: int, members: list[int]) -> None:
-    atomic_write_json(Path(run_dir) / ROUND_FILE, {"first": first, "members": members})
+    atomic_write_json(RunLayout(run_dir).round, {"first": first, "members": members})
 
 
 def clear_round(run_dir: Path) -> None:
-    (Path(run_dir) / ROUND_FILE).unlink(missing_ok=True)
+    RunLayout(run_dir).round.unlink(missing_ok=True)
 
 
 def open_round(run_dir: Path, next_exp: int) -> tuple[int, list[int]] | None:
     """(first, members) of a round that still has members without a row; None otherwise."""
-    path = Path(run_dir) / ROUND_FILE
+    path = RunLayout(run_dir).round
     if not path.is_file():
         return None
     try:

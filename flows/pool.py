@@ -16,9 +16,9 @@ from pathlib import Path
 
 from prefect import flow
 
-from tasks.evaluate import evaluate_task
+from flows.train_evaluate import train_then_evaluate
 from tasks.gpu_slots import resolve_slots
-from tasks.train import finished_metrics, train_task
+from tasks.train import finished_metrics
 from training.run_config import CHECKPOINT_FILE, EVAL_FILE, METRICS_FILE
 
 FLOW_NAME = "train-evaluate"
@@ -32,12 +32,8 @@ def train_evaluate_flow(exp: int, exp_dir: str, train_deadline: float | None, ev
     from hardware import detect
 
     resolved = resolve_slots(slots, detect(backend))  # this host's devices, not the orchestrator's
-    metrics = train_task(exp, exp_dir, train_deadline, cache_key=f"{cache_key}-train", label=label, slots=resolved,
-                         silence_seconds=train_silence)
-    evaluation = None
-    if metrics.get("status") == "ok":
-        evaluation = evaluate_task(exp, exp_dir, eval_silence, cache_key=f"{cache_key}-eval", label=label,
-                                   slots=resolved)
+    metrics, evaluation = train_then_evaluate(exp, exp_dir, train_deadline, train_silence, eval_silence, cache_key,
+                                              label, resolved)
     return {"train": metrics.get("status"), "evaluate": (evaluation or {}).get("status")}
 
 

@@ -17,14 +17,16 @@ from pathlib import Path
 from prefect import flow
 from prefect.exceptions import TerminationSignal
 
-from flows.compose import CONF_DIR, compose, resolve_path
+from flows.compose import CONF_DIR, compose, resolve_path, run_layout
 from flows.parallel import clear_round, open_round, run_round, start_round
 from flows.settle import settle
+from flows.train_evaluate import train_then_evaluate
 from hardware import detect
 from research.decide import (check_baseline, check_stop, finite_or_none, first_seed, judge_baseline, judge_failure,
                              keep_margin, round_loser)
 from research.errors import ProposerFatal, ResearchStopped
 from research.heartbeat import Heartbeat
+from research.layout import RunLayout
 from research.ledger import Ledger
 from research.proposers.base import ProposalContext
 from research.runlock import RunLock
@@ -33,16 +35,11 @@ from research.space import Change, apply_change, load_space
 from research.state import derive_state, hparams_yaml
 from tasks.decide import decide_task, failure_reason, reconcile_main, write_run_report
 from tasks.artifacts import publish_progress_plot
-from tasks.evaluate import evaluate_task
 from tasks.gpu_slots import resolve_slots
-from tasks.experiment import code_version, config_hash, exp_dir, training_config, write_training_config
+from tasks.experiment import code_version, config_hash, training_config, write_training_config
 from tasks.prepare import prepare_task
 from tasks.propose import propose_task
-from tasks.train import train_task
 from training.run_config import CONFIG_FILE
-
-RUN_ID_FILE = "run_id"
-
 
 def training_limits(budget: dict) -> tuple[float | None, float | None]:
     """(deadline, silence) in seconds before a training is killed as hung: generous, never a second budget.
@@ -58,7 +55,7 @@ def training_limits(budget: dict) -> tuple[float | None, float | None]:
 
 def ensure_run_id(run_dir: Path) -> str:
     """A random id per run folder: part of every cache key, so a deleted and re-created run starts clean."""
-    path = run_dir / RUN_ID_FILE
+    path = RunLayout(run_dir).run_id
     if not path.is_file():
         from data.atomic import atomic_write_text
 
@@ -109,9 +106,10 @@ def research_flow(overrides: list[str] | None = None, tag: str | None = None, da
 
 def run_research(cfg: dict) -> dict:
     tag = cfg["tag"]
-    run_dir = resolve_path(cfg["paths"]["runs_dir"]) / tag
+    layout = run_layout(cfg, tag)
+    run_dir = layout.root
     run_dir.mkdir(parents=True, exist_ok=True)
-    heartbeat = Heartbeat(run_dir / "heartbeat.json", tag)
+    heartbeat = Heartbeat(layout.heartbeat, tag)
     with RunLock(run_dir, tag):
         try:
             _loop(cfg, run_dir, heartbeat)
@@ -126,7 +124,7 @@ def run_research(cfg: dict) -> dict:
             heartbeat.beat("stopped", message="interrupted")
             raise
         report, plot = write_run_report(run_dir)
-        rows = Ledger(run_dir / "results.tsv").rows()
+        rows = Ledger(layout.results).rows()
         best = [row["best_val_bpb"] for row in rows if row.get("best_val_bpb") is not None]
         counts = dict(Counter(row["status"] for row in rows))
         heartbeat.beat("done", best=best[-1] if best else None, counts=counts, message=f"{len(rows)} experiments recorded")
@@ -139,9 +137,10 @@ def _loop(cfg: dict, run_dir: Path, heartbeat: Heartbeat) -> None:
     data = prepare_task(cfg["dataset"]["name"], str(resolve_path(cfg["paths"]["data_dir"])))
     run_id = ensure_run_id(run_dir)
     space = load_space(CONF_DIR / "space.yaml")
-    repo = RunRepo(run_dir / "repo")
+    layout = RunLayout(run_dir)
+    repo = RunRepo(layout.repo)
     repo.init(hparams_yaml(cfg["hparams"]))
-    ledger = Ledger(run_dir / "results.tsv")
+    ledger = Ledger(layout.results)
     reconcile_main(str(run_dir))
     repo.prune_orphans(ledger.exps(), keep_from=ledger.next_exp())
     run_info = {"dataset": cfg["dataset"]["name"], "data_version": data["data_version"],
@@ -206,7 +205,7 @@ class ExperimentRunner:
         """Proposal (or baseline seed), commit and config.json of experiment `exp`, on top of `state`."""
         cfg = self.cfg
         started = time.time()
-        directory = exp_dir(self.run_dir, exp)
+        directory = RunLayout(self.run_dir).exp_dir(exp)
         directory.mkdir(parents=True, exist_ok=True)
         baseline = exp < int(cfg["decide"]["baseline_repeats"])
         proposal = None
@@ -246,14 +245,10 @@ class ExperimentRunner:
             return run_on_pool(self.pool_deployment, cfg["research"]["pool"], exp, str(prepared.directory),
                                train_deadline, eval_silence, prepared.key, label, cfg.get("slots"),
                                cfg.get("backend") or "auto", train_silence)
-        metrics = train_task(exp, str(prepared.directory), train_deadline, cache_key=f"{prepared.key}-train",
-                             label=label, slots=self.slots, silence_seconds=train_silence)
-        evaluation = None
-        if metrics.get("status") == "ok":
-            self.heartbeat.beat("evaluating", exp=exp, best=state.best_val_bpb, counts=state.counts, message=label)
-            evaluation = evaluate_task(exp, str(prepared.directory), eval_silence, cache_key=f"{prepared.key}-eval",
-                                       label=label, slots=self.slots)
-        return metrics, evaluation
+        return train_then_evaluate(
+            exp, str(prepared.directory), train_deadline, train_silence, eval_silence, prepared.key, label, self.slots,
+            lambda: self.heartbeat.beat("evaluating", exp=exp, best=state.best_val_bpb, counts=state.counts,
+                                        message=label))
 
     def decide(self, prepared: "Prepared", metrics, evaluation, state=None, selected_from: int = 1,
                winner: int | None = None) -> dict:

@@ -12,7 +12,7 @@ import datetime
 
 from prefect import flow
 
-from flows.compose import compose, resolve_path
+from flows.compose import compose, run_layout
 from flows.research import research_flow
 from research.ledger import Ledger
 from research.report import summarize
@@ -49,7 +49,7 @@ def suite_tag(suite_cfg: dict, date: str, dataset: str) -> str:
 
 def dataset_summary(cfg: dict, tag: str, dataset: str, status: str) -> dict:
     """One line of the comparison: read from the run's results.tsv, the source of truth."""
-    rows = Ledger(resolve_path(cfg["paths"]["runs_dir"]) / tag / "results.tsv").rows()
+    rows = Ledger(run_layout(cfg, tag).results).rows()
     summary = summarize(rows) if rows else {"counts": {}}
     counts = summary.get("counts", {})
     return {"dataset": dataset, "tag": tag, "status": status, "experiments": len(rows),
@@ -81,7 +81,7 @@ def suite_flow(overrides: list[str] | None = None, date: str | None = None) -> d
     results, failed = [], []
     for dataset in suite["datasets"]:
         tag = suite_tag(suite, date, dataset)
-        done = len(Ledger(resolve_path(cfg["paths"]["runs_dir"]) / tag / "results.tsv").rows())
+        done = len(Ledger(run_layout(cfg, tag).results).rows())
         state, status = None, "done"
         if done >= wanted:
             print(f"{dataset}: {tag} already holds {done} experiments; its run is skipped")

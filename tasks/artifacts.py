@@ -6,7 +6,7 @@ data URL (~50 KB); the description gives the file's path on the machine that ran
 from __future__ import annotations
 
 import base64
-from pathlib import Path
+from research.layout import RunLayout
 
 
 def artifact_key(tag: str, suffix: str) -> str:
@@ -22,7 +22,7 @@ def publish_progress_plot(run_dir: str, tag: str) -> None:
 
     if FlowRunContext.get() is None and TaskRunContext.get() is None:
         return  # outside a Prefect run (plain function tests): nowhere to publish
-    plot = Path(run_dir) / "progress.png"
+    plot = RunLayout(run_dir).plot
     if not plot.is_file():
         return
     data_url = "data:image/png;base64," + base64.b64encode(plot.read_bytes()).decode("ascii")
