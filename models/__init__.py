@@ -1,9 +1,6 @@
-"""The GPT (torch: models.gpt, MLX: models.gpt_mlx) and its attention kernels (models.attention).
+"""The GPT: its sizes and rules without torch (models.hparams), the torch model (models.gpt), the MLX model
+(models.gpt_mlx) and the torch attention kernels (models.attention).
 
-The attention *function* is not re-exported here: `models.attention` must stay the module (tests and the
-trainer reach its hook through it)."""
-
-from models.attention import get_attention_impl, set_attention_impl, use_attention_impl
-from models.gpt import GPT, GPTConfig
-
-__all__ = ["GPT", "GPTConfig", "get_attention_impl", "set_attention_impl", "use_attention_impl"]
+Nothing is imported here, so `models.hparams` stays importable without torch for the orchestrator and
+proposal validation; import from the submodules.
+"""

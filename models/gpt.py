@@ -30,99 +30,13 @@ are applied around it by the trainer through hardware/ (torchtitan style).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from models.attention import attention
-
-ACTIVATIONS = ("relu2", "gelu", "swiglu")
-# Block size that sliding windows are rounded to when the sequence allows it: flex_attention skips whole
-# 128 x 128 blocks, so a window that is a multiple of 128 wastes no partially masked block.
-WINDOW_BLOCK = 128
-
-
-@dataclass
-class GPTConfig:
-    vocab_size: int = 32768
-    seq_len: int = 2048           # longest sequence; rotary tables are built for it
-    n_layer: int = 8              # transformer blocks (hparam depth)
-    n_embd: int = 512             # model width
-    n_head: int = 4               # query heads
-    n_kv_head: int = 4            # key/value heads (GQA when fewer than n_head)
-    head_dim: int = 128           # channels per head
-    window_pattern: str = "SSSL"  # one letter per layer after tiling: S = short window, L = full context
-    short_window: int = 1024      # tokens an S layer sees (itself included)
-    mlp_hidden: int = 2048        # MLP hidden width
-    activation: str = "relu2"     # relu2 | gelu | swiglu
-    value_residual: bool = True   # value embeddings on alternating layers, the last one included
-    logit_softcap: float = 15.0   # c in c * tanh(z / c); 0 disables
-    rope_base: float = 10000.0    # rotary embedding base
-    qk_norm: bool = True          # RMS-normalise queries and keys per head
-    ve_gate_channels: int = 32    # leading channels of x the value-residual gate reads
-
-    @classmethod
-    def from_hparams(cls, model: dict, vocab_size: int, seq_len: int) -> "GPTConfig":
-        """Turn THE hyperparameter block's model section into concrete sizes.
-
-        width = depth * aspect_ratio rounded up to a multiple of head_dim; n_head = width // head_dim;
-        n_kv_head = n_head // kv_head_ratio. The window pattern is tiled over the depth and the last layer
-        forced to L. The short window is max(1, int(short_window_frac * seq_len)), rounded to the nearest
-        multiple of 128 when it is at least 128 (see WINDOW_BLOCK). SwiGLU has three matrices instead of
-        two, so its hidden width is 2/3 of mlp_ratio * width (rounded to a multiple of 64) to keep the
-        parameter count comparable.
-        """
-        depth, head_dim = int(model["depth"]), int(model["head_dim"])
-        width = -(-depth * int(model["aspect_ratio"]) // head_dim) * head_dim
-        n_head = width // head_dim
-        ratio = int(model["kv_head_ratio"])
-        if ratio < 1 or n_head % ratio:
-            raise ValueError(f"kv_head_ratio={ratio} must divide the number of heads "
-                             f"({n_head} = width {width} / head_dim {head_dim}).")
-        pattern = str(model["window_pattern"]).upper()
-        if not pattern or set(pattern) - {"S", "L"}:
-            raise ValueError(f"window_pattern={model['window_pattern']!r} must be a non-empty string of S and L letters.")
-        tiled = "".join(pattern[i % len(pattern)] for i in range(depth - 1)) + "L"
-        short = max(1, int(float(model["short_window_frac"]) * seq_len))
-        if short >= WINDOW_BLOCK:
-            short = max(WINDOW_BLOCK, round(short / WINDOW_BLOCK) * WINDOW_BLOCK)
-        activation = str(model["activation"])
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation={activation!r} is not one of {', '.join(ACTIVATIONS)}.")
-        hidden = float(model["mlp_ratio"]) * width
-        if activation == "swiglu":
-            hidden = max(64, round(2 / 3 * hidden / 64) * 64)
-        return cls(
-            vocab_size=int(vocab_size),
-            seq_len=int(seq_len),
-            n_layer=depth,
-            n_embd=width,
-            n_head=n_head,
-            n_kv_head=n_head // ratio,
-            head_dim=head_dim,
-            window_pattern=tiled,
-            short_window=short,
-            mlp_hidden=int(hidden),
-            activation=activation,
-            value_residual=bool(model["value_residual"]),
-            logit_softcap=float(model["logit_softcap"]),
-            rope_base=float(model["rope_base"]),
-            qk_norm=bool(model["qk_norm"]),
-            ve_gate_channels=min(int(model["ve_gate_channels"]), width),
-        )
-
-    def windows(self) -> list[int]:
-        """Tokens each layer attends to; a full layer sees the whole sequence."""
-        pattern = self.window_pattern
-        short = min(self.short_window, self.seq_len)
-        last = self.n_layer - 1
-        return [short if pattern[i % len(pattern)] == "S" and i < last else self.seq_len for i in range(self.n_layer)]
-
-    def has_value_embedding(self, layer: int) -> bool:
-        """Alternating layers, counted back from the last one so that the last layer always has one."""
-        return self.value_residual and (self.n_layer - 1 - layer) % 2 == 0
+from models.hparams import GPTConfig
 
 
 def norm(x: torch.Tensor) -> torch.Tensor:

@@ -20,7 +20,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-from models.gpt import GPTConfig
+from models.hparams import GPTConfig
 
 
 def norm(x: mx.array) -> mx.array:

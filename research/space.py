@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from models.hparams import BLOCK_RULES, BlockError, check_block
 from research.errors import InvalidProposal
 
 PROPOSAL_FIELDS = ("key", "value", "description", "reasoning")
@@ -29,7 +30,6 @@ MAX_DESCRIPTION = 200          # results rows stay readable; longer descriptions
 MAX_REASONING = 2000
 MAX_ABS_INT = 2**53            # larger ints are not numbers any hyperparameter needs
 FLOAT_DIGITS = 6               # significant digits a float value keeps (0.0400000001 is 0.04)
-KNOWN_CONSTRAINTS = ("heads", "batch", "window_pattern", "schedule")
 
 _KEY_RE = re.compile(r"[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)+")
 # Characters a string value may contain at all, before its own pattern is checked: no quotes, escapes,
@@ -89,9 +89,9 @@ class Space:
             params[key] = _param_from_spec(key, spec)
         constraints = dict(data.get("constraints") or {})
         for name in constraints:
-            if name not in KNOWN_CONSTRAINTS:
+            if name not in BLOCK_RULES:
                 raise ValueError(
-                    f"conf/space.yaml names an unknown constraint {name!r}; known: {', '.join(KNOWN_CONSTRAINTS)}."
+                    f"conf/space.yaml names an unknown constraint {name!r}; known: {', '.join(BLOCK_RULES)}."
                 )
         return cls(params=params, constraints=constraints)
 
@@ -302,52 +302,13 @@ def apply_change(hparams: Mapping[str, Any], change: Change) -> dict:
     return new
 
 
-def model_width(depth: int, aspect_ratio: int, head_dim: int) -> int:
-    """width = depth * aspect_ratio rounded up to a multiple of head_dim (the model's own rule)."""
-    raw = depth * aspect_ratio
-    return ((raw + head_dim - 1) // head_dim) * head_dim
-
-
 def check_constraints(space: Space, hparams: Mapping[str, Any], seq_len: int | None) -> None:
-    """Raise InvalidProposal if the (already changed) block breaks one of the space's named constraints."""
-
-    def value(key: str, default: Any = None) -> Any:
-        try:
-            return get_value(hparams, key)
-        except KeyError:
-            return default
-
-    names = space.constraints or {}
-    if "heads" in names:
-        depth, aspect, head_dim = value("model.depth"), value("model.aspect_ratio"), value("model.head_dim")
-        kv_ratio = value("model.kv_head_ratio", 1)
-        if None not in (depth, aspect, head_dim):
-            width = model_width(depth, aspect, head_dim)
-            n_head = width // head_dim
-            if width % head_dim != 0 or n_head < 1 or n_head % kv_ratio != 0:
-                raise InvalidProposal(
-                    f"This gives width {width} and {n_head} heads of {head_dim}, which kv_head_ratio {kv_ratio} "
-                    f"does not divide; choose depth/aspect_ratio/head_dim/kv_head_ratio so that it does."
-                )
-    if "batch" in names and seq_len:
-        total, device = value("batch.total_batch_tokens"), value("batch.device_batch_size")
-        if None not in (total, device):
-            per_step = device * int(seq_len)
-            if total % per_step != 0:
-                raise InvalidProposal(
-                    f"batch.total_batch_tokens ({total}) must be a multiple of device_batch_size * seq_len "
-                    f"({device} * {seq_len} = {per_step}); pick values that divide evenly."
-                )
-    if "window_pattern" in names:
-        pattern = value("model.window_pattern")
-        if pattern is not None and not (isinstance(pattern, str) and re.fullmatch(r"[SL]{1,8}", pattern)):
-            raise InvalidProposal("model.window_pattern must be 1 to 8 characters, each S or L.")
-    if "schedule" in names:
-        warmup, warmdown = value("schedule.warmup_frac", 0.0), value("schedule.warmdown_frac", 0.0)
-        if warmup + warmdown > 1.0 + 1e-12:
-            raise InvalidProposal(
-                f"schedule.warmup_frac + schedule.warmdown_frac must not exceed 1 (they would be {warmup + warmdown:g})."
-            )
+    """Raise InvalidProposal if the (already changed) block breaks one of the space's named constraints: the
+    model's and trainer's own rules (models/hparams.py), asked before the change costs a training."""
+    try:
+        check_block(hparams, seq_len, rules=space.constraints or ())
+    except BlockError as exc:
+        raise InvalidProposal(str(exc)) from None
 
 
 # ----------------------------------------------------------------------------------------------- override

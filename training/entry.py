@@ -13,6 +13,7 @@ import traceback
 from pathlib import Path
 
 from data.atomic import atomic_write_json
+from models.hparams import check_block
 from training.lifeline import die_with_parent
 from training.outcome import TrainingFailure
 from training.run_config import METRICS_FILE, ConfigError, load_run_config
@@ -25,7 +26,8 @@ ALLOCATOR_SETTINGS = ("PYTORCH_ALLOC_CONF", "expandable_segments:True")
 
 def run(exp_dir: Path) -> dict:
     cfg = load_run_config(exp_dir)
-    from hardware import detect  # after the config check, so a bad config fails before any hardware probing
+    check_block(cfg["hparams"], int(cfg["train"]["seq_len"]))  # the rules proposals were validated against
+    from hardware import detect  # after the config checks, so a bad config fails before any hardware probing
 
     backend = detect(cfg.get("backend", "auto"))
     if backend == "mlx":

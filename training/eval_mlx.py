@@ -6,7 +6,7 @@ from pathlib import Path
 import mlx.core as mx
 import numpy as np
 
-from models.gpt import GPTConfig
+from models.hparams import GPTConfig
 from models.gpt_mlx import GPTMLX, set_parameter
 from training.checkpoint import load_checkpoint
 from training.eval_loop import score_validation

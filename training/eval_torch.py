@@ -7,8 +7,9 @@ import numpy as np
 import torch
 
 from hardware import get_adapter
-from models import set_attention_impl
-from models.gpt import GPT, GPTConfig
+from models.attention import set_attention_impl
+from models.gpt import GPT
+from models.hparams import GPTConfig
 from training.checkpoint import load_checkpoint
 from training.eval_loop import score_validation
 

@@ -16,7 +16,7 @@ from mlx.utils import tree_flatten, tree_map
 
 from data.loader import TrainLoader
 from hardware import get_adapter
-from models.gpt import GPTConfig
+from models.hparams import GPTConfig
 from models.gpt_mlx import GPTMLX
 from optim.muon_mlx import MuonAdamWMLX
 from training.budget import Budget
@@ -25,7 +25,7 @@ from training.data_paths import shard_dir, vocab_size
 from training.faults import Fault
 from training.loop import budgeted_training
 from training.metrics import training_metrics
-from training.run_config import grad_accum_steps
+from models.hparams import grad_accum_steps
 
 
 def use_best_mlx_device() -> None:

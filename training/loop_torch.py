@@ -13,8 +13,9 @@ import torch
 
 from data.loader import TrainLoader
 from hardware import get_adapter
-from models import set_attention_impl
-from models.gpt import GPT, GPTConfig
+from models.attention import set_attention_impl
+from models.gpt import GPT
+from models.hparams import GPTConfig, grad_accum_steps
 from optim import build_optimizer
 from training.budget import Budget
 from training.checkpoint import save_checkpoint
@@ -23,7 +24,6 @@ from training.faults import Fault, InjectedOutOfMemory
 from training.loop import budgeted_training
 from training.metrics import training_metrics
 from training.outcome import TrainingFailure
-from training.run_config import grad_accum_steps
 
 
 def out_of_memory_errors() -> tuple[type[BaseException], ...]:

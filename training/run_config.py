@@ -34,13 +34,3 @@ def load_run_config(exp_dir: str | Path) -> dict[str, Any]:
             raise ConfigError(f"{path} has no '{section}' section; re-create the experiment.")
     return cfg
 
-
-def grad_accum_steps(total_batch_tokens: int, device_batch_size: int, seq_len: int) -> int:
-    """Micro-batches per optimizer step; the total batch must split evenly into device batches."""
-    tokens_per_micro_batch = device_batch_size * seq_len
-    if total_batch_tokens % tokens_per_micro_batch:
-        raise ConfigError(
-            f"batch.total_batch_tokens={total_batch_tokens} is not a multiple of "
-            f"batch.device_batch_size x train.seq_len = {tokens_per_micro_batch}."
-        )
-    return total_batch_tokens // tokens_per_micro_batch
