@@ -10,7 +10,7 @@ from research.layout import RunLayout
 
 
 def artifact_key(tag: str, suffix: str) -> str:
-    """Artifact keys allow lowercase letters, digits and dashes only (same scheme as tasks/decide.py)."""
+    """`<tag>-<suffix>` for every artifact of a run: keys allow lowercase letters, digits and dashes only."""
     key = "".join(ch if ch.isalnum() else "-" for ch in tag.lower()).strip("-") or "run"
     return f"{key}-{suffix}"
 

@@ -15,10 +15,12 @@ from prefect import task
 
 from research.decide import Decision, decision_fields, noise_sigma
 from research.heartbeat import Heartbeat
+from research.layout import RunLayout
 from research.ledger import Ledger
 from research.report import results_table_markdown, write_report
 from research.runrepo import RunRepo
 from research.state import RunState
+from tasks.artifacts import artifact_key
 
 
 def build_row(exp: int, status: str, state: RunState, proposal: dict | None, metrics: dict, evaluation: dict,
@@ -81,7 +83,8 @@ def decide_experiment(run_dir: str, exp: int, state: RunState, proposal: dict | 
     """Record what research.decide decided for experiment `exp` (idempotent: an existing row is returned
     unchanged). `runs` and `incumbent_new`: val_bpb by seed of the experiment's config and of the incumbent's
     runs trained for this decision."""
-    ledger = Ledger(Path(run_dir) / "results.tsv")
+    layout = RunLayout(run_dir)
+    ledger = Ledger(layout.results)
     existing = ledger.get(exp)
     if existing is not None:
         return existing
@@ -90,9 +93,9 @@ def decide_experiment(run_dir: str, exp: int, state: RunState, proposal: dict | 
     row.update(decision_fields(decision, runs, incumbent_new))
     ledger.record(row)
     if decision.keep:
-        RunRepo(Path(run_dir) / "repo").advance_main(commit_sha)
+        RunRepo(layout.repo).advance_main(commit_sha)
     rows = ledger.rows()
-    Heartbeat(Path(run_dir) / "heartbeat.json").beat(
+    Heartbeat(layout.heartbeat).beat(
         "deciding", exp=exp, best=decision.best_val_bpb, counts=dict(Counter(r["status"] for r in rows)),
         message=f"exp{exp} {decision.status}" + (f": {row['change']}" if row.get("change") else ""))
     return ledger.get(exp)  # as recorded, so a first call and a repeated one return the same thing
@@ -100,9 +103,10 @@ def decide_experiment(run_dir: str, exp: int, state: RunState, proposal: dict | 
 
 def reconcile_main(run_dir: str) -> None:
     """Point the run repository's main at the last kept experiment the ledger records (resume repair)."""
-    rows = Ledger(Path(run_dir) / "results.tsv").rows()
+    layout = RunLayout(run_dir)
+    rows = Ledger(layout.results).rows()
     keeps = [row for row in rows if row.get("status") == "keep" and row.get("commit_sha")]
-    repo = RunRepo(Path(run_dir) / "repo")
+    repo = RunRepo(layout.repo)
     target = keeps[-1]["commit_sha"] if keeps else repo.tag_sha(0)
     if target and repo.main_sha() != target:
         repo.advance_main(target)
@@ -111,13 +115,14 @@ def reconcile_main(run_dir: str) -> None:
 def write_run_report(run_dir: Path) -> tuple[Path, Path]:
     """report.md and progress.png from what the run recorded (ledger + run repository)."""
     run_dir = Path(run_dir)
-    rows = Ledger(run_dir / "results.tsv").rows()
-    repo = RunRepo(run_dir / "repo")
+    layout = RunLayout(run_dir)
+    rows = Ledger(layout.results).rows()
+    repo = RunRepo(layout.repo)
     baseline = yaml.safe_load(repo.show(0)) if repo.exists() else {}
     keeps = [row for row in rows if row.get("status") == "keep"]
     best = yaml.safe_load(repo.show(keeps[-1]["exp"])) if keeps else baseline
     sigma = noise_sigma([row["val_bpb"] for row in rows if row.get("status") == "baseline"])
-    verified = run_dir / "verified.md"  # written by `autoresearch finalize` (flows/finalize.py)
+    verified = layout.verified  # written by `autoresearch finalize` (flows/finalize.py)
     return write_report(run_dir, rows, baseline, best, {"noise_sigma": sigma},
                         verified.read_text() if verified.is_file() else None)
 
@@ -126,15 +131,14 @@ def publish_artifacts(run_dir: str, tag: str, proposal: dict | None) -> None:
     """Prefect UI: the results table, the report and this proposal's reasoning (inside a flow run only)."""
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-    key = "".join(ch if ch.isalnum() else "-" for ch in tag.lower()).strip("-") or "run"
-    rows = Ledger(Path(run_dir) / "results.tsv").rows()
+    rows = Ledger(RunLayout(run_dir).results).rows()
     columns = ("exp", "status", "val_bpb", "paired_delta", "paired_se", "paired_seeds", "change", "description",
                "verdict", "mfu", "error")
     table = [{k: row.get(k) for k in columns}
              for row in rows]
-    create_table_artifact(key=f"{key}-results", table=table, description=f"results.tsv of run {tag}")
+    create_table_artifact(key=artifact_key(tag, "results"), table=table, description=f"results.tsv of run {tag}")
     report_md, _ = write_run_report(Path(run_dir))
-    create_markdown_artifact(key=f"{key}-report", markdown=report_md.read_text(), description=f"report of run {tag}")
+    create_markdown_artifact(key=artifact_key(tag, "report"), markdown=report_md.read_text(), description=f"report of run {tag}")
     if proposal and proposal.get("status") == "ok":
         create_markdown_artifact(
             markdown=f"### {proposal['text']}\n\n**{proposal.get('description', '')}**\n\n{proposal.get('reasoning', '')}",
