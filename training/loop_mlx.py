@@ -16,8 +16,8 @@ from mlx.utils import tree_flatten, tree_map
 
 from data.loader import TrainLoader
 from hardware import get_adapter
-from models.hparams import GPTConfig
 from models.gpt_mlx import GPTMLX
+from models.hparams import GPTConfig, grad_accum_steps
 from optim.muon_mlx import MuonAdamWMLX
 from training.budget import Budget
 from training.checkpoint import save_checkpoint
@@ -25,7 +25,6 @@ from training.data_paths import shard_dir, vocab_size
 from training.faults import Fault
 from training.loop import budgeted_training
 from training.metrics import training_metrics
-from models.hparams import grad_accum_steps
 
 
 def use_best_mlx_device() -> None:
