@@ -30,6 +30,7 @@ def _memory_fn(name: str):
 
 class MLXAdapter(Adapter):
     name = "mlx"
+    framework = "mlx"
     attention_impl = "mlx"
     should_compile = False
     flops_table = APPLE

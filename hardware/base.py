@@ -14,9 +14,16 @@ from hardware.peak_flops import lookup
 
 class Adapter:
     name: str = "base"
+    framework: str = "torch"           # which port trains and evaluates: "torch" (models/gpt.py) or "mlx"
     attention_impl: str = "sdpa"       # models.attention kernel name
     should_compile: bool = False       # torch.compile by default, for backends where the budget does not matter
     flops_table: dict[str, float] = {}  # peak bf16 FLOPS by device-name substring (hardware/peak_flops.py)
+    # The environment variable that limits a child process to some of the devices (CUDA_VISIBLE_DEVICES...);
+    # None where one process uses the whole machine, which then is one device slot (tasks/gpu_slots.py).
+    visible_devices_env: str | None = None
+    # Page-locked host batches, copied to the device without blocking: pays off where host and device memory
+    # are apart (discrete GPUs); elsewhere pinning only costs time.
+    pin_memory: bool = False
 
     @property
     def device(self):
@@ -58,6 +65,10 @@ class Adapter:
 
         # dynamic=False: every shape is fixed for a whole run, so one static graph, no shape guards to re-check.
         return torch.compile(model, dynamic=False)
+
+    def device_ids(self) -> list[str]:
+        """The devices this process sees, by the ids `visible_devices_env` takes; [] where there is no such list."""
+        return []
 
     def mark_step(self) -> None:
         """Graph boundary after backward and after optimizer.step (Gaudi lazy mode); no-op elsewhere."""

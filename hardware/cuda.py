@@ -18,6 +18,8 @@ class CUDAAdapter(Adapter):
     attention_impl = "flex"
     should_compile = True
     flops_table = NVIDIA
+    visible_devices_env = "CUDA_VISIBLE_DEVICES"
+    pin_memory = True
 
     @property
     def device(self) -> torch.device:
@@ -29,6 +31,9 @@ class CUDAAdapter(Adapter):
 
     def setup(self) -> None:
         torch.set_float32_matmul_precision("high")
+
+    def device_ids(self) -> list[str]:
+        return [str(index) for index in range(torch.cuda.device_count())]
 
     def synchronize(self) -> None:
         torch.cuda.synchronize()

@@ -16,6 +16,7 @@ class ROCmAdapter(CUDAAdapter):
     attention_impl = "sdpa"
     should_compile = True
     flops_table = AMD
+    visible_devices_env = "HIP_VISIBLE_DEVICES"  # HIP's own list; the rest of the device API is torch.cuda's
 
     def setup(self) -> None:
         pass

@@ -3,8 +3,9 @@ limits: one limit per device (`autoresearch-gpu-0`, `autoresearch-gpu-1`, ... or
 with one slot, created on first use.
 
 A training takes whichever device is free: it tries each device's limit without waiting, and polls while
-all are busy. The device it got reaches the training process through CUDA_VISIBLE_DEVICES (ROCm:
-HIP_VISIBLE_DEVICES), so the process only ever sees that one device.
+all are busy. The device it got reaches the training process through the variable its backend adapter names
+(`visible_devices_env`: CUDA_VISIBLE_DEVICES, ROCm's HIP_VISIBLE_DEVICES), so the process only ever sees that
+one device.
 
 Limits need a Prefect server that outlives the flow (`slots.enabled: auto` turns them on only when
 PREFECT_API_URL is set): with the temporary per-command server, a flow killed by kill -9 would leave its
@@ -21,6 +22,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hardware import get_adapter
 from tasks.process import child_env
 
 LIMIT_PREFIX = "autoresearch"
@@ -28,7 +30,6 @@ SCOPE_ENV = "AUTORESEARCH_SLOT_SCOPE"   # per-host limit names on a pool of seve
 LEASE_SECONDS = 60.0                    # renewed while held; a crashed holder frees its slot within this
 POLL_SECONDS = 1.0
 RECORD_FILE = "device.jsonl"            # one line per phase: which device, when it was held (for humans and tests)
-VISIBLE_ENV = {"cuda": "CUDA_VISIBLE_DEVICES", "rocm": "HIP_VISIBLE_DEVICES"}
 
 
 @dataclass(frozen=True)
@@ -52,22 +53,20 @@ def slots_enabled(setting) -> bool:
 
 def visible_gpu_ids(backend: str) -> list[str]:
     """The GPU ids this process may use: its own *_VISIBLE_DEVICES list if set, else every GPU torch sees."""
-    variable = VISIBLE_ENV.get(backend)
-    if variable is None:
+    adapter = get_adapter(backend)
+    if adapter.visible_devices_env is None:
         return []
-    listed = os.environ.get(variable)
+    listed = os.environ.get(adapter.visible_devices_env)
     if listed is not None:
         return [item.strip() for item in listed.split(",") if item.strip()]
-    import torch
-
-    return [str(index) for index in range(torch.cuda.device_count())]
+    return adapter.device_ids()
 
 
 def device_slots(backend: str, devices="auto", scope: str | None = None) -> list[Slot]:
     """One slot per GPU for CUDA/ROCm; one slot for the whole machine on every other backend (CPU, MPS, ...)."""
     scope = os.environ.get(SCOPE_ENV, "") if scope in (None, "") else scope
     prefix = f"{LIMIT_PREFIX}-{scope}-" if scope else f"{LIMIT_PREFIX}-"
-    variable = VISIBLE_ENV.get(backend)
+    variable = get_adapter(backend).visible_devices_env
     if variable is None:
         return [Slot(f"{prefix}{backend}")]
     ids = visible_gpu_ids(backend) if devices in (None, "auto") else [str(item) for item in devices]
