@@ -7,6 +7,7 @@
                round.json      the members of a parallel round while it is open (flows/parallel.py)
                repo/           git: hparams.yaml per experiment (research/runrepo.py)
                exp/<N>/        one experiment's folder (training.run_config.ExperimentDir names its files)
+               settings.json   decide block and planned experiments, for report and status (research/run_settings.py)
                report.md, progress.png   the report (research/report.py)
                finalize.tsv, finalize/<arm>/<seed>/, verified.md   `autoresearch finalize` (flows/finalize.py)
 
@@ -69,6 +70,11 @@ class RunLayout:
     @property
     def plot(self) -> Path:
         return self.root / "progress.png"
+
+    @property
+    def settings(self) -> Path:
+        """The run's decide block and planned experiments, saved when it starts (research/run_settings.py)."""
+        return self.root / "settings.json"
 
     @property
     def finalize_table(self) -> Path:

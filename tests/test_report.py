@@ -47,14 +47,14 @@ def test_report_files(tmp_path):
 
     assert png_path.stat().st_size > 20_000
     image = matplotlib.image.imread(png_path)
-    assert image.shape[:2] == (600, 1200)
+    assert image.shape[:2] == (600, 1400)
     assert image[..., :3].std() > 0.05  # not a blank canvas
 
 
 def test_report_of_an_empty_or_all_crashed_run(tmp_path):
     md_path, png_path = write_report(tmp_path / "r", [], BASELINE, BASELINE, {})
     assert "The best configuration is the baseline." in md_path.read_text()
-    assert matplotlib.image.imread(png_path).shape[:2] == (600, 1200)
+    assert matplotlib.image.imread(png_path).shape[:2] == (600, 1400)
     crashed = [{"exp": 0, "status": "crash", "error": "boom"}]
     md_path, _ = write_report(tmp_path / "r2", crashed, BASELINE, BASELINE, {})
     assert "Baseline val_bpb: n/a" in md_path.read_text() and "boom" in md_path.read_text()
@@ -76,7 +76,7 @@ def test_config_diff_flattens_nested_blocks():
 
 
 def test_best_so_far_starts_at_the_baseline_mean_and_only_steps_down():
-    from research.report import _best_so_far
+    from research.progress_plot import best_so_far
 
     rows = [
         {"exp": 0, "status": "baseline", "val_bpb": 1.80},
@@ -85,7 +85,7 @@ def test_best_so_far_starts_at_the_baseline_mean_and_only_steps_down():
         {"exp": 3, "status": "keep", "val_bpb": 1.70, "best_val_bpb": 1.70},
         {"exp": 4, "status": "keep", "val_bpb": 1.60, "best_val_bpb": 1.62},
     ]
-    points = _best_so_far(rows)
+    points = best_so_far(rows)
     assert points[0] == (1, pytest.approx(1.85))
     assert points[1:] == [(3, 1.70), (4, 1.62)]
     assert all(later[1] <= earlier[1] for earlier, later in zip(points, points[1:]))
