@@ -19,7 +19,7 @@ $(VENV)/.torch:
 	@# the project's machines (an unpinned torch would pull a multi-GB CUDA build for nothing).
 	@if $(PY) -c "import torch" 2>/dev/null; then echo "torch already installed";              \
 	elif command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then        \
-	  echo "NVIDIA GPU found: installing the CUDA build of torch"; $(PIP) install "torch>=2.5";  \
+	  echo "NVIDIA GPU found: installing the CUDA build of torch"; $(PIP) install "torch>=2.5" "nvidia-ml-py>=12"; \
 	elif [ -e /dev/kfd ]; then                                                                  \
 	  echo "AMD GPU found: install the ROCm build of torch (see README), then re-run make"; exit 1; \
 	else echo "no GPU found: installing the CPU build of torch"; $(PIP) install "torch==2.13.0"; fi
