@@ -16,6 +16,7 @@ from flows.compose import compose, run_layout
 from flows.research import research_flow
 from research.ledger import Ledger
 from research.report import summarize
+from research.run_costs import cost_figures, verified_gain
 
 SUITE_OWNED = ("suite", "tag", "dataset")  # override keys the suite sets per run
 
@@ -49,12 +50,14 @@ def suite_tag(suite_cfg: dict, date: str, dataset: str) -> str:
 
 def dataset_summary(cfg: dict, tag: str, dataset: str, status: str) -> dict:
     """One line of the comparison: read from the run's results.tsv, the source of truth."""
-    rows = Ledger(run_layout(cfg, tag).results).rows()
+    layout = run_layout(cfg, tag)
+    rows = Ledger(layout.results).rows()
     summary = summarize(rows) if rows else {"counts": {}}
     counts = summary.get("counts", {})
     return {"dataset": dataset, "tag": tag, "status": status, "experiments": len(rows),
             "baseline_val_bpb": summary.get("baseline_val_bpb"), "best_val_bpb": summary.get("best_val_bpb"),
-            "gain": summary.get("gain"), "keeps": counts.get("keep", 0), "crashes": counts.get("crash", 0)}
+            "gain": summary.get("gain"), "keeps": counts.get("keep", 0), "crashes": counts.get("crash", 0),
+            **cost_figures(rows, summary.get("gain"), verified_gain(layout.finalize_table))}
 
 
 def _suite_run_name() -> str:
@@ -108,14 +111,22 @@ def suite_flow(overrides: list[str] | None = None, date: str | None = None) -> d
 
 
 def summary_markdown(name: str, date: str, results: list[dict]) -> str:
-    def fmt(value):
-        return "" if value is None else f"{value:.6f}"
+    def fmt(value, digits: int = 6):
+        return "" if value is None else f"{value:.{digits}f}"
 
     lines = [f"# {name} suite {date}", "", "| dataset | status | experiments | baseline | best | gain | keeps | crashes |",
              "|---|---|---:|---:|---:|---:|---:|---:|"]
     for item in results:
         lines.append(f"| {item['dataset']} | {item['status']} | {item['experiments']} | {fmt(item['baseline_val_bpb'])} | "
                      f"{fmt(item['best_val_bpb'])} | {fmt(item['gain'])} | {item['keeps']} | {item['crashes']} |")
+    # What each night cost, and per 0.01 val_bpb of gain: verified by finalize where it ran, else as kept.
+    lines += ["", "| dataset | device hours | energy kWh | LLM tokens | LLM $ | verified gain | gain used | "
+                  "LLM $ per 0.01 val_bpb | kWh per 0.01 val_bpb |", "|---|---:|---:|---:|---:|---:|---|---:|---:|"]
+    for item in results:
+        lines.append(f"| {item['dataset']} | {fmt(item.get('device_hours'), 3)} | "
+                     f"{fmt(item.get('energy_kwh'), 4) or 'not measured'} | {item.get('llm_tokens') or 0:,} | "
+                     f"{fmt(item.get('llm_cost_usd'), 4)} | {fmt(item.get('verified_gain'))} | {item.get('gain_basis', '')} | "
+                     f"{fmt(item.get('llm_usd_per_gain'), 4)} | {fmt(item.get('kwh_per_gain'), 4)} |")
     return "\n".join(lines) + "\n"
 
 

@@ -109,3 +109,14 @@ def cost_lines(costs: RunCosts, kept_gain: float | None, verified: Paired | None
                      + ("energy not measured" if kwh is None else f"{kwh:.4f} kWh")
                      + f", {costs.device_hours * GAIN_UNIT / gain:.3f} device hours")
     return lines
+
+
+def cost_figures(rows: list[dict], kept_gain: float | None, verified: Paired | None) -> dict:
+    """The suite summary's cost columns: per run, and per 0.01 val_bpb of the verified gain (the kept one
+    before `autoresearch finalize`), `gain_basis` saying which."""
+    costs = run_costs(rows)
+    gain, basis = (verified.mean, "verified") if verified is not None else (kept_gain, "kept")
+    return {"device_hours": costs.device_hours, "energy_kwh": costs.energy_kwh, "llm_tokens": costs.llm_tokens,
+            "llm_cost_usd": costs.llm_cost_usd, "verified_gain": verified.mean if verified is not None else None,
+            "gain_basis": basis, "llm_usd_per_gain": per_gain(costs.llm_cost_usd, gain),
+            "kwh_per_gain": per_gain(costs.energy_kwh, gain)}

@@ -47,3 +47,16 @@ def test_cost_per_gain_uses_the_kept_gain_and_the_verified_one_when_there_is_one
     assert "- Per 0.01 val_bpb of verified gain (0.005000): $0.2000 of LLM, 0.6000 kWh, 0.611 device hours" in lines
     assert per_gain(1.0, 0.0) is None and per_gain(1.0, -0.01) is None and per_gain(None, 0.02) is None
     assert "- Per 0.01 val_bpb of kept gain: n/a (no gain)" in cost_lines(costs, None, None, 5)
+
+
+def test_the_suite_summary_shows_each_nights_cost_per_verified_gain():
+    from flows.suite import summary_markdown
+    from research.run_costs import cost_figures
+
+    base = {"status": "done", "experiments": 5, "baseline_val_bpb": 1.001, "best_val_bpb": 0.99, "gain": 0.011,
+            "keeps": 1, "crashes": 1}
+    verified = {"dataset": "bundled", **base, **cost_figures(rows(), 0.011, Paired(0.005, 0.001, 4))}
+    unmeasured = {"dataset": "local", **base, **cost_figures(rows(energy=None), 0.011, None)}
+    table = summary_markdown("nightly", "20261129", [verified, unmeasured])
+    assert "| bundled | 0.306 | 0.3000 | 20,000 | 0.1000 | 0.005000 | verified | 0.2000 | 0.6000 |" in table
+    assert "| local | 0.306 | not measured | 20,000 | 0.1000 |  | kept | 0.0909 |  |" in table
