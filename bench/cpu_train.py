@@ -30,7 +30,7 @@ import torch  # noqa: E402
 
 from flows.compose import compose, resolve_path  # noqa: E402
 from hardware import get_adapter  # noqa: E402
-from tasks.experiment import training_config, write_training_config  # noqa: E402
+from training.run_config import training_config, write_training_config  # noqa: E402
 
 
 def fp32_matmul_flops(threads: int, n: int = 512, repeats: int = 40) -> float:

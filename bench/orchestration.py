@@ -4,7 +4,7 @@ Runs the research flow in-process on a tiny model (1 optimizer step), three time
   1. the baselines (not timed),
   2. the same command again with nothing left to do: the fixed cost of a flow run (T0),
   3. N more experiments (T1).
-The training and evaluation processes are timed where they are started (tasks.process.run_isolated), so
+The training and evaluation processes are timed where they are started (training.launch.run_isolated), so
   overhead per experiment = (T1 - T0 - time inside those processes) / N.
 The local proposer answers in milliseconds; its time is counted as overhead (conservative).
 
@@ -25,7 +25,7 @@ os.environ.update({"PREFECT_HOME": str(HOME / "prefect"), "PREFECT_RESULTS_LOCAL
                    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120", "PREFECT_LOGGING_LEVEL": "WARNING"})
 
 import tasks.evaluate  # noqa: E402
-import tasks.process  # noqa: E402
+import training.launch  # noqa: E402
 import tasks.train  # noqa: E402
 from flows.research import research_flow  # noqa: E402
 
@@ -35,7 +35,7 @@ TINY = ["preset=cpu", "proposer=local", "hparams.model.depth=1", "hparams.model.
         "budget.steps=1", "decide.baseline_repeats=2", f"paths.runs_dir={HOME / 'runs'}", "tag=bench"]
 
 process_seconds = 0.0
-_original = tasks.process.run_isolated
+_original = training.launch.run_isolated
 
 
 def timed_run_isolated(*args, **kwargs):

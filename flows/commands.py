@@ -57,11 +57,10 @@ def summary_lines(metrics: dict, evaluation: dict, depth: int) -> list[str]:
 
 
 def train_command(overrides: list[str]) -> int:
-    from tasks.experiment import training_config, write_training_config
-    from tasks.prepare import prepare_data
-    from tasks.process import run_attached
-
     from hardware import detect
+    from tasks.prepare import prepare_data
+    from training.launch import run_attached
+    from training.run_config import ExperimentDir, training_config, write_training_config
 
     cfg = compose(overrides)
     detect(cfg.get("backend", "auto"))  # an unavailable backend fails here, in one sentence, before any work
@@ -70,15 +69,16 @@ def train_command(overrides: list[str]) -> int:
     exp_dir.mkdir(parents=True, exist_ok=True)
     write_training_config(exp_dir, training_config(cfg, cfg["hparams"], cfg["hparams"]["seed"], data, cfg.get("fault")))
     print(f"training in {exp_dir} ({cfg['budget']['kind']} budget)")
+    files = ExperimentDir(exp_dir)
     if run_attached("training.entry", exp_dir) != 0:
-        metrics = json.loads((exp_dir / "metrics.json").read_text()) if (exp_dir / "metrics.json").is_file() else {}
+        metrics = json.loads(files.metrics.read_text()) if files.metrics.is_file() else {}
         print(f"error: training failed: {metrics.get('reason', 'see the output above')}")
         return 1
     if run_attached("training.evaluate", exp_dir) != 0:
         print("error: evaluation failed; see the output above")
         return 1
-    metrics = json.loads((exp_dir / "metrics.json").read_text())
-    evaluation = json.loads((exp_dir / "eval.json").read_text())
+    metrics = json.loads(files.metrics.read_text())
+    evaluation = json.loads(files.evaluation.read_text())
     print("---")
     print("\n".join(summary_lines(metrics, evaluation, metrics.get("depth", cfg["hparams"]["model"]["depth"]))))
     return 0

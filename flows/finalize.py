@@ -31,8 +31,7 @@ from research.runlock import RunLock
 from research.runrepo import RunRepo
 from research.space import load_space
 from research.state import derive_state
-from tasks.experiment import code_version, config_hash, training_config, write_training_config
-from training.run_config import CHECKPOINT_FILE, CONFIG_FILE
+from training.run_config import ExperimentDir, code_version, config_hash, training_config, write_training_config
 
 TEST_ARMS = ("baseline", "final")  # scored on the held-out test split too, when the dataset has one
 
@@ -54,7 +53,7 @@ def load_run(run_dir: Path, tag: str) -> tuple[list[dict], dict]:
     """The run's rows and its resolved training config, or one sentence saying why finalize cannot start."""
     layout = RunLayout(run_dir)
     rows = Ledger(layout.results).rows()
-    base_config = layout.exp_dir(0) / CONFIG_FILE
+    base_config = ExperimentDir(layout.exp_dir(0)).config
     if not any(row.get("status") == "baseline" for row in rows) or not base_config.is_file():
         raise ResearchStopped(f"Run '{tag}' has no recorded baseline under {run_dir}; run it first "
                               f"(`autoresearch run tag={tag}`) or check paths.runs_dir.")
@@ -157,15 +156,15 @@ def score_test(runner: ExperimentRunner, prepared: Prepared, config: dict) -> fl
     """The same checkpoint scored on the held-out test split, in <arm>/<seed>/test/ (its own cached task)."""
     from tasks.evaluate import evaluate_task
 
-    directory = prepared.directory / "test"
+    directory = ExperimentDir(prepared.directory).test_split
     directory.mkdir(parents=True, exist_ok=True)
     write_training_config(directory, {**config, "train": {**config["train"], "eval_split": "test"}})
-    checkpoint = directory / CHECKPOINT_FILE
+    trained, checkpoint = ExperimentDir(prepared.directory).checkpoint, ExperimentDir(directory).checkpoint
     if not checkpoint.is_file():
         try:
-            os.link(prepared.directory / CHECKPOINT_FILE, checkpoint)  # no copy of the weights where links work
+            os.link(trained, checkpoint)  # no copy of the weights where links work
         except OSError:
-            shutil.copy2(prepared.directory / CHECKPOINT_FILE, checkpoint)
+            shutil.copy2(trained, checkpoint)
     silence = float(runner.cfg["budget"]["grace_seconds"]) * 2
     evaluation = evaluate_task(prepared.exp, str(directory), silence, cache_key=f"{prepared.key}-test",
                                label=f"{prepared.label} test split", slots=runner.slots)

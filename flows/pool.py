@@ -18,8 +18,8 @@ from prefect import flow
 
 from flows.train_evaluate import train_then_evaluate
 from tasks.gpu_slots import resolve_slots
-from tasks.train import finished_metrics
-from training.run_config import CHECKPOINT_FILE, EVAL_FILE, METRICS_FILE
+from training.launch import finished_metrics
+from training.run_config import ExperimentDir
 
 FLOW_NAME = "train-evaluate"
 
@@ -73,8 +73,9 @@ def ensure_pool_deployment(pool_cfg: dict) -> str:
 
 
 def _read_outcome(directory: Path) -> tuple[dict | None, dict | None]:
-    metrics = finished_metrics(directory, METRICS_FILE, CHECKPOINT_FILE)
-    evaluation = finished_metrics(directory, EVAL_FILE, None) if metrics and metrics.get("status") == "ok" else None
+    files = ExperimentDir(directory)
+    metrics = finished_metrics(files.metrics, files.checkpoint)
+    evaluation = finished_metrics(files.evaluation) if metrics and metrics.get("status") == "ok" else None
     return metrics, evaluation
 
 

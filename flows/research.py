@@ -36,10 +36,10 @@ from research.state import derive_state, hparams_yaml
 from tasks.decide import decide_task, failure_reason, reconcile_main, write_run_report
 from tasks.artifacts import publish_progress_plot
 from tasks.gpu_slots import resolve_slots
-from tasks.experiment import code_version, config_hash, training_config, write_training_config
 from tasks.prepare import prepare_task
 from tasks.propose import propose_task
-from training.run_config import CONFIG_FILE
+from training.run_config import ExperimentDir, code_version, config_hash, training_config, write_training_config
+
 
 def training_limits(budget: dict) -> tuple[float | None, float | None]:
     """(deadline, silence) in seconds before a training is killed as hung: generous, never a second budget.
@@ -270,7 +270,7 @@ class ExperimentRunner:
             elif selected_from > 1 and prepared.exp != winner:
                 decision = round_loser(state.rows, runs, winner)
             else:
-                hparams = json.loads((prepared.directory / CONFIG_FILE).read_text())["hparams"]
+                hparams = json.loads(ExperimentDir(prepared.directory).config.read_text())["hparams"]
                 decision, runs, incumbent_new = settle(self, prepared, hparams, runs[prepared.seed], state.rows,
                                                        selected_from)
         row = decide_task(str(self.run_dir), prepared.exp, state, prepared.proposal, metrics, evaluation, decision,

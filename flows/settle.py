@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from research.decide import CONTINUE, Decision, finite_or_none, judge_candidate
-from tasks.experiment import config_hash, training_config, write_training_config
+from training.run_config import config_hash, training_config, write_training_config
 
 
 def extra_run(runner, prepared, hparams: dict, seed: int, role: str) -> float | None:

@@ -1,26 +1,23 @@
 """Evaluate task: a fresh `python -m training.evaluate EXP_DIR` process scores the checkpoint (val_bpb).
 
 No total deadline: scoring a big model may take minutes. The process prints progress and is killed as hung
-only after `silence_seconds` without a line (tasks.process.run_isolated)."""
+only after `silence_seconds` without a line (training.launch.run_isolated)."""
 from __future__ import annotations
-
-from pathlib import Path
 
 from prefect import task
 
-from tasks.process import run_isolated
-from tasks.train import finished_metrics
-from training.run_config import EVAL_FILE, EVAL_LOG
+from training.launch import finished_metrics, run_isolated
+from training.run_config import ExperimentDir
 
 
 def run_evaluation(exp_dir: str, silence_seconds: float, on_line=None) -> dict:
-    directory = Path(exp_dir)
-    done = finished_metrics(directory, EVAL_FILE, None)
+    files = ExperimentDir(exp_dir)
+    done = finished_metrics(files.evaluation)
     if done is not None:
         return {**done, "reused": True}
-    result = run_isolated("training.evaluate", directory, directory / EVAL_LOG, None, on_line,
+    result = run_isolated("training.evaluate", files.root, files.eval_log, None, on_line,
                           silence_seconds=silence_seconds)
-    outcome = finished_metrics(directory, EVAL_FILE, None)
+    outcome = finished_metrics(files.evaluation)
     if outcome is None:
         outcome = {"status": "failed", "reason": f"evaluation {result.describe_failure()}"}
     outcome["reused"] = False
@@ -38,7 +35,7 @@ def evaluate_task(exp: int, exp_dir: str, silence_seconds: float, cache_key: str
     from tasks.gpu_slots import device_slot
 
     logger = get_run_logger()
-    if finished_metrics(Path(exp_dir), EVAL_FILE, None) is not None:
+    if finished_metrics(ExperimentDir(exp_dir).evaluation) is not None:
         return run_evaluation(exp_dir, silence_seconds)
     # The process's own lines (throttled progress, then `val_bpb: ...`) go to the run's Logs tab in the UI.
     with device_slot(slots, "evaluate", exp_dir, logger.info):

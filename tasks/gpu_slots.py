@@ -20,16 +20,15 @@ import socket
 import time
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from hardware import get_adapter
-from tasks.process import child_env
+from training.launch import child_env
+from training.run_config import ExperimentDir
 
 LIMIT_PREFIX = "autoresearch"
 SCOPE_ENV = "AUTORESEARCH_SLOT_SCOPE"   # per-host limit names on a pool of several machines
 LEASE_SECONDS = 60.0                    # renewed while held; a crashed holder frees its slot within this
 POLL_SECONDS = 1.0
-RECORD_FILE = "device.jsonl"            # one line per phase: which device, when it was held (for humans and tests)
 
 
 @dataclass(frozen=True)
@@ -142,7 +141,7 @@ def _try_acquire(stack: ExitStack, name: str) -> bool:
 
 def _record(exp_dir: str | None, entry: dict) -> None:
     if exp_dir:
-        with open(Path(exp_dir) / RECORD_FILE, "a", encoding="utf-8") as handle:
+        with open(ExperimentDir(exp_dir).device_record, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(entry) + "\n")
 
 

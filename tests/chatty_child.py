@@ -1,4 +1,4 @@
-"""A stand-in child for tests of tasks.process: prints a line every INTERVAL seconds for TOTAL seconds, then
+"""A stand-in child for tests of training.launch: prints a line every INTERVAL seconds for TOTAL seconds, then
 exits 0; with INTERVAL larger than TOTAL it is silent until it exits."""
 import os
 import sys

@@ -47,7 +47,7 @@ def test_device_slots_one_per_gpu_and_one_for_the_cpu(monkeypatch):
 
 
 def test_device_env_reaches_the_child_process_only_inside_the_block():
-    from tasks.process import child_env, child_environment
+    from training.launch import child_env, child_environment
 
     with child_env({"CUDA_VISIBLE_DEVICES": "1"}):
         assert child_environment()["CUDA_VISIBLE_DEVICES"] == "1"

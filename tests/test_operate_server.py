@@ -217,7 +217,7 @@ def pool(server, client_settings, tiny_dataset, tmp_path_factory):
 
 def _experiment(pool: dict, name: str) -> Path:
     from flows.compose import compose
-    from tasks.experiment import training_config, write_training_config
+    from training.run_config import training_config, write_training_config
 
     # Longer than TINY's 3 steps: the second worker's run starts a few seconds after the first (process start
     # on 2 cores), and the trainings must still overlap clearly when nothing serialises them.

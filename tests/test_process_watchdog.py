@@ -1,10 +1,10 @@
-"""The watchdog of tasks.process.run_isolated: a total deadline, a silence limit, or both."""
+"""The watchdog of training.launch.run_isolated: a total deadline, a silence limit, or both."""
 from __future__ import annotations
 
 import pytest
 
 from flows.research import training_limits
-from tasks.process import run_isolated
+from training.launch import run_isolated
 
 
 def run_child(tmp_path, interval: float, total: float, deadline: float | None, silence: float | None):

@@ -9,7 +9,7 @@ import sys
 import textwrap
 
 from research.decide import Decision
-from tasks.process import PROJECT_ROOT
+from data.layout import PROJECT_ROOT
 from tasks.run_log import proposal_line, verdict_line
 
 # A fresh interpreter with none of the caller's Prefect settings: what `autoresearch` sets is all there is.

@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 
 from flows.compose import compose
-from tasks.experiment import training_config, write_training_config
+from training.run_config import training_config, write_training_config
 
 # The skip reason of the MLX tests: `make test` installs mlx (Linux: the mlx-cpu extra), a plain pytest may not.
 MLX_MISSING = "mlx is not installed: pip install -e '.[mlx-cpu]' on Linux, '.[mlx]' on a Mac (make test does it)"

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from data.atomic import atomic_write_bytes
-from training.run_config import CHECKPOINT_FILE
+from training.run_config import ExperimentDir
 
 _CONFIG_KEY = "__model_config__"
 
@@ -23,13 +23,13 @@ def save_checkpoint(exp_dir: str | Path, arrays: dict[str, np.ndarray], model_co
     buffer = io.BytesIO()
     config_blob = np.frombuffer(json.dumps(model_config, sort_keys=True).encode(), dtype=np.uint8)
     np.savez(buffer, **arrays, **{_CONFIG_KEY: config_blob})
-    path = Path(exp_dir) / CHECKPOINT_FILE
+    path = ExperimentDir(exp_dir).checkpoint
     atomic_write_bytes(path, buffer.getvalue())
     return path
 
 
 def load_checkpoint(exp_dir: str | Path) -> tuple[dict[str, np.ndarray], dict]:
-    path = Path(exp_dir) / CHECKPOINT_FILE
+    path = ExperimentDir(exp_dir).checkpoint
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing; the training of this experiment did not finish.")
     with np.load(path, allow_pickle=False) as archive:

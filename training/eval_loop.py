@@ -12,7 +12,7 @@ import numpy as np
 
 from data.loader import validation_batches
 from data.metric import accumulate, bits_per_byte, load_token_bytes
-from training.data_paths import shard_dir, tokenizer_dir
+from training.run_config import shard_dir, tokenizer_dir
 
 PROGRESS_EVERY_SECONDS = 5.0
 

@@ -19,7 +19,7 @@ from models.hparams import GPTConfig, grad_accum_steps
 from optim import build_optimizer
 from training.budget import Budget
 from training.checkpoint import save_checkpoint
-from training.data_paths import shard_dir, vocab_size
+from training.run_config import shard_dir, vocab_size
 from training.faults import Fault, InjectedOutOfMemory
 from training.loop import budgeted_training
 from training.metrics import training_metrics

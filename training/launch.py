@@ -1,4 +1,6 @@
-"""Run the training or evaluation process in isolation: its own process group, a log file, a watchdog.
+"""How the orchestrator starts the training or evaluation process: isolated, in its own process group, with a
+log file and a watchdog. It runs in the orchestrator, beside the entry points it starts, and like the rest of
+training/ it needs no Prefect: the tasks and the CLI both call it.
 
 A crash, OOM, NaN or hang in the child cannot take the orchestrator down; past its deadline, or after too
 long without a line of output, the whole process group is killed. The child gets no secrets: ANTHROPIC_API_KEY
@@ -6,6 +8,7 @@ is removed from its environment.
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -18,17 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+from data.layout import PROJECT_ROOT
+
 SECRET_ENV_VARS = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
 
 # Extra environment for every process started in the current context (thread or task): the device a
 # training was given (CUDA_VISIBLE_DEVICES=...) reaches the child without threading it through every call.
 # A ContextVar, not os.environ, because parallel trainings in one orchestrator each get their own device.
 _context_env: ContextVar[dict] = ContextVar("autoresearch_child_env", default={})
-
-# Processes started here, so a signal handler can stop them when the orchestrator is told to stop.
-_running: set[subprocess.Popen] = set()
-_running_lock = threading.Lock()
 
 
 @dataclass
@@ -97,8 +97,6 @@ def run_isolated(
             errors="replace",
             start_new_session=True,  # its own process group: one killpg stops it and anything it spawned
         )
-        with _running_lock:
-            _running.add(proc)
         watchdog = _Watchdog(proc, started, deadline_seconds, silence_seconds)
         try:
             assert proc.stdout is not None
@@ -116,8 +114,6 @@ def run_isolated(
             if proc.poll() is None:
                 _kill_group(proc)
                 proc.wait()
-            with _running_lock:
-                _running.discard(proc)
     return ProcessResult(proc.returncode, watchdog.fired, time.monotonic() - started, "\n".join(tail[-20:]),
                          silence_seconds)
 
@@ -161,12 +157,20 @@ def _kill_group(proc: subprocess.Popen) -> None:
         pass
 
 
-def stop_all_children() -> None:
-    """Kill every training/evaluation process this orchestrator started (on SIGINT/SIGTERM)."""
-    with _running_lock:
-        procs = list(_running)
-    for proc in procs:
-        _kill_group(proc)
+def finished_metrics(result: Path, needs: Path | None = None) -> dict | None:
+    """The outcome a process recorded in `result` (metrics.json, eval.json) if that attempt ended: a success
+    (with `needs`, e.g. the checkpoint, on disk) or a real failure. None when it must run (again)."""
+    if not result.is_file():
+        return None
+    try:
+        metrics = json.loads(result.read_text())
+    except json.JSONDecodeError:
+        return None
+    if metrics.get("status") == "ok" and (needs is None or needs.is_file()):
+        return metrics
+    if metrics.get("status") == "failed" and metrics.get("kind") != "interrupted":
+        return metrics
+    return None
 
 
 def run_attached(module: str, exp_dir: Path) -> int:
