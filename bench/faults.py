@@ -129,11 +129,11 @@ def run_llm_scenario(scenario: LlmScenario, workdir: Path) -> dict:
     if error is not None:
         outcome = "transient" if isinstance(error, ProposerTransient) else "stop"
         text = str(error)
-    elif record["status"] == "skip":
-        outcome, text = "skip", record["reason"]
+    elif not record.ok:
+        outcome, text = "skip", record.reason
     else:
-        outcome = "re-asked" if record["attempts"] > 1 else "recovered" if calls > 1 else "first answer"
-        text = "; ".join(record.get("rejected_reasons") or []) or f"{record['text']} after {calls} HTTP calls"
+        outcome = "re-asked" if record.attempts > 1 else "recovered" if calls > 1 else "first answer"
+        text = "; ".join(record.rejected_reasons) or f"{record.change.text} after {calls} HTTP calls"
     written = (exp_dir / "proposal.json").read_text() if (exp_dir / "proposal.json").is_file() else ""
     return {"scenario": scenario.name, "expected": scenario.expected, "outcome": outcome, "calls": calls,
             "text": text, "seconds": round(time.monotonic() - started, 1),
@@ -189,7 +189,7 @@ def run_training_scenario(scenario: TrainingScenario, exp_dir: Path, run_dir: Pa
     """run_training -> run_evaluation -> decide_experiment on a prepared experiment folder; returns the row."""
     from research.state import RunState
     from research.decide import judge_baseline, judge_failure
-    from tasks.decide import decide_experiment, failure_reason
+    from tasks.decide import ExperimentFacts, decide_experiment, failure_reason
     from tasks.evaluate import run_evaluation
     from tasks.train import run_training
 
@@ -212,8 +212,8 @@ def run_training_scenario(scenario: TrainingScenario, exp_dir: Path, run_dir: Pa
     error = failure_reason(None, metrics, evaluation)
     # Every scenario should end in a crash row; one that trained fine is recorded as a plain run and fails the check.
     decision = judge_failure([], "crash", error) if error else judge_baseline([], 0, evaluation["val_bpb"])
-    row = decide_experiment(str(run_dir), exp, state, None, metrics, evaluation, decision, {}, {}, run_info, "", 0,
-                            time.time())
+    row = decide_experiment(str(run_dir), ExperimentFacts(exp, state, None, metrics, evaluation, "", 0, time.time()),
+                            decision, {}, {}, run_info)
     return {"scenario": scenario.name, "status": row["status"], "error": row.get("error") or "",
             "seconds": round(time.monotonic() - started, 1),
             "ok": row["status"] == "crash" and scenario.words in (row.get("error") or "")}

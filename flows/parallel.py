@@ -71,8 +71,8 @@ def run_round(runner, ledger, first: int, members: list[int], start) -> list[dic
             continue
         item = runner.prepare(exp, start, in_flight)
         prepared.append(item)
-        if item.proposal and item.proposal.get("status") == "ok":
-            in_flight.append({"key": item.proposal["key"], "value": item.proposal["value"]})
+        if item.proposal and item.proposal.ok:
+            in_flight.append({"key": item.proposal.change.key, "value": item.proposal.change.value})
 
     to_run = [item for item in prepared if not item.skipped]
     runner.heartbeat.beat("training", exp=first, best=start.best_val_bpb, counts=start.counts,

@@ -28,12 +28,13 @@ from research.errors import ProposerFatal, ResearchStopped
 from research.heartbeat import Heartbeat
 from research.layout import RunLayout
 from research.ledger import Ledger
+from research.proposal_record import ProposalRecord
 from research.proposers.base import ProposalContext
 from research.runlock import RunLock
 from research.runrepo import RunRepo
-from research.space import Change, apply_change, load_space
+from research.space import apply_change, load_space
 from research.state import derive_state, hparams_yaml
-from tasks.decide import decide_task, failure_reason, reconcile_main, write_run_report
+from tasks.decide import ExperimentFacts, decide_task, failure_reason, reconcile_main, write_run_report
 from tasks.artifacts import publish_progress_plot
 from tasks.gpu_slots import resolve_slots
 from tasks.prepare import prepare_task
@@ -215,14 +216,13 @@ class ExperimentRunner:
             label, message = "baseline", f"exp{exp}: baseline seed={seed}"
         else:
             proposal = self._propose(exp, state, directory, in_flight or [])
-            if proposal["status"] != "ok":
+            if not proposal.ok:
                 return Prepared(exp, state, directory, proposal, "", int(state.hparams["seed"]), started, False,
                                 "skip", "", skipped=True)
-            change = Change(proposal["key"], proposal["value"], proposal["override"], proposal["description"],
-                            proposal["reasoning"], proposal.get("previous"))
+            change = proposal.change
             hparams = apply_change(state.hparams, change)
             seed = first_seed(state.rows, int(cfg["hparams"]["seed"]))  # a seed the incumbent ran: a free pair
-            label, message = proposal["text"], f"exp{exp}: {proposal['text']} {proposal['description']}"
+            label, message = change.text, f"exp{exp}: {change.text} {change.description}"
         if exp == 0:
             commit_sha = self.repo.tag_sha(0)
         else:
@@ -273,13 +273,13 @@ class ExperimentRunner:
                 hparams = json.loads(ExperimentDir(prepared.directory).config.read_text())["hparams"]
                 decision, runs, incumbent_new = settle(self, prepared, hparams, runs[prepared.seed], state.rows,
                                                        selected_from)
-        row = decide_task(str(self.run_dir), prepared.exp, state, prepared.proposal, metrics, evaluation, decision,
-                          runs, incumbent_new, self.run_info, prepared.commit_sha, prepared.seed, prepared.started,
-                          self.cfg["tag"])
+        facts = ExperimentFacts(prepared.exp, state, prepared.proposal, metrics, evaluation, prepared.commit_sha,
+                                prepared.seed, prepared.started)
+        row = decide_task(str(self.run_dir), self.cfg["tag"], facts, decision, runs, incumbent_new, self.run_info)
         publish_progress_plot(str(self.run_dir), self.cfg["tag"])
         return row
 
-    def _propose(self, exp: int, state, directory: Path, in_flight: list) -> dict:
+    def _propose(self, exp: int, state, directory: Path, in_flight: list) -> ProposalRecord:
         cfg = self.cfg
         self.heartbeat.beat("proposing", exp=exp, best=state.best_val_bpb, counts=state.counts)
         context = ProposalContext(
@@ -306,7 +306,7 @@ class Prepared:
     exp: int
     state: object          # RunState it started from
     directory: Path
-    proposal: dict | None
+    proposal: ProposalRecord | None  # None for a baseline
     commit_sha: str
     seed: int
     started: float

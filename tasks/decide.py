@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -17,57 +18,74 @@ from research.decide import Decision, decision_fields, noise_sigma
 from research.heartbeat import Heartbeat
 from research.layout import RunLayout
 from research.ledger import Ledger
+from research.proposal_record import ProposalRecord
 from research.report import results_table_markdown, write_report
 from research.runrepo import RunRepo
 from research.state import RunState
 from tasks.artifacts import artifact_key
 
 
-def build_row(exp: int, status: str, state: RunState, proposal: dict | None, metrics: dict, evaluation: dict,
-              run_info: dict, commit_sha: str, seed: int, started_at: float, error: str | None) -> dict:
-    proposal = proposal or {}
+@dataclass(frozen=True)
+class ExperimentFacts:
+    """One experiment as its ledger row records it, apart from the verdict: where it started and what it gave."""
+
+    exp: int
+    state: RunState                   # the run's state the experiment started from
+    proposal: ProposalRecord | None   # None for a baseline
+    metrics: dict | None              # the training's metrics.json (None when it never ran)
+    evaluation: dict | None           # the evaluation's eval.json (None when it never ran)
+    commit_sha: str                   # its commit in the run repository
+    seed: int
+    started_at: float                 # time.time() when it was prepared
+
+
+def build_row(facts: ExperimentFacts, status: str, run_info: dict, error: str | None) -> dict:
+    change = facts.proposal.change if facts.proposal is not None else None
+    usage = facts.proposal.usage if facts.proposal is not None else {}
+    metrics, evaluation, seed = facts.metrics or {}, facts.evaluation or {}, facts.seed
     num_params = metrics.get("num_params")
     return {
-        "exp": exp,
-        "description": proposal.get("description") or (f"baseline (seed {seed})" if status == "baseline" else ""),
+        "exp": facts.exp,
+        "description": change.description if change else (f"baseline (seed {seed})" if status == "baseline" else ""),
         "val_bpb": evaluation.get("val_bpb"),
         "mfu": metrics.get("mfu_percent"),
         "status": status,
-        "baseline_sha": state.base_sha,
-        "change": proposal.get("text"),
-        "key": proposal.get("key"),
-        "value": proposal.get("canonical"),
-        "previous": proposal.get("previous"),
+        "baseline_sha": facts.state.base_sha,
+        "change": change.text if change else None,
+        "key": change.key if change else None,
+        "value": change.canonical if change else None,
+        "previous": change.previous if change else None,
         "steps": metrics.get("steps"),
         "tokens": metrics.get("tokens"),
         "tokens_per_second": metrics.get("tokens_per_second"),
         "peak_memory_gb": metrics.get("peak_memory_gb"),
         "num_params_M": None if num_params is None else num_params / 1e6,
         "train_seconds": metrics.get("training_seconds"),
-        "total_seconds": time.time() - started_at,
+        "total_seconds": time.time() - facts.started_at,
         "backend": metrics.get("backend"),
         "device_name": metrics.get("device_name"),
         "dataset": run_info["dataset"],
         "data_version": run_info["data_version"],
         "code_version": run_info["code_version"],
         "seed": seed,
-        "proposer": proposal.get("proposer") or (None if status == "baseline" else run_info.get("proposer")),
-        "llm_model": proposal.get("model") or None,
-        "llm_input_tokens": proposal.get("input_tokens"),
-        "llm_output_tokens": proposal.get("output_tokens"),
-        "llm_cost_usd": proposal.get("cost_usd"),
+        "proposer": (facts.proposal.proposer if facts.proposal else None) or (
+            None if status == "baseline" else run_info.get("proposer")),
+        "llm_model": (facts.proposal.model if facts.proposal else None) or None,
+        "llm_input_tokens": usage.get("input_tokens"),
+        "llm_output_tokens": usage.get("output_tokens"),
+        "llm_cost_usd": usage.get("cost_usd"),
         "energy_kwh": metrics.get("energy_kwh"),
-        "commit_sha": commit_sha,
-        "reasoning": proposal.get("reasoning"),
+        "commit_sha": facts.commit_sha,
+        "reasoning": change.reasoning if change else None,
         "error": error,
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started_at)),
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(facts.started_at)),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
 
 
-def failure_reason(proposal: dict | None, metrics: dict | None, evaluation: dict | None) -> str | None:
-    if proposal is not None and proposal.get("status") == "skip":
-        return proposal.get("reason")
+def failure_reason(proposal: ProposalRecord | None, metrics: dict | None, evaluation: dict | None) -> str | None:
+    if proposal is not None and not proposal.ok:
+        return proposal.reason
     if metrics is not None and metrics.get("status") != "ok":
         reason = metrics.get("reason", "training failed")
         tail = (metrics.get("log_tail") or "").strip().splitlines()[-3:]
@@ -77,28 +95,26 @@ def failure_reason(proposal: dict | None, metrics: dict | None, evaluation: dict
     return None
 
 
-def decide_experiment(run_dir: str, exp: int, state: RunState, proposal: dict | None, metrics: dict | None,
-                      evaluation: dict | None, decision: Decision, runs: dict, incumbent_new: dict, run_info: dict,
-                      commit_sha: str, seed: int, started_at: float) -> dict:
-    """Record what research.decide decided for experiment `exp` (idempotent: an existing row is returned
+def decide_experiment(run_dir: str, facts: ExperimentFacts, decision: Decision, runs: dict, incumbent_new: dict,
+                      run_info: dict) -> dict:
+    """Record what research.decide decided for the experiment (idempotent: an existing row is returned
     unchanged). `runs` and `incumbent_new`: val_bpb by seed of the experiment's config and of the incumbent's
     runs trained for this decision."""
     layout = RunLayout(run_dir)
     ledger = Ledger(layout.results)
-    existing = ledger.get(exp)
+    existing = ledger.get(facts.exp)
     if existing is not None:
         return existing
-    row = build_row(exp, decision.status, state, proposal, metrics or {}, evaluation or {}, run_info, commit_sha,
-                    seed, started_at, decision.error)
+    row = build_row(facts, decision.status, run_info, decision.error)
     row.update(decision_fields(decision, runs, incumbent_new))
     ledger.record(row)
     if decision.keep:
-        RunRepo(layout.repo).advance_main(commit_sha)
+        RunRepo(layout.repo).advance_main(facts.commit_sha)
     rows = ledger.rows()
     Heartbeat(layout.heartbeat).beat(
-        "deciding", exp=exp, best=decision.best_val_bpb, counts=dict(Counter(r["status"] for r in rows)),
-        message=f"exp{exp} {decision.status}" + (f": {row['change']}" if row.get("change") else ""))
-    return ledger.get(exp)  # as recorded, so a first call and a repeated one return the same thing
+        "deciding", exp=facts.exp, best=decision.best_val_bpb, counts=dict(Counter(r["status"] for r in rows)),
+        message=f"exp{facts.exp} {decision.status}" + (f": {row['change']}" if row.get("change") else ""))
+    return ledger.get(facts.exp)  # as recorded, so a first call and a repeated one return the same thing
 
 
 def reconcile_main(run_dir: str) -> None:
@@ -127,7 +143,7 @@ def write_run_report(run_dir: Path) -> tuple[Path, Path]:
                         verified.read_text() if verified.is_file() else None)
 
 
-def publish_artifacts(run_dir: str, tag: str, proposal: dict | None) -> None:
+def publish_artifacts(run_dir: str, tag: str, proposal: ProposalRecord | None) -> None:
     """Prefect UI: the results table, the report and this proposal's reasoning (inside a flow run only)."""
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
@@ -139,22 +155,20 @@ def publish_artifacts(run_dir: str, tag: str, proposal: dict | None) -> None:
     create_table_artifact(key=artifact_key(tag, "results"), table=table, description=f"results.tsv of run {tag}")
     report_md, _ = write_run_report(Path(run_dir))
     create_markdown_artifact(key=artifact_key(tag, "report"), markdown=report_md.read_text(), description=f"report of run {tag}")
-    if proposal and proposal.get("status") == "ok":
-        create_markdown_artifact(
-            markdown=f"### {proposal['text']}\n\n**{proposal.get('description', '')}**\n\n{proposal.get('reasoning', '')}",
-            description="proposal")
+    if proposal and proposal.ok:
+        change = proposal.change
+        create_markdown_artifact(markdown=f"### {change.text}\n\n**{change.description}**\n\n{change.reasoning}",
+                                 description="proposal")
 
 
-@task(name="decide", task_run_name="exp-{exp} decide")
-def decide_task(run_dir: str, exp: int, state: RunState, proposal: dict | None, metrics: dict | None,
-                evaluation: dict | None, decision: Decision, runs: dict, incumbent_new: dict, run_info: dict,
-                commit_sha: str, seed: int, started_at: float, tag: str) -> dict:
-    row = decide_experiment(run_dir, exp, state, proposal, metrics, evaluation, decision, runs, incumbent_new,
-                            run_info, commit_sha, seed, started_at)
+@task(name="decide", task_run_name="exp-{facts.exp} decide")
+def decide_task(run_dir: str, tag: str, facts: ExperimentFacts, decision: Decision, runs: dict, incumbent_new: dict,
+                run_info: dict) -> dict:
+    row = decide_experiment(run_dir, facts, decision, runs, incumbent_new, run_info)
     from prefect.logging import get_run_logger
 
     from tasks.run_log import verdict_line
 
-    get_run_logger().info(verdict_line(exp, decision))  # the UI's Logs tab: the verdict and the rule's reason
-    publish_artifacts(run_dir, tag, proposal)
+    get_run_logger().info(verdict_line(facts.exp, decision))  # the UI's Logs tab: the verdict and the rule's reason
+    publish_artifacts(run_dir, tag, facts.proposal)
     return row

@@ -15,32 +15,23 @@ from prefect import task
 from data.atomic import atomic_write_json
 from research.errors import InvalidProposal
 from research.proposers import make_proposer
-from research.proposers.base import USAGE_FIELDS, ProposalContext, ProposerTransient
+from research.proposal_record import ProposalRecord
+from research.proposers.base import ProposalContext, ProposerTransient
 
 PROPOSAL_FILE = "proposal.json"
 
 
-def propose_change(exp_dir: str, proposer_cfg: dict, context: ProposalContext) -> dict:
+def propose_change(exp_dir: str, proposer_cfg: dict, context: ProposalContext) -> ProposalRecord:
     path = Path(exp_dir) / PROPOSAL_FILE
     if path.is_file():
-        return json.loads(path.read_text())
+        return ProposalRecord.from_json(json.loads(path.read_text()))
     proposer = make_proposer(proposer_cfg)
     try:
-        proposal = proposer.propose(context)
+        record = ProposalRecord.accepted(proposer.propose(context), proposer.name)
     except InvalidProposal as exc:
-        record = {"status": "skip", "reason": str(exc), "attempts": getattr(exc, "attempts", 1),
-                  "model": getattr(exc, "model", ""), "proposer": proposer.name}
-        record.update({name: getattr(exc, name, 0) for name in USAGE_FIELDS})
-    else:
-        change = proposal.change
-        record = {"status": "ok", "key": change.key, "value": change.value, "canonical": change.canonical,
-                  "override": change.override, "text": change.text, "previous": change.previous,
-                  "description": change.description, "reasoning": change.reasoning,
-                  "attempts": proposal.attempts, "model": proposal.model, "proposer": proposal.proposer or proposer.name,
-                  "rejected_reasons": list(proposal.rejected_reasons)}
-        record.update({name: getattr(proposal, name) for name in USAGE_FIELDS})
+        record = ProposalRecord.skipped(exc, proposer.name)
     Path(exp_dir).mkdir(parents=True, exist_ok=True)
-    atomic_write_json(path, record)
+    atomic_write_json(path, record.to_json())
     return record
 
 
@@ -64,7 +55,7 @@ def _retry_transient(task, task_run, state) -> bool:
     persist_result=True,
     cache_key_fn=lambda context, parameters: parameters["cache_key"],
 )
-def propose_task(exp: int, exp_dir: str, proposer_cfg: dict, context: ProposalContext, cache_key: str) -> dict:
+def propose_task(exp: int, exp_dir: str, proposer_cfg: dict, context: ProposalContext, cache_key: str) -> ProposalRecord:
     from prefect.logging import get_run_logger
 
     from tasks.run_log import proposal_line

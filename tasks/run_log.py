@@ -6,13 +6,14 @@ proposed and why, and what the decision rule said about it. Plain strings, so te
 from __future__ import annotations
 
 
-def proposal_line(record: dict) -> str:
-    """`record`: tasks/propose.py's proposal.json (an accepted change, or a skip with its reason)."""
-    who = record.get("proposer") or "proposer"
-    if record.get("status") != "ok":
-        return f"{who} gave no valid change (skip): {record.get('reason') or 'no reason recorded'}"
-    reasoning = " ".join(str(record.get("reasoning") or "").split())
-    return (f"{who} proposes {record.get('text')}: {record.get('description') or ''}"
+def proposal_line(record) -> str:
+    """`record`: research.proposal_record.ProposalRecord (an accepted change, or a skip with its reason)."""
+    who = record.proposer or "proposer"
+    if not record.ok:
+        return f"{who} gave no valid change (skip): {record.reason or 'no reason recorded'}"
+    change = record.change
+    reasoning = " ".join(str(change.reasoning or "").split())
+    return (f"{who} proposes {change.text}: {change.description or ''}"
             + (f" | reasoning: {reasoning}" if reasoning else ""))
 
 

@@ -6,14 +6,16 @@ import time
 import pytest
 
 from research.ledger import Ledger
+from research.proposal_record import ProposalRecord
 from research.runrepo import RunRepo
+from research.space import Change
 from research.state import RunState
 from research.decide import judge_candidate
-from tasks.decide import decide_experiment
+from tasks.decide import ExperimentFacts, decide_experiment
 
 RUN_INFO = {"dataset": "bundled", "data_version": "v1", "code_version": "c1", "proposer": "local"}
-PROPOSAL = {"status": "ok", "key": "optim.matrix_lr", "value": 0.05, "canonical": "0.05", "text": "optim.matrix_lr=0.05",
-            "previous": 0.04, "description": "raise it", "reasoning": "why not", "proposer": "local"}
+PROPOSAL = ProposalRecord("ok", "local", Change("optim.matrix_lr", 0.05, "hparams.optim.matrix_lr=0.05", "raise it",
+                                                "why not", previous=0.04))
 SETTINGS = {"rule": "sequential", "min_delta": 0.001, "sigma_k": 2.0,
             "sequential": {"alpha": 0.05, "beta": 0.2, "effect": 2.0, "max_pairs": 6, "prior_df": 1, "min_gain": 0.0}}
 BASELINES = [{"exp": 0, "status": "baseline", "seed": 42, "val_bpb": 1.00, "seed_runs": "42:1.0"},
@@ -33,8 +35,8 @@ def record(run_dir, decision, runs, incumbent_new=None, exp=2):
     state = RunState(rows=list(BASELINES), hparams={"seed": 42}, base_sha=repo.tag_sha(0), best_val_bpb=1.005,
                      baseline_val_bpb=1.005, sigma=0.007)
     metrics = {"status": "ok", "steps": 3, "tokens": 30, "backend": "cpu"}
-    return decide_experiment(str(run_dir), exp, state, dict(PROPOSAL), metrics, {"status": "ok", "val_bpb": 0.9},
-                             decision, runs, incumbent_new or {}, RUN_INFO, sha, 42, time.time())
+    facts = ExperimentFacts(exp, state, PROPOSAL, metrics, {"status": "ok", "val_bpb": 0.9}, sha, 42, time.time())
+    return decide_experiment(str(run_dir), facts, decision, runs, incumbent_new or {}, RUN_INFO)
 
 
 def test_a_keep_is_recorded_with_its_paired_figures_and_moves_main(run_dir):

@@ -9,6 +9,8 @@ import sys
 import textwrap
 
 from research.decide import Decision
+from research.proposal_record import ProposalRecord
+from research.space import Change
 from data.layout import PROJECT_ROOT
 from tasks.run_log import proposal_line, verdict_line
 
@@ -41,10 +43,11 @@ def test_default_settings_send_info_to_the_api_and_warnings_only_to_the_console(
 
 
 def test_a_proposal_line_carries_the_change_its_description_and_reasoning():
-    line = proposal_line({"status": "ok", "proposer": "local", "text": "optim.matrix_lr=0.05",
-                          "description": "raise the Muon LR", "reasoning": "the last two\nraises helped"})
+    change = Change("optim.matrix_lr", 0.05, "hparams.optim.matrix_lr=0.05", "raise the Muon LR",
+                    "the last two\nraises helped")
+    line = proposal_line(ProposalRecord("ok", "local", change))
     assert line == ("local proposes optim.matrix_lr=0.05: raise the Muon LR | reasoning: the last two raises helped")
-    skipped = proposal_line({"status": "skip", "proposer": "claude", "reason": "out of bounds three times"})
+    skipped = proposal_line(ProposalRecord("skip", "claude", reason="out of bounds three times"))
     assert skipped == "claude gave no valid change (skip): out of bounds three times"
 
 
