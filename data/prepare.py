@@ -15,7 +15,7 @@ from pathlib import Path
 
 from data import layout
 from data.errors import DataError
-from data.shards import verify_shards
+from data.shards import data_version, verify_shards
 from data.spec import load_dataset_spec
 
 DATA_ERROR_PREFIX = "DataError: "
@@ -73,3 +73,17 @@ def prepare_dataset(name: str, root: str | Path = ".", echo=None) -> dict:
     manifest = verify_shards(layout.shard_dir(name, root), layout.tokenizer_dir(name, root))
     echo(f"prepare {name}: {manifest['tokens']['train']:,} train and {manifest['tokens']['val']:,} val tokens, data version {manifest['data_version']}")
     return manifest
+
+
+def prepare_data(dataset: str, data_dir: str | Path) -> dict:
+    """prepare_dataset under the project (a no-op when up to date), then where the run's copy of its files is:
+    {"dataset", "shard_dir", "tokenizer_dir", "data_version"}, the `data` section of every config.json."""
+    prepare_dataset(dataset, root=layout.PROJECT_ROOT)
+    base = Path(data_dir) / dataset
+    shard_dir = base / "shards"
+    if shard_dir.resolve() != layout.shard_dir(dataset, layout.PROJECT_ROOT).resolve():
+        # prepare_dataset verified the DVC outputs under the project; a paths.data_dir elsewhere is what the run
+        # trains on, so it is checked too (a flipped byte there went unnoticed before).
+        verify_shards(shard_dir, base / "tokenizer")
+    return {"dataset": dataset, "shard_dir": str(shard_dir), "tokenizer_dir": str(base / "tokenizer"),
+            "data_version": data_version(shard_dir)}

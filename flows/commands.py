@@ -15,7 +15,7 @@ def data_dir(cfg: dict) -> Path:
 
 
 def prepare_command(overrides: list[str]) -> int:
-    from tasks.prepare import prepare_data
+    from data.prepare import prepare_data
 
     cfg = compose(overrides, auto=False)
     name = cfg["dataset"]["name"]
@@ -57,8 +57,8 @@ def summary_lines(metrics: dict, evaluation: dict, depth: int) -> list[str]:
 
 
 def train_command(overrides: list[str]) -> int:
+    from data.prepare import prepare_data
     from hardware import detect
-    from tasks.prepare import prepare_data
     from training.launch import run_attached
     from training.run_config import ExperimentDir, training_config, write_training_config
 

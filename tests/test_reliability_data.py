@@ -2,7 +2,7 @@
 
 The datasets are copies of the session's tiny dataset (never the project's datasets/, which other runs use).
 The CLI cases skip DVC (prepare_dataset is replaced by a no-op) and go through the real verification that
-tasks.prepare.prepare_data runs on a paths.data_dir outside the project.
+data.prepare.prepare_data runs on a paths.data_dir outside the project.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-import tasks.prepare
+import data.prepare
 from data.errors import DataError
 from data.shards import verify_shards
 from flows.cli import main
@@ -68,7 +68,7 @@ def test_verify_names_the_damaged_file_in_one_sentence(damaged):
 @pytest.mark.parametrize("damaged", ["flipped byte in a shard", "truncated shard"], indirect=True)
 def test_cli_prints_one_sentence_and_exits_non_zero(damaged, monkeypatch, capsys):
     copy, relative, words = damaged
-    monkeypatch.setattr(tasks.prepare, "prepare_dataset", lambda name, root: None)  # skip DVC, keep the check
+    monkeypatch.setattr(data.prepare, "prepare_dataset", lambda name, root: None)  # skip DVC, keep the check
     code = main(["train", "preset=cpu", f"paths.data_dir={copy.parent}", f"paths.runs_dir={copy.parent.parent / 'runs'}"])
     captured = capsys.readouterr()
     assert code == 2
@@ -81,10 +81,8 @@ def test_cli_prints_one_sentence_and_exits_non_zero(damaged, monkeypatch, capsys
 @pytest.mark.parametrize("damaged", ["flipped byte in a shard"], indirect=True)
 def test_run_command_stops_on_a_corrupt_shard_with_one_sentence(damaged, monkeypatch, capsys):
     copy, relative, words = damaged
-    monkeypatch.setattr(tasks.prepare, "prepare_dataset", lambda name, root: None)
-    checks = []  # one entry per attempt of the prepare task
-    verify = tasks.prepare.prepare_data
-    monkeypatch.setattr(tasks.prepare, "prepare_data", lambda *args: checks.append(args) or verify(*args))
+    checks = []  # one entry per attempt of the prepare task, which starts with the DVC stages (skipped here)
+    monkeypatch.setattr(data.prepare, "prepare_dataset", lambda name, root: checks.append(name))
     code = main(["run", "preset=cpu", "proposer=local", "tag=corrupt", f"paths.data_dir={copy.parent}",
                  f"paths.runs_dir={copy.parent.parent / 'runs'}"])
     err = capsys.readouterr().err
