@@ -92,8 +92,10 @@ def run_command(overrides: list[str]) -> int:
     import signal
 
     from flows.research import research_flow
+    from research.keep_line import noise_sentence
     from research.ledger import Ledger
     from research.report import results_table_markdown
+    from research.run_settings import decide_settings
 
     compose(overrides)  # a bad override fails here in one sentence, before Prefect starts its server
     # SIGTERM ends the run like Ctrl-C: the training child is killed, the heartbeat says stopped, and the
@@ -101,9 +103,11 @@ def run_command(overrides: list[str]) -> int:
     signal.signal(signal.SIGTERM, _raise_interrupt)
     tie_temporary_server_to_us()
     summary = research_flow(overrides=overrides)
-    results = RunLayout(summary["run_dir"]).results
+    layout = RunLayout(summary["run_dir"])
+    results = layout.results
     rows = Ledger(results).rows()
     print(results_table_markdown(rows, limit=50))
+    print(noise_sentence(rows, decide_settings(layout.settings)))  # why a keep is rare: the noise and the line
     print(f"\nresults: {results}")
     print(f"report:  {summary.get('report')}")
     print(f"plot:    {summary.get('plot')}")
@@ -125,21 +129,23 @@ def suite_command(overrides: list[str]) -> int:
 
 
 def status_command(tag: str | None, overrides: list[str]) -> int:
-    from research.heartbeat import describe_status, read_heartbeat
+    """Without a tag, every run under paths.runs_dir in one table; with one, that run in detail."""
+    from research.run_overview import run_detail, runs_table
 
     cfg = compose(overrides, auto=False)
     runs_root = resolve_path(cfg["paths"]["runs_dir"])
-    tags = [tag] if tag else sorted(p.name for p in runs_root.glob("*") if RunLayout(p).heartbeat.is_file())
-    if not tags:
+    if tag:
+        layout = RunLayout.of(runs_root, tag)
+        if not (layout.heartbeat.is_file() or layout.results.is_file()):
+            print(f"{tag}: no run at {layout.root}; is the tag right? `autoresearch status` lists the runs.")
+            return 1
+        print(run_detail(layout))
+        return 0
+    table = runs_table(runs_root)
+    if len(table.splitlines()) <= 2:
         print(f"no runs under {runs_root}; start one with `autoresearch run`.")
         return 0
-    for name in tags:
-        heartbeat = read_heartbeat(RunLayout.of(runs_root, name).heartbeat)
-        if heartbeat is None:
-            print(f"{name}: no heartbeat at {runs_root / name}; is the tag right?")
-            continue
-        print(f"== {name}")
-        print(describe_status(heartbeat))
+    print(table)
     return 0
 
 

@@ -32,6 +32,7 @@ from research.proposal_record import ProposalRecord
 from research.proposers.base import ProposalContext
 from research.runlock import RunLock
 from research.runrepo import RunRepo
+from research.run_settings import save_run_settings
 from research.space import apply_change, load_space
 from research.state import derive_state, hparams_yaml
 from tasks.decide import ExperimentFacts, decide_task, failure_reason, reconcile_main, write_run_report
@@ -112,6 +113,7 @@ def run_research(cfg: dict) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     heartbeat = Heartbeat(layout.heartbeat, tag)
     with RunLock(run_dir, tag):
+        save_run_settings(layout.settings, cfg)  # read later by the report's keep line and by status
         try:
             _loop(cfg, run_dir, heartbeat)
         except ResearchStopped as exc:

@@ -7,6 +7,7 @@ was better, but inside the noise: the plot shades that band.
 from __future__ import annotations
 
 from research.decide import keep_margin
+from research.pairing import incumbent
 
 
 def keep_lines(rows: list[dict], best_before: dict[int, float], settings: dict) -> dict[int, float]:
@@ -22,3 +23,19 @@ def keep_lines(rows: list[dict], best_before: dict[int, float], settings: dict) 
         if margin is not None:
             lines[exp] = best_before[exp] - margin
     return lines
+
+
+def noise_sentence(rows: list[dict], settings: dict) -> str:
+    """One sentence for the end of a run: how many proposals were better than their incumbent but inside the
+    noise (discarded with a paired gain), and where the keep line stands now, so 0 keeps is no mystery."""
+    judged = [row for row in rows if row.get("status") in ("keep", "discard")]
+    inside = [row for row in judged if row.get("status") == "discard" and (row.get("paired_delta") or 0.0) < 0]
+    margin = keep_margin(rows, settings)
+    if margin is None:
+        return f"{len(judged)} proposals judged; no keep line yet (the baselines give no noise estimate)."
+    gains = [-row["paired_delta"] for row in inside]
+    within = f" (paired gains up to {max(gains):.6f} val_bpb)" if gains else ""
+    best = incumbent(rows).mean  # what keep_margin measured the margin against
+    line = f" (best {best:.6f}, line {best - margin:.6f})" if best is not None else ""
+    return (f"{len(inside)} of {len(judged)} judged proposals were better than the best but inside the noise{within}, "
+            f"so not kept; the keep line now asks a first run to gain {margin:.6f} val_bpb{line}.")

@@ -1,0 +1,88 @@
+"""What `autoresearch status` prints: every run under runs/ in one table, or one run in detail.
+
+Read only from the run's own files (heartbeat, ledger, settings.json), never from Prefect, so it works on a
+machine where nothing is running and while a run writes: the ledger is read, never repaired, and a damaged
+file gives a blank cell instead of an error.
+"""
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+from research.heartbeat import DEFAULT_STALE_AFTER_S, FINAL_PHASES, describe_status, pid_alive, read_heartbeat
+from research.layout import RunLayout
+from research.ledger import Ledger, LedgerError
+from research.report import results_table_markdown, summarize
+from research.run_settings import planned_experiments
+
+
+def _rows(layout: RunLayout) -> list[dict]:
+    try:
+        return Ledger(layout.results).rows()
+    except (LedgerError, OSError):
+        return []
+
+
+def ago(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 90:
+        return f"{seconds:.0f} s ago"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min ago"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h ago"
+    return f"{seconds / 86400:.1f} days ago"
+
+
+def liveness(heartbeat: dict | None, now: float, stale_after_s: float = DEFAULT_STALE_AFTER_S) -> str:
+    """finished | alive | stale (its process lives but has not beaten for long) | dead | on <host> | unknown."""
+    if heartbeat is None:
+        return "unknown"
+    if heartbeat.get("phase") in FINAL_PHASES:
+        return "finished"
+    host, pid = heartbeat.get("host"), heartbeat.get("pid")
+    if host != socket.gethostname():
+        return f"on {host}"
+    if not isinstance(pid, int) or not pid_alive(pid):
+        return "dead"
+    beat = heartbeat.get("time")
+    return "stale" if isinstance(beat, (int, float)) and now - beat > stale_after_s else "alive"
+
+
+def run_line(layout: RunLayout, now: float) -> dict:
+    heartbeat = read_heartbeat(layout.heartbeat)
+    rows = _rows(layout)
+    planned = planned_experiments(layout.settings)
+    best = summarize(rows)["best_val_bpb"] if rows else (heartbeat or {}).get("best_val_bpb")
+    times = [path.stat().st_mtime for path in (layout.heartbeat, layout.results) if path.is_file()]
+    return {"tag": layout.root.name, "phase": (heartbeat or {}).get("phase") or "unknown",
+            "done": f"{len(rows)} of {planned}" if planned else str(len(rows)),
+            "best": "" if best is None else f"{best:.6f}",
+            "last": ago(now - max(times)) if times else "", "alive": liveness(heartbeat, now)}
+
+
+def runs_table(runs_root: Path, now: float | None = None) -> str:
+    """Every run folder under `runs_root` (one with a heartbeat or a ledger), most recently active first."""
+    now = time.time() if now is None else now
+    folders = [p for p in Path(runs_root).glob("*") if p.is_dir() and (RunLayout(p).heartbeat.is_file()
+                                                                     or RunLayout(p).results.is_file())]
+    folders.sort(key=lambda p: max(f.stat().st_mtime for f in (RunLayout(p).heartbeat, RunLayout(p).results)
+                                   if f.is_file()), reverse=True)
+    lines = ["| run | phase | experiments | best val_bpb | last activity | process |", "|---|---|---:|---:|---|---|"]
+    for folder in folders:
+        line = run_line(RunLayout(folder), now)
+        lines.append("| {tag} | {phase} | {done} | {best} | {last} | {alive} |".format(**line))
+    return "\n".join(lines) + "\n"
+
+
+def run_detail(layout: RunLayout, now: float | None = None, last: int = 5) -> str:
+    """The heartbeat's account of one run, then the last `last` rows of its ledger."""
+    heartbeat = read_heartbeat(layout.heartbeat)
+    rows = _rows(layout)
+    out = [describe_status(heartbeat, now) if heartbeat else f"No heartbeat in {layout.root} yet."]
+    planned = planned_experiments(layout.settings)
+    out.append(f"Experiments recorded: {len(rows)}" + (f" of {planned} planned." if planned else "."))
+    if rows:
+        out += ["", f"Last {min(last, len(rows))} experiments:", "", results_table_markdown(rows, limit=last).rstrip()]
+    return "\n".join(out) + "\n"
