@@ -77,7 +77,7 @@ def run_loop(proposer_cfg: dict, seed: int, proposals: int, hparams: dict, space
     for exp in range(baselines, baselines + proposals):
         context = ProposalContext(hparams=current, space=space, history=history, best_val_bpb=best,
                                   baseline_val_bpb=values[0], noise_sigma=noise_sigma, tried=tried,
-                                  seq_len=SEQ_LEN, seed=seed, keep_threshold=2 * noise_sigma, base_sha=base)
+                                  seq_len=SEQ_LEN, seed=seed, keep_margin=2 * noise_sigma, base_sha=base)
         try:
             change = proposer.propose(context).change
         except InvalidProposal as err:

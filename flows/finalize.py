@@ -20,7 +20,7 @@ from prefect import flow
 
 from data.atomic import atomic_write_text
 from flows.compose import CONF_DIR, compose, run_layout
-from flows.research import ExperimentRunner, Prepared, ensure_run_id
+from flows.research import ExperimentRunner, ExperimentSetup, ensure_run_id
 from research.errors import ResearchStopped
 from research.finalize import fresh_seeds, plan_arms, summarize, trainings_needed, verified_markdown
 from research.finalize_table import FinalizeTable
@@ -135,13 +135,13 @@ def measure(runner: ExperimentRunner, state, run_dir: Path, run_cfg: dict, arm, 
                              arm.hparams, seed, run_cfg["data"], run_cfg.get("fault"))
     write_training_config(directory, config)
     key = f"{runner.run_id}-finalize-{arm.name}-{seed}-{config_hash(config)}-{runner.run_info['code_version']}"
-    prepared = Prepared(exp, state, directory, None, "", seed, 0.0, False, f"finalize {arm.name} seed {seed}", key)
-    metrics, evaluation = runner.execute(prepared)
+    setup = ExperimentSetup(exp, state, directory, None, "", seed, 0.0, False, f"finalize {arm.name} seed {seed}", key)
+    metrics, evaluation = runner.execute(setup)
     ok = metrics.get("status") == "ok" and evaluation and evaluation.get("status") == "ok"
     error = None if ok else (evaluation or metrics or {}).get("reason", "training failed")
     test_bpb = None
     if ok and arm.name in TEST_ARMS and has_test_split(run_cfg):
-        test_bpb = score_test(runner, prepared, config)
+        test_bpb = score_test(runner, setup, config)
     return {"arm": arm.name, "seed": seed, "val_bpb": evaluation.get("val_bpb") if ok else None, "test_bpb": test_bpb,
             "steps": metrics.get("steps"), "error": error, "config_hash": config_hash(config)}
 
@@ -152,22 +152,22 @@ def has_test_split(run_cfg: dict) -> bool:
     return bool(read_manifest(run_cfg["data"]["shard_dir"]).get("tokens", {}).get("test"))
 
 
-def score_test(runner: ExperimentRunner, prepared: Prepared, config: dict) -> float | None:
+def score_test(runner: ExperimentRunner, setup: ExperimentSetup, config: dict) -> float | None:
     """The same checkpoint scored on the held-out test split, in <arm>/<seed>/test/ (its own cached task)."""
     from tasks.evaluate import evaluate_task
 
-    directory = ExperimentDir(prepared.directory).test_split
+    directory = ExperimentDir(setup.directory).test_split
     directory.mkdir(parents=True, exist_ok=True)
     write_training_config(directory, {**config, "train": {**config["train"], "eval_split": "test"}})
-    trained, checkpoint = ExperimentDir(prepared.directory).checkpoint, ExperimentDir(directory).checkpoint
+    trained, checkpoint = ExperimentDir(setup.directory).checkpoint, ExperimentDir(directory).checkpoint
     if not checkpoint.is_file():
         try:
             os.link(trained, checkpoint)  # no copy of the weights where links work
         except OSError:
             shutil.copy2(trained, checkpoint)
     silence = float(runner.cfg["budget"]["grace_seconds"]) * 2
-    evaluation = evaluate_task(prepared.exp, str(directory), silence, cache_key=f"{prepared.key}-test",
-                               label=f"{prepared.label} test split", slots=runner.slots)
+    evaluation = evaluate_task(setup.exp, str(directory), silence, cache_key=f"{setup.key}-test",
+                               label=f"{setup.label} test split", slots=runner.slots)
     return float(evaluation["val_bpb"]) if evaluation.get("status") == "ok" else None
 
 

@@ -62,22 +62,22 @@ def run_round(runner, ledger, first: int, members: list[int], start) -> list[dic
     from research.state import derive_state
 
     recorded = {row["exp"]: row for row in ledger.rows()}
-    prepared, in_flight = [], []
+    setups, in_flight = [], []
     for exp in members:
         if exp in recorded:
             # Decided before a crash: it still competes for the round (its val_bpb is in the ledger).
             if recorded[exp].get("key"):
                 in_flight.append({"key": recorded[exp]["key"], "value": recorded[exp].get("value")})
             continue
-        item = runner.prepare(exp, start, in_flight)
-        prepared.append(item)
+        item = runner.set_up(exp, start, in_flight)
+        setups.append(item)
         if item.proposal and item.proposal.ok:
             in_flight.append({"key": item.proposal.change.key, "value": item.proposal.change.value})
 
-    to_run = [item for item in prepared if not item.skipped]
+    to_run = [item for item in setups if not item.skipped]
     runner.heartbeat.beat("training", exp=first, best=start.best_val_bpb, counts=start.counts,
                           message=f"round of {len(members)}: " + ", ".join(item.label for item in to_run))
-    outcomes: dict[int, tuple] = {item.exp: (None, None) for item in prepared}
+    outcomes: dict[int, tuple] = {item.exp: (None, None) for item in setups}
     if to_run:
         # Each thread gets a copy of this context, so its tasks are children of this flow run in the UI.
         with ThreadPoolExecutor(max_workers=len(to_run), thread_name_prefix="experiment") as pool:
@@ -93,7 +93,7 @@ def run_round(runner, ledger, first: int, members: list[int], start) -> list[dic
     finished = sum(value is not None for value in scores.values())  # how many first runs the winner beat
 
     rows = []
-    for item in prepared:
+    for item in setups:
         metrics, evaluation = outcomes[item.exp]
         current = derive_state(ledger.rows(), runner.repo, runner.cfg["hparams"], runner.space)
         # Judged against the best as it stands now (a winner decided earlier in this round raised it), but

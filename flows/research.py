@@ -198,13 +198,13 @@ class ExperimentRunner:
             self.pool_deployment = ensure_pool_deployment(cfg["research"]["pool"])
 
     def run(self, exp: int, state) -> dict:
-        prepared = self.prepare(exp, state)
-        if prepared.skipped:
-            return self.decide(prepared, None, None)
-        metrics, evaluation = self.execute(prepared)
-        return self.decide(prepared, metrics, evaluation)
+        setup = self.set_up(exp, state)
+        if setup.skipped:
+            return self.decide(setup, None, None)
+        metrics, evaluation = self.execute(setup)
+        return self.decide(setup, metrics, evaluation)
 
-    def prepare(self, exp: int, state, in_flight: list | None = None) -> "Prepared":
+    def set_up(self, exp: int, state, in_flight: list | None = None) -> "ExperimentSetup":
         """Proposal (or baseline seed), commit and config.json of experiment `exp`, on top of `state`."""
         cfg = self.cfg
         started = time.time()
@@ -219,7 +219,7 @@ class ExperimentRunner:
         else:
             proposal = self._propose(exp, state, directory, in_flight or [])
             if not proposal.ok:
-                return Prepared(exp, state, directory, proposal, "", int(state.hparams["seed"]), started, False,
+                return ExperimentSetup(exp, state, directory, proposal, "", int(state.hparams["seed"]), started, False,
                                 "skip", "", skipped=True)
             change = proposal.change
             hparams = apply_change(state.hparams, change)
@@ -232,51 +232,51 @@ class ExperimentRunner:
         run_cfg = training_config(cfg, hparams, seed, self.data, cfg.get("fault"))
         write_training_config(directory, run_cfg)
         key = f"{self.run_id}-exp{exp}-{config_hash(run_cfg)}-{self.run_info['code_version']}"
-        return Prepared(exp, state, directory, proposal, commit_sha, seed, started, baseline, label, key)
+        return ExperimentSetup(exp, state, directory, proposal, commit_sha, seed, started, baseline, label, key)
 
-    def execute(self, prepared: "Prepared") -> tuple[dict, dict | None]:
+    def execute(self, setup: "ExperimentSetup") -> tuple[dict, dict | None]:
         """Training, then evaluation if the training succeeded: here, or on the work pool."""
-        cfg, state, exp, label = self.cfg, prepared.state, prepared.exp, prepared.label
-        self.heartbeat.beat("baseline" if prepared.baseline else "training", exp=exp, best=state.best_val_bpb,
+        cfg, state, exp, label = self.cfg, setup.state, setup.exp, setup.label
+        self.heartbeat.beat("baseline" if setup.baseline else "training", exp=exp, best=state.best_val_bpb,
                             counts=state.counts, message=label)
         train_deadline, train_silence = training_limits(cfg["budget"])
         eval_silence = float(cfg["budget"]["grace_seconds"]) * 2
         if self.pool_deployment:
             from flows.pool import run_on_pool
 
-            return run_on_pool(self.pool_deployment, cfg["research"]["pool"], exp, str(prepared.directory),
-                               train_deadline, eval_silence, prepared.key, label, cfg.get("slots"),
+            return run_on_pool(self.pool_deployment, cfg["research"]["pool"], exp, str(setup.directory),
+                               train_deadline, eval_silence, setup.key, label, cfg.get("slots"),
                                cfg.get("backend") or "auto", train_silence)
         return train_then_evaluate(
-            exp, str(prepared.directory), train_deadline, train_silence, eval_silence, prepared.key, label, self.slots,
+            exp, str(setup.directory), train_deadline, train_silence, eval_silence, setup.key, label, self.slots,
             lambda: self.heartbeat.beat("evaluating", exp=exp, best=state.best_val_bpb, counts=state.counts,
                                         message=label))
 
-    def decide(self, prepared: "Prepared", metrics, evaluation, state=None, selected_from: int = 1,
+    def decide(self, setup: "ExperimentSetup", metrics, evaluation, state=None, selected_from: int = 1,
                winner: int | None = None) -> dict:
         """Ask research.decide for the verdict (training more pairs while it asks for them) and record it. A
         parallel round passes the state at decision time, its size, and the winner for every other member."""
-        state = state or prepared.state
-        error = failure_reason(prepared.proposal, metrics, evaluation)
-        if error is None and not prepared.skipped and finite_or_none((evaluation or {}).get("val_bpb")) is None:
+        state = state or setup.state
+        error = failure_reason(setup.proposal, metrics, evaluation)
+        if error is None and not setup.skipped and finite_or_none((evaluation or {}).get("val_bpb")) is None:
             error = f"the evaluation gave no finite val_bpb ({(evaluation or {}).get('val_bpb')})"
         runs, incumbent_new = {}, {}
-        if prepared.skipped:
+        if setup.skipped:
             decision = judge_failure(state.rows, "skip", error)
         elif error is not None:
             decision = judge_failure(state.rows, "crash", error)
         else:
-            runs = {prepared.seed: float(evaluation["val_bpb"])}
-            if prepared.baseline:
-                decision = judge_baseline(state.rows, prepared.seed, runs[prepared.seed])
-            elif selected_from > 1 and prepared.exp != winner:
+            runs = {setup.seed: float(evaluation["val_bpb"])}
+            if setup.baseline:
+                decision = judge_baseline(state.rows, setup.seed, runs[setup.seed])
+            elif selected_from > 1 and setup.exp != winner:
                 decision = round_loser(state.rows, runs, winner)
             else:
-                hparams = json.loads(ExperimentDir(prepared.directory).config.read_text())["hparams"]
-                decision, runs, incumbent_new = settle(self, prepared, hparams, runs[prepared.seed], state.rows,
+                hparams = json.loads(ExperimentDir(setup.directory).config.read_text())["hparams"]
+                decision, runs, incumbent_new = settle(self, setup, hparams, runs[setup.seed], state.rows,
                                                        selected_from)
-        facts = ExperimentFacts(prepared.exp, state, prepared.proposal, metrics, evaluation, prepared.commit_sha,
-                                prepared.seed, prepared.started)
+        facts = ExperimentFacts(setup.exp, state, setup.proposal, metrics, evaluation, setup.commit_sha,
+                                setup.seed, setup.started)
         row = decide_task(str(self.run_dir), self.cfg["tag"], facts, decision, runs, incumbent_new, self.run_info)
         publish_progress_plot(str(self.run_dir), self.cfg["tag"])
         return row
@@ -293,7 +293,7 @@ class ExperimentRunner:
                                                            else f"{cfg['budget']['steps']} steps"),
             seq_len=int(cfg["train"]["seq_len"]), seed=int(cfg["hparams"]["seed"]) + exp,
             base_sha=state.base_sha,
-            keep_threshold=keep_margin(state.rows, cfg["decide"]),
+            keep_margin=keep_margin(state.rows, cfg["decide"]),
         )
         cache_key = f"{self.run_id}-exp{exp}-{state.base_sha}-{config_hash(state.hparams)}-propose"
         if in_flight:  # the same block with other changes in flight is another question to the proposer
@@ -302,7 +302,7 @@ class ExperimentRunner:
 
 
 @dataclass
-class Prepared:
+class ExperimentSetup:
     """An experiment ready to train: what `decide` needs besides the training's outcome."""
 
     exp: int

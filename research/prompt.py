@@ -125,10 +125,10 @@ def build_prompt(context: Any, *, full_rows: int = FULL_ROWS, stagnation_after: 
         f"baseline val_bpb: {_fmt_num(context.baseline_val_bpb)}; best val_bpb: {_fmt_num(context.best_val_bpb)}; "
         f"noise sigma: {_fmt_num(context.noise_sigma, 3)}"
     )
-    threshold = getattr(context, "keep_threshold", None)
-    if threshold is not None:
+    margin = context.keep_margin
+    if margin is not None:
         out.append(f"keep threshold: a change is kept at once when its first paired run beats the best by more than "
-                   f"{_fmt_num(threshold, 3)}; a smaller gain that looks real is re-run on more seeds before a verdict")
+                   f"{_fmt_num(margin, 3)}; a smaller gain that looks real is re-run on more seeds before a verdict")
 
     experiments = [r for r in history if r.get("status") != "baseline"]
     out.append("")

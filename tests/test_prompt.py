@@ -31,7 +31,7 @@ def history(n=40):
 
 def context(**kw):
     base = dict(hparams=HPARAMS, space=SPACE, history=history(), best_val_bpb=0.98765, baseline_val_bpb=1.0,
-                noise_sigma=0.0021, keep_threshold=0.0042, hardware="cuda, NVIDIA H100 80GB HBM3",
+                noise_sigma=0.0021, keep_margin=0.0042, hardware="cuda, NVIDIA H100 80GB HBM3",
                 budget="300 s per experiment, 12 of 100 experiments left", seq_len=2048, seed=0,
                 in_flight=[{"key": "optim.embedding_lr", "value": 0.9}])
     base.update(kw)

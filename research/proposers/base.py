@@ -39,7 +39,7 @@ class ProposalContext:
     budget: str = ""
     seq_len: int | None = None
     seed: int = 0
-    keep_threshold: float | None = None   # improvement in val_bpb needed to keep (from the decide rule)
+    keep_margin: float | None = None      # val_bpb a first paired run must gain to be kept at once (the decide rule)
     base_sha: str | None = None            # the run-repo commit the next experiment starts from
 
     def space_obj(self) -> Space:
