@@ -161,7 +161,7 @@ def _draw_hours(axes, rows: list[dict], verified: Paired | None) -> None:
     axes.set_title("best val_bpb per training hour", fontsize=10)
     axes.grid(True, alpha=0.3)
     if axes.get_legend_handles_labels()[0]:
-        axes.legend(loc="upper right", fontsize=7, framealpha=0.85)
+        axes.legend(loc="lower left", fontsize=7, framealpha=0.85)  # the best falls from upper left: that corner is free
 
 
 def progress_figure(rows: list[dict], title: str, settings: dict | None = None, verified: Paired | None = None):

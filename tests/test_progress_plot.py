@@ -1,7 +1,7 @@
 """progress.png carries what a reader needs: the baselines' noise band, the best so far, the keep line and the
 band inside the noise, each keep labelled with its change, crashes on the top edge, and on the right the best
 against cumulative training hours with finalize's verified gain. Read from the figure's artists, on a
-100-experiment ledger the real decision rule produced (tests/synthetic_ledger.py)."""
+100-experiment ledger the real decision rule produced (bench/synthetic_ledger.py)."""
 from __future__ import annotations
 
 import matplotlib.image
@@ -15,7 +15,7 @@ from research.progress_plot import best_so_far, plot_progress, progress_figure
 from research.report import write_report
 from research.run_costs import verified_gain
 from research.run_settings import decide_settings, save_run_settings
-from tests.synthetic_ledger import synthetic_ledger
+from bench.synthetic_ledger import synthetic_ledger
 
 DEFAULTS = decide_settings("/nonexistent/settings.json")  # conf/config.yaml's decide block
 

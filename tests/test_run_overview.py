@@ -12,7 +12,7 @@ from research.ledger import Ledger
 from research.report import summarize
 from research.run_overview import liveness, run_detail, runs_table
 from research.run_settings import decide_settings, save_run_settings
-from tests.synthetic_ledger import synthetic_ledger
+from bench.synthetic_ledger import synthetic_ledger
 
 DECIDE = decide_settings("/nonexistent/settings.json")
 
