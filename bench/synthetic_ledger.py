@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.decide_sim import BASE_SEED, REGIMES, World, draw_gain, rule_settings  # noqa: E402
 from research.decide import CONTINUE, decision_fields, first_seed, judge_baseline, judge_candidate  # noqa: E402
+from research.run_costs import trainings  # noqa: E402
 
 VALUES = {"optim.matrix_lr": (0.02, 0.03, 0.05, 0.06), "optim.embedding_lr": (0.3, 0.4, 0.8),
           "optim.warmdown_frac": (0.3, 0.5, 0.7), "optim.weight_decay": (0.0, 0.1, 0.3), "model.depth": (6, 10, 12),
@@ -58,8 +59,10 @@ def synthetic_ledger(experiments: int = 100, seed: int = 7, regime: str = "gpu-s
             if decision.incumbent_runs_next:
                 incumbent_new[decision.next_seed] = world.measure(best_config, decision.next_seed)
             candidate.setdefault(decision.next_seed, world.measure(exp, decision.next_seed))
-        rows.append({"exp": exp, "seed": seed, **change, "description": f"try {change['change']}",
-                     **decision_fields(decision, candidate, incumbent_new), **_costs(rng)})
+        row = {"exp": exp, "seed": seed, **change, "description": f"try {change['change']}",
+               **decision_fields(decision, candidate, incumbent_new), **_costs(rng)}
+        row["total_seconds"] *= trainings(row)  # the row's wall time covers every paired training it ran
+        rows.append(row)
         if decision.keep:
             best_config = exp
     return rows
