@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from research.errors import InvalidProposal
-from research.space import Change, Space, as_space, canonical_text
+from research.space import Change, Space, as_space, canonical_text, format_value, get_value, validate
 
 
 class ProposerTransient(RuntimeError):
@@ -110,6 +110,31 @@ def exhausted(reasons: list[str], *, attempts: int, usage: Mapping[str, Any] | N
     last = reasons[-1] if reasons else "The proposer found no valid change."
     return attach_usage(InvalidProposal(last), attempts=attempts, usage=usage or empty_usage(), model=model,
                         reasons=reasons, proposer=proposer)  # type: ignore[return-value]
+
+
+def first_valid_change(candidates: Iterable[tuple[str, Any, str]], context: ProposalContext, proposer: str,
+                       give_up: str) -> Proposal:
+    """The first candidate `(key, value, reasoning)` that research.space.validate accepts, as a Proposal of an
+    offline proposer (no tokens). When none is valid, raises `exhausted` with up to five refusals and `give_up`."""
+    space = context.space_obj()
+    excluded = context.excluded()
+    reasons: list[str] = []
+    for key, value, reasoning in candidates:
+        param = space[key]
+        try:
+            current = get_value(context.hparams, key)
+        except KeyError:
+            continue
+        proposal = {"key": key, "value": value, "reasoning": reasoning,
+                    "description": f"{key} {format_value(param, current)} -> {format_value(param, value)}"}
+        try:
+            change = validate(proposal, context.hparams, space, excluded, context.seq_len, base_sha=context.base_sha)
+        except InvalidProposal as err:
+            if len(reasons) < 5:
+                reasons.append(str(err))
+            continue
+        return Proposal(change=change, attempts=1, model=proposer, proposer=proposer)
+    raise exhausted(reasons + [give_up], attempts=1, model=proposer, proposer=proposer)
 
 
 class Proposer:

@@ -31,9 +31,9 @@ from typing import Any, Iterator, Mapping, NamedTuple
 import numpy as np
 
 from research.decide import finite_or_none, paired_deltas
-from research.errors import InvalidProposal, ProposerFatal
-from research.proposers.base import Proposal, ProposalContext, Proposer, exhausted, in_flight_pair
-from research.space import Change, Param, Space, canonical_text, format_value, get_value, validate
+from research.errors import ProposerFatal
+from research.proposers.base import Proposal, ProposalContext, Proposer, first_valid_change, in_flight_pair
+from research.space import Param, canonical_text, format_value, get_value
 
 DEFAULTS = {"exploration": 2.0, "grow": 1.5, "shrink": 0.5, "stagnation_after": 16, "crash_reward": -2.0,
             "initial_step": 0.08, "priors": {}, "paired": True, "inconclusive": 1.0}
@@ -232,7 +232,6 @@ class LocalProposer(Proposer):
         rows = [r for r in (context.history or []) if r.get("status") != "baseline"]
         rng = np.random.default_rng([int(context.seed) & 0xFFFFFFFF, len(context.history or []),
                                      len(context.in_flight or [])])
-        excluded = context.excluded()
         in_flight_keys = {in_flight_pair(item)[0] for item in context.in_flight or []}
 
         streak = 0
@@ -259,37 +258,26 @@ class LocalProposer(Proposer):
             scores.append((score, key))
         scores.sort(key=lambda item: -item[0])
 
-        reasons: list[str] = []
-        checked = 0
-        for _, key in scores:
-            param = space[key]
-            try:
-                current = get_value(context.hparams, key)
-            except KeyError:
-                continue
-            state = states[key]
-            step = state.step * widen
-            seen: set[str] = set()
-            for value in self._candidates(param, current, state, step, rng):
-                text = format_value(param, value)
-                if text in seen:
-                    continue
-                seen.add(text)
-                checked += 1
-                proposal = {"key": key, "value": value,
-                            "description": f"{key} {format_value(param, current)} -> {text}",
-                            "reasoning": self._reasoning(key, state.direction, step, widen)}
+        def candidates():
+            for _, key in scores:
                 try:
-                    change = validate(proposal, context.hparams, space, excluded, context.seq_len,
-                                      base_sha=context.base_sha)
-                except InvalidProposal as err:
-                    if len(reasons) < 5:
-                        reasons.append(str(err))
+                    current = get_value(context.hparams, key)
+                except KeyError:
                     continue
-                self._previous[(key, change.canonical)] = current
-                return Proposal(change=change, attempts=1, model="local", rejected_reasons=[], proposer=self.name)
-        raise exhausted(reasons + ["The local proposer found no untried valid change; widen conf/space.yaml."],
-                        attempts=1, model="local", proposer=self.name)
+                state = states[key]
+                step = state.step * widen
+                seen: set[str] = set()
+                for value in self._candidates(space[key], current, state, step, rng):
+                    text = format_value(space[key], value)
+                    if text not in seen:
+                        seen.add(text)
+                        yield key, value, self._reasoning(key, state.direction, step, widen)
+
+        proposal = first_valid_change(candidates(), context, self.name,
+                                      "The local proposer found no untried valid change; widen conf/space.yaml.")
+        change = proposal.change
+        self._previous[(change.key, change.canonical)] = change.previous
+        return proposal
 
     def _check_priors(self, hparams: Mapping[str, Any]) -> None:
         """A prior must name a key of the hyperparameter block (a typo would silently do nothing). Keys left out

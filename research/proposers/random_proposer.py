@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 
-from research.errors import InvalidProposal
-from research.proposers.base import Proposal, ProposalContext, Proposer, exhausted
-from research.space import Param, format_value, get_value, validate
+from research.proposers.base import Proposal, ProposalContext, Proposer, first_valid_change
+from research.space import Param, format_value, get_value
 
 MAX_DRAWS = 2000
 
@@ -41,30 +40,18 @@ class RandomProposer(Proposer):
         return float(format_value(param, value))
 
     def propose(self, context: ProposalContext) -> Proposal:
+        return first_valid_change(self._draws(context), context, self.name,
+                                  "The random proposer drew no valid change; check conf/space.yaml.")
+
+    def _draws(self, context: ProposalContext) -> Iterator[tuple[str, Any, str]]:
         space = context.space_obj()
         rng = np.random.default_rng([int(context.seed) & 0xFFFFFFFF, len(context.history or []),
                                      len(context.in_flight or []), 7])
-        excluded = context.excluded()
         keys = space.keys
-        reasons: list[str] = []
         for _ in range(self.max_draws):
             key = keys[int(rng.integers(len(keys)))]
-            param = space[key]
             try:
-                current = get_value(context.hparams, key)
+                get_value(context.hparams, key)
             except KeyError:
-                continue
-            value = self._draw(param, rng)
-            text = format_value(param, value)
-            proposal = {"key": key, "value": value, "description": f"{key} {format_value(param, current)} -> {text}",
-                        "reasoning": "uniformly random control"}
-            try:
-                change = validate(proposal, context.hparams, space, excluded, context.seq_len,
-                                  base_sha=context.base_sha)
-            except InvalidProposal as err:
-                if len(reasons) < 5:
-                    reasons.append(str(err))
-                continue
-            return Proposal(change=change, attempts=1, model="random", proposer=self.name)
-        raise exhausted(reasons + ["The random proposer drew no valid change; check conf/space.yaml."],
-                        attempts=1, model="random", proposer=self.name)
+                continue  # before drawing a value, so the draws of a full block stay the sequence they always were
+            yield key, self._draw(space[key], rng), "uniformly random control"
