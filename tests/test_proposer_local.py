@@ -11,7 +11,8 @@ from research.errors import InvalidProposal, ProposerFatal
 from research.proposers import ProposalContext, make_proposer
 from research.proposers.local import LocalProposer
 from research.proposers.random_proposer import RandomProposer
-from research.space import Space, apply_change, load_space, validate
+from research.space import Space, apply_change, load_space
+from research.validation import validate
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))

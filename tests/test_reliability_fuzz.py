@@ -1,4 +1,4 @@
-"""Hostile proposals, generated: research.space.validate accepts nothing invalid, executes nothing, leaks nothing.
+"""Hostile proposals, generated: research.validation.validate accepts nothing invalid, executes nothing, leaks nothing.
 
 Each example is a whole proposal (key, value, description, reasoning, sometimes extra fields) mixing search-space
 keys with hostile ones, and values that are code, shell, Python expressions, OmegaConf interpolations, Hydra
@@ -25,7 +25,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from research.errors import InvalidProposal
-from research.space import PROPOSAL_FIELDS, load_space, validate
+from research.space import load_space
+from research.validation import PROPOSAL_FIELDS, validate
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACE = load_space(ROOT / "conf/space.yaml")

@@ -12,8 +12,9 @@ import yaml
 from hypothesis import given, settings, strategies as st
 
 from research.errors import InvalidProposal
-from research.space import (Change, Space, apply_change, check_override, format_value, get_value, load_space,
-                            tried_from_history, validate)
+from research.space import Change, Space, apply_change, format_value, get_value, load_space
+from research.state import tried_changes
+from research.validation import check_override, validate
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACE = load_space(ROOT / "conf/space.yaml")
@@ -158,7 +159,7 @@ def test_tried_from_the_same_base_only():
         validate(prop("optim.matrix_lr", 0.05), HPARAMS, SPACE, tried, 2048, base_sha="sha2")
     # tried entries from the ledger are strings; canonical text makes 0.050 and 0.05 the same
     rows = [{"key": "optim.matrix_lr", "value": "0.050", "baseline_sha": "s"}, {"key": "model.depth", "value": "12"}]
-    assert tried_from_history(rows, SPACE) == {("s", "optim.matrix_lr", "0.05"), (None, "model.depth", "12")}
+    assert tried_changes(rows, SPACE) == {("s", "optim.matrix_lr", "0.05"), (None, "model.depth", "12")}
 
 
 def test_description_is_one_clean_line():

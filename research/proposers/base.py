@@ -5,7 +5,8 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from research.errors import InvalidProposal
-from research.space import Change, Space, as_space, canonical_text, format_value, get_value, validate
+from research.space import Change, Space, as_space, canonical_text, format_value, get_value
+from research.validation import validate
 
 
 class ProposerTransient(RuntimeError):
@@ -46,7 +47,7 @@ class ProposalContext:
         return as_space(self.space)
 
     def excluded(self) -> set[tuple]:
-        """The tried entries plus the in-flight changes, in the form research.space.validate takes."""
+        """The tried entries plus the in-flight changes, in the form research.validation.validate takes."""
         space = self.space_obj()
         out = set(self.tried or ())
         for item in self.in_flight or ():
@@ -114,7 +115,7 @@ def exhausted(reasons: list[str], *, attempts: int, usage: Mapping[str, Any] | N
 
 def first_valid_change(candidates: Iterable[tuple[str, Any, str]], context: ProposalContext, proposer: str,
                        give_up: str) -> Proposal:
-    """The first candidate `(key, value, reasoning)` that research.space.validate accepts, as a Proposal of an
+    """The first candidate `(key, value, reasoning)` that research.validation.validate accepts, as a Proposal of an
     offline proposer (no tokens). When none is valid, raises `exhausted` with up to five refusals and `give_up`."""
     space = context.space_obj()
     excluded = context.excluded()

@@ -1,4 +1,4 @@
-"""The Claude proposer: one forced `propose_change` tool call per attempt, validated with research.space.validate.
+"""The Claude proposer: one forced `propose_change` tool call per attempt, validated with research.validation.validate.
 
 - The stable part of the prompt (role, rules, search space) is a system block with cache_control (prompt caching).
 - An invalid or malformed answer is sent back (tool_result with is_error and the reason) and Claude answers
@@ -17,7 +17,7 @@ from research.errors import InvalidProposal, ProposerFatal
 from research.prompt import TOOL_NAME, build_prompt
 from research.proposers.base import (Proposal, ProposalContext, Proposer, ProposerTransient, attach_usage,
                                      empty_usage, exhausted)
-from research.space import validate
+from research.validation import validate
 
 API_KEY_ENV = "ANTHROPIC_API_KEY"
 DEFAULTS = {

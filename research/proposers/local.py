@@ -19,7 +19,7 @@ the neighbouring choice for ordered choices, the next untried choice otherwise, 
 edits for patterns. After `stagnation_after` non-keeps in a row the steps widen (x2 per streak) and the
 exploration bonus doubles.
 
-Every candidate goes through research.space.validate (bounds, constraints, duplicates, in-flight); the first
+Every candidate goes through research.validation.validate (bounds, constraints, duplicates, in-flight); the first
 valid one wins. Deterministic: the generator is seeded from (seed, len(history), len(in_flight)), no global RNG,
 no clock, so the same context gives the same proposal (a resumed run proposes what the crashed one would).
 """
