@@ -42,7 +42,7 @@ from hardware import detect, get_adapter  # noqa: E402
 from hardware.peak_flops import AMD, NVIDIA, lookup  # noqa: E402
 from training.run_config import training_config, write_training_config  # noqa: E402
 from training.entry import ALLOCATOR_SETTINGS  # noqa: E402
-from training.outcome import mfu_percent  # noqa: E402
+from training.metrics import mfu_percent  # noqa: E402
 
 CONF = ROOT / "conf"
 

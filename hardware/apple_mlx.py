@@ -43,6 +43,11 @@ class MLXAdapter(Adapter):
     def autocast_dtype(self):
         return _mx().float32
 
+    def setup(self) -> None:
+        # The Metal GPU where there is one; Linux's mlx[cpu] (the tests) has only the CPU.
+        mx = _mx()
+        mx.set_default_device(mx.gpu if mx.metal.is_available() else mx.cpu)
+
     def autocast(self):
         return nullcontext()
 

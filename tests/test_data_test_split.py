@@ -42,7 +42,7 @@ def test_test_split_takes_training_documents_only_and_gets_its_own_shards(tmp_pa
     # The evaluation scores the split the config names (finalize's test scoring), the validation one otherwise.
     from data.layout import tokenizer_dir
     from flows.finalize import has_test_split
-    from training.eval_loop import score_validation
+    from training.evaluate import score_validation
 
     seen = []
     data = {"shard_dir": str(shard_dir("mine", tmp_path)), "tokenizer_dir": str(tokenizer_dir("mine", tmp_path))}

@@ -1,4 +1,4 @@
-"""training.eval_loop: the shared validation sums, and the progress lines the silence watchdog listens to."""
+"""training.evaluate.score_validation: the shared validation sums, and the progress lines the silence watchdog listens to."""
 from __future__ import annotations
 
 import math
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tests.training_helpers import make_experiment
-from training import eval_loop
+from training import evaluate as eval_loop
 from training.run_config import load_run_config
 
 

@@ -34,7 +34,7 @@ def test_this_machines_answer_matches_its_cpuinfo():
 
 
 def test_compile_by_default_only_for_time_budgets_with_a_cxx_compiler(monkeypatch):
-    from training.loop_torch import compile_enabled
+    from training.torch_port import compile_enabled
 
     adapter = hardware.get_adapter("cpu")
     monkeypatch.setattr(cpu, "cxx_compiler", lambda: "g++")

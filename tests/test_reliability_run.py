@@ -132,7 +132,7 @@ def scenario(tmp_path_factory):
         facts["b_output"] = (work / "B.log").read_text()
         facts["a_alive_after_b"] = a.poll() is None
         # SIGKILL for the orchestrator alone (the OOM killer's way): its training child, Prefect's temporary
-        # server and the server's reaper must all go with it (training/lifeline.py, flows/server_reaper.py).
+        # server and the server's reaper must all go with it (training.entry.die_with_parent, flows/server_reaper.py).
         tree = process_tree(a.pid)
         a.kill()
         a.wait()

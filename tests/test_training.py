@@ -30,9 +30,8 @@ def untrained_val_bpb(exp_dir: Path, tmp_path: Path) -> float:
 
     from hardware import get_adapter
     from training.checkpoint import save_checkpoint
-    from training.eval_torch import evaluate_torch
-    from training.loop_torch import build_model, torch_state_arrays
     from training.run_config import load_run_config
+    from training.torch_port import build_model, evaluate, torch_state_arrays
 
     cfg = load_run_config(exp_dir)
     init_dir = tmp_path / "init"
@@ -40,7 +39,7 @@ def untrained_val_bpb(exp_dir: Path, tmp_path: Path) -> float:
     torch.manual_seed(0)
     model = build_model(cfg, get_adapter("cpu"))
     save_checkpoint(init_dir, torch_state_arrays(model), dataclasses.asdict(model.config))
-    return evaluate_torch(cfg, init_dir, "cpu")["val_bpb"]
+    return evaluate(cfg, init_dir, get_adapter("cpu"))["val_bpb"]
 
 
 def test_tiny_training_learns_and_writes_its_records(tmp_path, tiny_dataset):
@@ -103,17 +102,16 @@ def test_evaluation_without_checkpoint_fails_clearly(tmp_path, tiny_dataset):
 
 def test_mlx_training_checkpoint_is_scored_alike_by_both_backends(tmp_path, tiny_dataset):
     pytest.importorskip("mlx.core", reason=MLX_MISSING)
-    from training.eval_mlx import evaluate_mlx
-    from training.eval_torch import evaluate_torch
-    from training.loop_mlx import train_mlx
+    from hardware import get_adapter
+    from training import mlx_port, torch_port
     from training.run_config import load_run_config
 
     exp_dir = make_experiment(tmp_path, tiny_dataset, ["budget.steps=5"])
     cfg = load_run_config(exp_dir)
-    metrics = train_mlx(cfg, exp_dir)
+    metrics = mlx_port.train(cfg, exp_dir, get_adapter("mlx"))
     assert metrics["status"] == "ok" and metrics["steps"] == 5 and metrics["backend"] == "mlx"
-    by_mlx = evaluate_mlx(cfg, exp_dir)["val_bpb"]
-    by_torch = evaluate_torch(cfg, exp_dir, "cpu")["val_bpb"]
+    by_mlx = mlx_port.evaluate(cfg, exp_dir, get_adapter("mlx"))["val_bpb"]
+    by_torch = torch_port.evaluate(cfg, exp_dir, get_adapter("cpu"))["val_bpb"]
     assert by_mlx == pytest.approx(by_torch, rel=1e-3)
 
 

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from training.budget import Budget
-from training.outcome import TrainingFailure
+from training.loop import Budget, TrainingFailure
 
 
 def test_a_step_longer_than_a_time_budget_fails_with_the_numbers():

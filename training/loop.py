@@ -1,20 +1,147 @@
-"""The budgeted optimisation loop every backend shares: schedule, budget, fault injection, loss checks,
-progress, and the garbage collector. A backend supplies its optimizer's param groups (plain dicts, whose live
-lr and weight decay this loop sets through optim.schedule.apply_schedule) and `step() -> loss`, one optimizer
-step over the full batch.
+"""The budgeted optimisation loop every port shares, and everything around it that is not the framework's.
+
+- `Budget`: a fixed number of seconds (the product) or of optimizer steps (tests). Time budgets count only
+  optimizer steps: compilation and warm-up happen before the clock starts. A step is started only if the recent
+  step time says it will finish inside the budget, so no optimizer step happens outside it.
+- `budgeted_training`: schedule, budget, fault injection, loss checks, progress and the garbage collector. A port
+  supplies its optimizer's param groups (plain dicts, whose live lr and weight decay this loop sets through
+  optim.schedule.apply_schedule) and `step() -> loss`, one optimizer step over the full batch.
+- `RunPlan`, `FirstStepFit`, `timed_warmup`: the set-up both ports do alike (batch split, loader, the first
+  step's fit check, the warm-up outside the budget), so that torch_port.py and mlx_port.py differ only where
+  the frameworks do.
+- `TrainingFailure`: how a training ends when the orchestrator should record a `crash`: a short machine kind
+  (nan, explosion, oom, budget, config, data, backend, error) and a one-sentence reason.
 """
 from __future__ import annotations
 
 import gc
+import math
+import sys
 import time
 from dataclasses import dataclass
 from typing import Callable
 
+from data.loader import TrainLoader
+from models.hparams import grad_accum_steps
 from optim.schedule import apply_schedule
-from training.budget import Budget
 from training.faults import Fault
-from training.outcome import check_loss, explosion_limit
-from training.progress import Progress
+from training.metrics import training_metrics
+from training.run_config import shard_dir
+
+
+class TrainingFailure(RuntimeError):
+    def __init__(self, kind: str, reason: str):
+        super().__init__(reason)
+        self.kind = kind
+        self.reason = reason
+
+
+def check_loss(loss: float, step: int, explosion_limit: float) -> None:
+    """Stop on a non-finite loss or one far above the loss of a uniform guess (an exploded model)."""
+    if not math.isfinite(loss):
+        raise TrainingFailure("nan", f"the training loss became {loss} at step {step}")
+    if loss > explosion_limit:
+        raise TrainingFailure(
+            "explosion", f"the training loss exploded to {loss:.3g} at step {step} (limit {explosion_limit:.3g})"
+        )
+
+
+def explosion_limit(vocab_size: int) -> float:
+    # A model that predicts uniformly scores ln(V); twice that means training has diverged, not just stalled.
+    return 2.0 * math.log(vocab_size)
+
+
+@dataclass
+class Budget:
+    kind: str  # "time" | "steps"
+    seconds: float
+    steps: int
+    # Exponential moving average of the step time, for predicting whether one more step fits.
+    _step_seconds_ema: float | None = None
+
+    @classmethod
+    def from_config(cls, budget_cfg: dict) -> "Budget":
+        kind = budget_cfg.get("kind", "time")
+        if kind not in ("time", "steps"):
+            raise ValueError(f"budget.kind must be 'time' or 'steps', not {kind!r}.")
+        seconds, steps = float(budget_cfg.get("seconds", 0)), int(budget_cfg.get("steps", 0))
+        if kind == "time" and seconds <= 0:
+            raise ValueError("budget.seconds must be positive for budget.kind=time.")
+        if kind == "steps" and steps <= 0:
+            raise ValueError("budget.steps must be positive for budget.kind=steps.")
+        return cls(kind=kind, seconds=seconds, steps=steps)
+
+    def progress(self, step: int, elapsed: float) -> float:
+        """Fraction of the budget used, in [0, 1]; drives the LR schedule."""
+        if self.kind == "steps":
+            return min(1.0, step / self.steps)
+        return min(1.0, elapsed / self.seconds)
+
+    def record_step(self, step_seconds: float) -> None:
+        ema = self._step_seconds_ema
+        self._step_seconds_ema = step_seconds if ema is None else 0.8 * ema + 0.2 * step_seconds
+
+    def has_room(self, step: int, elapsed: float) -> bool:
+        """True if another optimizer step fits in the budget."""
+        if self.kind == "steps":
+            return step < self.steps
+        predicted = self._step_seconds_ema or 0.0
+        return elapsed + predicted <= self.seconds
+
+    def check_step_fits(self, micro_batch_seconds: float, micro_batches: int) -> None:
+        """Fail at once when a single optimizer step would outlast a whole time budget.
+
+        Called after the first micro-batch of the first step. Without it a step of, say, 2,048 micro-batches
+        runs until the orchestrator's deadline kills the process, minutes later, as an unexplained crash.
+        """
+        estimate = micro_batch_seconds * micro_batches
+        if self.kind == "time" and micro_batches > 1 and estimate > self.seconds:
+            raise TrainingFailure(
+                "budget", f"one optimizer step would take about {estimate:.0f} s ({micro_batches} micro-batches of "
+                          f"{micro_batch_seconds:.2f} s), more than the whole {self.describe()} budget; lower "
+                          f"batch.total_batch_tokens")
+
+    def describe(self) -> str:
+        return f"{self.steps} steps" if self.kind == "steps" else f"{self.seconds:g} s"
+
+
+class Progress:
+    """A live bar on a terminal, throttled plain lines in a log: the orchestrator tails train.log, so plain
+    lines must be informative on their own and not flood it."""
+
+    def __init__(self, total_label: str, every_seconds: float = 5.0, stream=None):
+        self.stream = stream or sys.stdout
+        self.is_tty = self.stream.isatty()
+        self.every_seconds = every_seconds
+        self.total_label = total_label
+        self._last_print = 0.0
+
+    def update(self, step: int, progress: float, loss: float, tokens_per_second: float, elapsed: float) -> None:
+        now = time.monotonic()
+        line = (
+            f"step {step:5d} | {100 * progress:5.1f}% of {self.total_label} | loss {loss:.4f} | "
+            f"{tokens_per_second / 1e3:8.1f}k tok/s | {elapsed:6.1f}s"
+        )
+        if self.is_tty:
+            width = 30
+            filled = int(width * progress)
+            self.stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {line}")
+            self.stream.flush()
+        elif now - self._last_print >= self.every_seconds or step == 1:
+            self.stream.write(line + "\n")
+            self.stream.flush()
+            self._last_print = now
+
+    def close(self) -> None:
+        if self.is_tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+    def message(self, text: str) -> None:
+        if self.is_tty:
+            self.stream.write("\n")
+        self.stream.write(text + "\n")
+        self.stream.flush()
 
 
 @dataclass
@@ -55,3 +182,71 @@ def budgeted_training(step: Callable[[], float], param_groups: list[dict], budge
         progress.close()
         gc.unfreeze()
     return LoopResult(steps, elapsed, loss)
+
+
+@dataclass
+class RunPlan:
+    """What both ports read from config.json before building anything: the budget and the batch split."""
+
+    cfg: dict
+    budget: Budget
+    seq_len: int
+    device_batch: int
+    accum: int  # micro-batches per optimizer step
+
+    @classmethod
+    def from_config(cls, cfg: dict) -> "RunPlan":
+        hp = cfg["hparams"]
+        seq_len, device_batch = int(cfg["train"]["seq_len"]), int(hp["batch"]["device_batch_size"])
+        return cls(cfg, Budget.from_config(cfg["budget"]), seq_len, device_batch,
+                   grad_accum_steps(int(hp["batch"]["total_batch_tokens"]), device_batch, seq_len))
+
+    @property
+    def seed(self) -> int:
+        return int(self.cfg["hparams"]["seed"])
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.accum * self.device_batch * self.seq_len
+
+    def loader(self) -> TrainLoader:
+        return TrainLoader(shard_dir(self.cfg), batch_size=self.device_batch, seq_len=self.seq_len, seed=self.seed)
+
+    def run(self, step: Callable[[], float], param_groups: list[dict], vocab_size: int) -> LoopResult:
+        """budgeted_training with this run's schedule, fault (tests only) and log interval."""
+        return budgeted_training(step, param_groups, self.budget, self.cfg["hparams"]["schedule"],
+                                 Fault.from_config(self.cfg.get("fault")), vocab_size, self.tokens_per_step,
+                                 float(self.cfg["train"].get("log_every_seconds", 5.0)))
+
+    def metrics(self, result: LoopResult, adapter, flops: dict[str, float], num_params: int, warmup_seconds: float,
+                started: float, extra: dict) -> dict:
+        """The metrics.json record, with what the adapter knows of the device (peak FLOPS, memory, name)."""
+        return training_metrics(
+            result, tokens_per_step=self.tokens_per_step, **flops, peak_flops=adapter.peak_flops(),
+            peak_memory_bytes=adapter.peak_memory_bytes(), num_params=num_params, warmup_seconds=warmup_seconds,
+            started=started, backend=adapter.name, device_name=adapter.device_name(), extra=extra)
+
+
+class FirstStepFit:
+    """Budget.check_step_fits on the first micro-batch of the run, once: `wait` finishes the device's queued work
+    first (a synchronize, or MLX's lazy eval), so the time is honest."""
+
+    def __init__(self, budget: Budget, accum: int):
+        self.budget, self.accum, self.checked = budget, accum, False
+
+    def check(self, micro_batch_started: float, wait: Callable[[], object]) -> None:
+        if self.checked:
+            return
+        wait()
+        self.budget.check_step_fits(time.time() - micro_batch_started, self.accum)
+        self.checked = True
+
+
+def timed_warmup(warm_up: Callable[[], object], adapter) -> float:
+    """Seconds of the warm-up (compilation, graph building) that runs before the budget's clock; the peak
+    memory is measured from after it."""
+    started = time.time()
+    warm_up()
+    seconds = time.time() - started
+    adapter.reset_peak_memory()
+    return seconds

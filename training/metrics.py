@@ -1,10 +1,24 @@
-"""The metrics record a training writes to metrics.json, the same for every backend."""
+"""The metrics record a training writes to metrics.json, the same for every backend, and the MFU in it."""
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
-from training.loop import LoopResult
-from training.outcome import mfu_percent
+if TYPE_CHECKING:  # training.loop builds the record through RunPlan.metrics: no import cycle at run time
+    from training.loop import LoopResult
+
+
+def mfu_percent(flops_per_token: float, tokens_per_second: float, peak_flops: float | None) -> float | None:
+    """Model FLOPs utilisation against the device's spec peak; None when the peak is unknown (no guessing)."""
+    if not peak_flops or tokens_per_second <= 0:
+        return None
+    return 100.0 * flops_per_token * tokens_per_second / peak_flops
+
+
+def model_flops(model) -> dict[str, float]:
+    """FLOPs per token of a torch GPT under both conventions (models.gpt): the one formula for every port."""
+    return {"flops_per_token": model.flops_per_token(),
+            "flops_per_token_full_attention": model.flops_per_token_full_attention()}
 
 
 def training_metrics(result: LoopResult, *, tokens_per_step: int, flops_per_token: float,
