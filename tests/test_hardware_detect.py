@@ -1,5 +1,8 @@
 """Backend detection priority, overrides, errors, adapter routing and the peak-FLOPS table."""
 
+import re
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -88,6 +91,32 @@ def test_adapter_policies(name, attention, compile_, dtype):
     assert adapter.name == name and adapter.attention_impl == attention and adapter.should_compile is compile_
     assert adapter.autocast_dtype == dtype
     assert adapter.device.type == {"rocm": "cuda"}.get(name, name)
+
+
+@pytest.mark.parametrize("name,framework,visible_env,pin", [
+    ("cuda", "torch", "CUDA_VISIBLE_DEVICES", True),
+    ("rocm", "torch", "HIP_VISIBLE_DEVICES", True),  # HIP's own list; pinning as on CUDA (same device API)
+    ("hpu", "torch", None, False),
+    ("mps", "torch", None, False),
+    ("cpu", "torch", None, False),
+    ("mlx", "mlx", None, False),
+])
+def test_adapters_answer_what_the_trainer_and_the_device_slots_ask(name, framework, visible_env, pin):
+    """The port (training.entry.port_for), the device slots (tasks/gpu_slots.py) and host-batch pinning ask
+    the adapter; nothing outside hardware/ keys on a backend's name."""
+    adapter = hardware.get_adapter(name)
+    assert (adapter.framework, adapter.visible_devices_env, adapter.pin_memory) == (framework, visible_env, pin)
+
+
+def test_no_module_outside_hardware_branches_on_a_backend_name():
+    root = Path(__file__).resolve().parents[1]
+    names = "|".join(detection.BACKENDS)
+    pattern = re.compile(rf"""(==|!=|\bin\b)\s*\(?\s*["']({names})["']|["']({names})["']\s*(==|!=)""")
+    found = [f"{path.relative_to(root)}:{number}: {line.strip()}"
+             for folder in ("flows", "tasks", "research", "training", "models", "optim", "data")
+             for path in sorted((root / folder).rglob("*.py"))
+             for number, line in enumerate(path.read_text().splitlines(), 1) if pattern.search(line)]
+    assert not found, "\n".join(found)
 
 
 def test_cpu_adapter_works_here():
