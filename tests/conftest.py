@@ -60,11 +60,21 @@ def tiny_dataset(tmp_path_factory) -> dict:
       spec           the dataset spec used (dict, like conf/dataset/NAME.yaml)
     Treat it as read-only: it is shared by every test in the session (copy it to modify it).
     """
+    return build_tiny_dataset(tmp_path_factory.mktemp("tiny_dataset"), "tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_bundled_with_test_split(tmp_path_factory) -> dict:
+    """The tiny dataset under the name `bundled`, with a held-out test split (test_fraction 0.1): what a run with
+    `paths.data_dir=<root>/datasets` trains on, as a user's own copy of the data would be."""
+    return build_tiny_dataset(tmp_path_factory.mktemp("tiny_bundled"), "bundled", test_fraction=0.1)
+
+
+def build_tiny_dataset(root: Path, name: str, test_fraction: float = 0.0) -> dict:
     from data import layout
     from data.shards import verify_shards
     from data.stages import run_corpus, run_shards, run_tokenizer
 
-    root = tmp_path_factory.mktemp("tiny_dataset")
     files = []
     for source in ("kjv", "jargon"):
         with lzma.open(PROJECT_ROOT / "data" / "bundled" / f"{source}.jsonl.xz", "rt", encoding="utf-8") as handle:
@@ -73,17 +83,17 @@ def tiny_dataset(tmp_path_factory) -> dict:
         path.write_bytes(lzma.compress("".join(lines).encode("utf-8")))
         files.append(str(path))
     spec = {
-        "name": "tiny", "source": "bundled", "files": files, "val_fraction": 0.1,
+        "name": name, "source": "bundled", "files": files, "val_fraction": 0.1, "test_fraction": test_fraction,
         "vocab_size": 512, "shard_tokens": 16384, "tokenizer_train_chars": None,
     }
-    run_corpus("tiny", root, spec=spec)
-    run_tokenizer("tiny", root, spec=spec)
-    run_shards("tiny", root, spec=spec)
-    shard_dir, tokenizer_dir = layout.shard_dir("tiny", root), layout.tokenizer_dir("tiny", root)
+    run_corpus(name, root, spec=spec)
+    run_tokenizer(name, root, spec=spec)
+    run_shards(name, root, spec=spec)
+    shard_dir, tokenizer_dir = layout.shard_dir(name, root), layout.tokenizer_dir(name, root)
     return {
-        "name": "tiny",
+        "name": name,
         "root": root,
-        "dir": layout.dataset_dir("tiny", root),
+        "dir": layout.dataset_dir(name, root),
         "shard_dir": shard_dir,
         "tokenizer_dir": tokenizer_dir,
         "manifest": verify_shards(shard_dir, tokenizer_dir),

@@ -2,6 +2,7 @@
 run with a kill -9 in the middle and a resume."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -145,6 +146,36 @@ def test_finalize_end_to_end_with_a_kill_9_and_a_resume(tmp_path):
     report = (run_dir / "report.md").read_text()
     assert "## Verified" in report and "without" not in report.split("## Verified")[0].split("## Kept")[0]
     assert "Verified gain (baseline - final, val_bpb)" in report
+
+
+@pytest.mark.slow
+def test_finalize_scores_baseline_and_final_on_the_test_split_no_decision_read(tmp_path, tiny_bundled_with_test_split):
+    from flows.research import research_flow
+    from research.ledger import Ledger
+
+    data_dir = tiny_bundled_with_test_split["root"] / "datasets"  # a copy of the data with a test split
+    assert tiny_bundled_with_test_split["manifest"]["tokens"]["test"] > 0
+    research_flow(overrides=TINY_RUN + [f"paths.runs_dir={tmp_path}", f"paths.data_dir={data_dir}", "tag=split",
+                                        "proposer=local", "research.max_experiments=3", "decide.rule=single",
+                                        "decide.min_delta=-10", "decide.sigma_k=-1000"])
+    run_dir = tmp_path / "split"
+    rows = Ledger(run_dir / "results.tsv").rows()
+    assert rows[-1]["status"] == "keep"
+    # No decision read the test split: every evaluation of the run itself scored the validation split.
+    for row in rows:
+        assert json.loads((run_dir / "exp" / str(row["exp"]) / "eval.json").read_text())["eval_split"] == "val"
+    done = subprocess.run([sys.executable, "-m", "flows.cli", "finalize", "split", "preset=cpu",
+                           f"paths.runs_dir={tmp_path}", "finalize.seeds=2", "finalize.ablation=false"],
+                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    records = FinalizeTable(run_dir / "finalize.tsv").rows()
+    assert sorted((r["arm"], r["seed"]) for r in records) == [("baseline", 1000), ("baseline", 1001),
+                                                              ("final", 1000), ("final", 1001)]
+    assert all(isinstance(r["test_bpb"], float) and r["test_bpb"] != r["val_bpb"] for r in records)
+    test_dir = run_dir / "finalize" / "final" / "1000" / "test"
+    assert json.loads((test_dir / "eval.json").read_text())["eval_split"] == "test"
+    assert json.loads((test_dir / "config.json").read_text())["data"]["shard_dir"].startswith(str(data_dir))
+    assert "On the held-out test split, which no decision read" in (run_dir / "report.md").read_text()
 
 
 def test_finalize_of_a_run_without_results_is_one_sentence(tmp_path):
