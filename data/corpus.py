@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Iterator
 
 from data.atomic import atomic_write_json
-from data.download import sha256_file
 from data.errors import DataError
 from data.layout import corpus_dir
+from data.shards import sha256_path
 from data.spec import load_dataset_spec
 from data.staging import building
 from data.text import is_test, is_validation
@@ -131,7 +131,7 @@ def build_corpus(name: str, root: str | Path = ".", base_url: str | None = None,
         meta = {
             "dataset": name,
             # What the corpus was made from, byte for byte (downloads included): part of the data version.
-            "source_files": [{"file": label, "sha256": sha256_file(path), "bytes": path.stat().st_size}
+            "source_files": [{"file": label, "sha256": sha256_path(path), "bytes": path.stat().st_size}
                              for label, path in source_files(spec, root)],
             "source": spec["source"],
             "documents": {split: writer.documents[split] for split in splits},

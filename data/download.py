@@ -6,7 +6,6 @@ Plain urllib: one less dependency, and the Hub's `resolve` URLs are ordinary HTT
 """
 from __future__ import annotations
 
-import hashlib
 import http.client
 import os
 import socket
@@ -35,14 +34,6 @@ def hf_endpoint(base_url: str | None = None) -> str:
 def hf_file_url(repo: str, filename: str, revision: str = "main", base_url: str | None = None) -> str:
     # The revision may be a branch such as refs/convert/parquet: its slashes must be escaped.
     return f"{hf_endpoint(base_url)}/datasets/{repo}/resolve/{quote(revision, safe='')}/{quote(filename)}"
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def download_file(

@@ -28,11 +28,6 @@ class RunState:
     def counts(self) -> dict:
         return dict(Counter(row.get("status") for row in self.rows))
 
-    @property
-    def last_keep_exp(self) -> int | None:
-        keeps = [row["exp"] for row in self.rows if row.get("status") == "keep"]
-        return keeps[-1] if keeps else None
-
 
 def tried_changes(rows: list[dict], space: Space) -> set:
     """(base_sha, key, canonical value) of every proposal already run, for duplicate detection."""
