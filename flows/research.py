@@ -37,7 +37,7 @@ from research.space import apply_change, load_space
 from research.state import derive_state, hparams_yaml
 from tasks.decide import ExperimentFacts, decide_task, failure_reason, reconcile_main, write_run_report
 from tasks.artifacts import publish_progress_plot
-from tasks.gpu_slots import resolve_slots
+from tasks.gpu_slots import check_parallel_fits, resolve_slots
 from tasks.prepare import prepare_task
 from tasks.propose import propose_task
 from training.run_config import ExperimentDir, code_version, config_hash, training_config, write_training_config
@@ -196,6 +196,8 @@ class ExperimentRunner:
             from flows.pool import ensure_pool_deployment
 
             self.pool_deployment = ensure_pool_deployment(cfg["research"]["pool"])
+        else:  # the pool's workers hold their own hosts' devices; here, this machine's GPUs must fit the round
+            check_parallel_fits(max(1, int(cfg["research"].get("parallel") or 1)), self.slots)
 
     def run(self, exp: int, state) -> dict:
         setup = self.set_up(exp, state)

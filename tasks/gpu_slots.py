@@ -11,12 +11,18 @@ Limits need a Prefect server that outlives the flow (`slots.enabled: auto` turns
 PREFECT_API_URL is set): with the temporary per-command server, a flow killed by kill -9 would leave its
 slot taken in the shared database, and the resumed run would wait forever. On a real server a held slot is
 a lease: a dead holder's slot is given back when the lease runs out (`LEASE_SECONDS`).
+
+Without limits (slots off), trainings of one process still take one GPU each: an in-process claim per
+device, so a parallel round of K never stacks its trainings on the first GPU. Such a round may not ask for
+more trainings than there are GPUs (`check_parallel_fits`); with limits on, extra trainings wait for a
+device instead.
 """
 from __future__ import annotations
 
 import json
 import os
 import socket
+import threading
 import time
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -29,6 +35,10 @@ LIMIT_PREFIX = "autoresearch"
 SCOPE_ENV = "AUTORESEARCH_SLOT_SCOPE"   # per-host limit names on a pool of several machines
 LEASE_SECONDS = 60.0                    # renewed while held; a crashed holder frees its slot within this
 POLL_SECONDS = 1.0
+
+# Slot names taken by this process's own trainings while limits are off (threads of one parallel round).
+_claimed: set[str] = set()
+_claims_changed = threading.Condition()
 
 
 @dataclass(frozen=True)
@@ -139,6 +149,42 @@ def _try_acquire(stack: ExitStack, name: str) -> bool:
         raise
 
 
+def check_parallel_fits(parallel: int, resolved: dict) -> None:
+    """Refuse a round of more trainings than this machine has GPUs when no limit queues them.
+
+    Only GPU slots count (they carry a visible-devices variable); a CPU or Apple machine is one shared device
+    on which parallel trainings simply share the cores.
+    """
+    from flows.compose import ConfigurationError
+
+    gpus = [slot for slot in resolved.get("slots") or [] if slot.get("env")]
+    if parallel > 1 and gpus and not resolved.get("enabled") and parallel > len(gpus):
+        variable = next(iter(gpus[0]["env"]))
+        raise ConfigurationError(
+            f"research.parallel={parallel} needs {parallel} GPUs but this machine shows {len(gpus)} "
+            f"({variable}={','.join(slot['env'][variable] for slot in gpus)}): set research.parallel={len(gpus)}, "
+            "or start a Prefect server (slots.enabled) so that extra trainings wait for a free device.")
+
+
+@contextmanager
+def _local_claim(slots: list[dict]):
+    """Take one GPU no other training of this process holds (waiting if all are taken); yields the slot."""
+    gpus = [slot for slot in slots if slot.get("env")]
+    if not gpus:
+        yield None  # one shared device: nothing to hand out
+        return
+    with _claims_changed:
+        while (chosen := next((slot for slot in gpus if slot["name"] not in _claimed), None)) is None:
+            _claims_changed.wait()
+        _claimed.add(chosen["name"])
+    try:
+        yield chosen
+    finally:
+        with _claims_changed:
+            _claimed.discard(chosen["name"])
+            _claims_changed.notify_all()
+
+
 def _record(exp_dir: str | None, entry: dict) -> None:
     if exp_dir:
         with open(ExperimentDir(exp_dir).device_record, "a", encoding="utf-8") as handle:
@@ -150,7 +196,7 @@ def device_slot(resolved: dict | None, phase: str = "train", exp_dir: str | None
     """Hold one free device for the block; processes started inside see only that device.
 
     `resolved` is resolve_slots()'s dict; None or disabled runs the block at once (still recording the
-    interval, so tests and humans can see what ran when).
+    interval, so tests and humans can see what ran when), on a GPU of its own where there are several.
     """
     resolved = resolved or {"enabled": False, "slots": []}
     slots = resolved.get("slots") or []
@@ -171,6 +217,11 @@ def device_slot(resolved: dict | None, phase: str = "train", exp_dir: str | None
             stack.enter_context(child_env(chosen["env"]))
             if log and announced:
                 log(f"got {chosen['name']} after {entry['waited_seconds']:.0f} s")
+        elif slots:
+            chosen = stack.enter_context(_local_claim(slots))
+            if chosen is not None:
+                entry.update(slot=chosen["name"], env=chosen["env"])
+                stack.enter_context(child_env(chosen["env"]))
         entry["started_at"] = time.time()
         try:
             yield entry

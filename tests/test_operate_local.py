@@ -46,6 +46,52 @@ def test_device_slots_one_per_gpu_and_one_for_the_cpu(monkeypatch):
     assert resolve_slots({"enabled": True}, "cpu")["slots"] == [{"name": "autoresearch-cpu", "env": {}}]
 
 
+def test_without_limits_each_parallel_training_gets_its_own_gpu(monkeypatch, tmp_path):
+    """Slots off (no server) on a faked 2-GPU machine: two trainings at once see two different devices."""
+    import threading
+
+    from tasks.gpu_slots import device_slot, resolve_slots
+    from training.launch import child_environment
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    resolved = resolve_slots({"enabled": "auto"}, "cuda")
+    assert resolved["enabled"] is False and len(resolved["slots"]) == 2
+    both_inside = threading.Barrier(2, timeout=10)
+    seen = {}
+
+    def training(name):
+        (tmp_path / name).mkdir()
+        with device_slot(resolved, "train", str(tmp_path / name)):
+            both_inside.wait()  # both hold their device at the same time, as in a round of two
+            seen[name] = child_environment()["CUDA_VISIBLE_DEVICES"]
+
+    threads = [threading.Thread(target=training, args=(name,)) for name in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(seen.values()) == ["0", "1"], seen
+    recorded = {read_intervals(tmp_path / name)[0]["slot"] for name in ("a", "b")}
+    assert recorded == {"autoresearch-gpu-0", "autoresearch-gpu-1"}
+    # Released: the next training takes a device again at once instead of waiting forever.
+    with device_slot(resolved, "train"):
+        assert child_environment()["CUDA_VISIBLE_DEVICES"] in ("0", "1")
+
+
+def test_a_round_larger_than_the_gpus_is_refused_without_limits(monkeypatch):
+    from flows.compose import ConfigurationError
+    from tasks.gpu_slots import check_parallel_fits, resolve_slots
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    off = resolve_slots({"enabled": False}, "cuda")
+    check_parallel_fits(2, off)  # one GPU each
+    with pytest.raises(ConfigurationError, match=r"research.parallel=3 needs 3 GPUs but this machine shows 2 "
+                                                  r"\(CUDA_VISIBLE_DEVICES=0,1\): set research.parallel=2"):
+        check_parallel_fits(3, off)
+    check_parallel_fits(3, resolve_slots({"enabled": True}, "cuda"))  # limits queue the third training
+    check_parallel_fits(4, resolve_slots({"enabled": False}, "cpu"))  # one shared CPU: trainings share its cores
+
+
 def test_device_env_reaches_the_child_process_only_inside_the_block():
     from training.launch import child_env, child_environment
 
