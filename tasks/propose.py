@@ -8,7 +8,6 @@ answer after the proposer's bounded re-asks becomes a `skip` record with the rea
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from prefect import task
 
@@ -17,12 +16,10 @@ from research.errors import InvalidProposal
 from research.proposers import make_proposer
 from research.proposal_record import ProposalRecord
 from research.proposers.base import ProposalContext, ProposerTransient
-
-PROPOSAL_FILE = "proposal.json"
-
+from training.run_config import ExperimentDir
 
 def propose_change(exp_dir: str, proposer_cfg: dict, context: ProposalContext) -> ProposalRecord:
-    path = Path(exp_dir) / PROPOSAL_FILE
+    path = ExperimentDir(exp_dir).proposal
     if path.is_file():
         return ProposalRecord.from_json(json.loads(path.read_text()))
     proposer = make_proposer(proposer_cfg)
@@ -30,7 +27,7 @@ def propose_change(exp_dir: str, proposer_cfg: dict, context: ProposalContext) -
         record = ProposalRecord.accepted(proposer.propose(context), proposer.name)
     except InvalidProposal as exc:
         record = ProposalRecord.skipped(exc, proposer.name)
-    Path(exp_dir).mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path, record.to_json())
     return record
 
