@@ -7,7 +7,8 @@ process tree at once (orchestrator, training child, Prefect's server): what a po
 (tag written, training not started) lasts about 5 ms, too short to hit by polling, so for that target a `git`
 shim goes first on PATH: it runs the real git and, after an expN tag (N >= 1) is written, waits to be killed.
 The same tag is run again until the run finishes. Then the run is audited: rows, duplicates, lost experiments,
-configs vs the run repository, orphan tags, redone trainings/evaluations, heartbeat. Prints Markdown tables.
+configs vs the run repository, orphan tags, redone trainings/evaluations, heartbeat (bench/chaos_audit.py).
+Prints Markdown tables.
 
     .venv/bin/python bench/chaos.py --kills 20 --experiments 12 --seed 1
 """
@@ -27,11 +28,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from chaos_audit import ROOT, audit, audit_failures, count_lines, exp_snapshot, ledger_lines, read_json
+from research.layout import RunLayout
+from training.run_config import ExperimentDir
 
 TAG = "chaos"
 # Where a kill is aimed. Phases come from heartbeat.json; the events fall between two writes of one phase.
@@ -92,51 +91,6 @@ def kill_tree(root_pid: int) -> int:
             except ProcessLookupError:
                 pass
     return len(pids)
-
-
-# ------------------------------------------------------------------------------------------ observing a run
-def read_json(path: Path) -> dict | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def ledger_lines(run_dir: Path) -> list[str]:
-    """The raw data lines of results.tsv (no parsing, so a doubled row would show)."""
-    try:
-        text = (run_dir / "results.tsv").read_text()
-    except OSError:
-        return []
-    return [line for line in text.split("\n")[1:] if line.strip()]
-
-
-def count_lines(path: Path, prefix: str) -> int:
-    try:
-        return sum(1 for line in path.read_text(errors="replace").splitlines() if line.startswith(prefix))
-    except OSError:
-        return 0
-
-
-def finished(path: Path) -> bool:
-    data = read_json(path)
-    return bool(data) and data.get("status") == "ok"
-
-
-def exp_snapshot(run_dir: Path) -> dict[int, dict]:
-    """Per experiment folder: whether training/evaluation had finished, and how many times each had started."""
-    out = {}
-    for folder in sorted((run_dir / "exp").glob("*")):
-        if not folder.name.isdigit():
-            continue
-        out[int(folder.name)] = {
-            "trained": finished(folder / "metrics.json") and (folder / "checkpoint.npz").is_file(),
-            "evaluated": finished(folder / "eval.json"),
-            "train_starts": count_lines(folder / "train.log", "step     1 "),
-            "eval_runs": count_lines(folder / "eval.log", "val_bpb:"),
-        }
-    return out
 
 
 @dataclass
@@ -217,7 +171,7 @@ class Chaos:
                     raise RuntimeError(f"attempt {self.attempts} ran past {self.attempt_timeout:.0f} s")
                 if target and self._reached(target, started, startup_at, rows0):
                     self._delay(target, rng, proc)
-                    heartbeat = read_json(self.run_dir / "heartbeat.json") or {}
+                    heartbeat = read_json(RunLayout(self.run_dir).heartbeat) or {}
                     if proc.poll() is not None:
                         break
                     count = kill_tree(proc.pid)
@@ -236,10 +190,10 @@ class Chaos:
         return proc.returncode
 
     def _reached(self, target, started, startup_at, rows0) -> bool:
-        run_dir = self.run_dir
+        run_dir, layout = self.run_dir, RunLayout(self.run_dir)
         if target == "startup":
             return time.monotonic() - started >= startup_at
-        heartbeat = read_json(run_dir / "heartbeat.json") or {}
+        heartbeat = read_json(layout.heartbeat) or {}
         phase, exp = heartbeat.get("phase"), heartbeat.get("experiment")
         if heartbeat.get("pid") is None or time.time() - heartbeat.get("time", 0) > time.monotonic() - started:
             return False  # a beat from an earlier attempt
@@ -249,11 +203,11 @@ class Chaos:
             return self.tag_marker.is_file()
         if target == "training":
             return phase in ("training", "baseline") and exp is not None and \
-                count_lines(run_dir / "exp" / str(exp) / "train.log", "step ") > 0
+                count_lines(ExperimentDir(layout.exp_dir(exp)).train_log, "step ") > 0
         if target == "evaluating":
             return phase == "evaluating"
         if target == "evaluated":  # eval.json written, the decision (ledger row) not yet
-            return phase == "evaluating" and (run_dir / "exp" / str(exp) / "eval.json").is_file() and \
+            return phase == "evaluating" and ExperimentDir(layout.exp_dir(exp)).evaluation.is_file() and \
                 len(ledger_lines(run_dir)) <= exp
         if target == "ledger":  # the row was just written: main and the heartbeat may not have moved yet
             return len(ledger_lines(run_dir)) > rows0
@@ -284,77 +238,15 @@ class Chaos:
         if not self.exit_codes:
             self.attempt(None, rng)
         # One more plain re-run of a finished run must change nothing (idempotent end state).
-        before = (self.run_dir / "results.tsv").read_bytes()
+        results = RunLayout(self.run_dir).results
+        before = results.read_bytes()
         self.attempt(None, rng)
         summary = audit(self.run_dir, self.experiments, self.snapshots)
         summary.update(attempts=self.attempts, resumes=self.attempts - 1, kills=len(self.kills),
                        missed=list(self.missed), exit_codes=list(self.exit_codes),
-                       rerun_changed_ledger=(self.run_dir / "results.tsv").read_bytes() != before,
+                       rerun_changed_ledger=results.read_bytes() != before,
                        seconds=round(time.monotonic() - started, 1))
         return summary
-
-
-# ------------------------------------------------------------------------------------------ the audit
-def git(repo: Path, *args: str) -> str:
-    from research.runrepo import git_env
-
-    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True,
-                          env=git_env(repo)).stdout
-
-
-def audit(run_dir: Path, experiments: int, snapshots: list[dict]) -> dict:
-    from research.ledger import Ledger
-
-    lines = ledger_lines(run_dir)
-    raw_exps = Counter(int(line.split("\t", 1)[0]) for line in lines)
-    rows = Ledger(run_dir / "results.tsv").rows()
-    repo = run_dir / "repo"
-    tags = {int(name[3:]): sha for name, sha in (l.split() for l in git(repo, "for-each-ref", "--format=%(refname:short) %(objectname)", "refs/tags/").splitlines())}
-    config_mismatch, sha_mismatch = [], []
-    for row in rows:
-        exp = row["exp"]
-        if row["status"] == "skip":
-            continue
-        committed = yaml.safe_load(git(repo, "show", f"exp{exp}:hparams.yaml"))
-        config = read_json(run_dir / "exp" / str(exp) / "config.json") or {}
-        if committed != config.get("hparams"):
-            config_mismatch.append(exp)
-        if row.get("commit_sha") != tags.get(exp):
-            sha_mismatch.append(exp)
-    recorded = {row["exp"] for row in rows}
-    committed_exps = {row["exp"] for row in rows if row["status"] != "skip"}
-    orphan_tags = sorted(set(tags) - committed_exps)
-    unreachable = [l for l in git(repo, "fsck", "--unreachable", "--no-reflogs").splitlines() if "commit" in l]
-    keeps = [row for row in rows if row["status"] == "keep"]
-    main = git(repo, "rev-parse", "main").strip()
-    final = exp_snapshot(run_dir)
-    redone_train = redone_eval = 0
-    for exp, now in final.items():
-        done = [s[exp] for s in snapshots if exp in s]
-        redone_train += sum(1 for s in done if s["trained"] and now["train_starts"] > s["train_starts"]) > 0
-        redone_eval += sum(1 for s in done if s["evaluated"] and now["eval_runs"] > s["eval_runs"]) > 0
-    heartbeat = read_json(run_dir / "heartbeat.json") or {}
-    statuses = Counter(row["status"] for row in rows)
-    best = [row["best_val_bpb"] for row in rows if row.get("best_val_bpb") is not None]
-    heartbeat_ok = (heartbeat.get("phase") == "done" and heartbeat.get("counts") == dict(statuses)
-                    and heartbeat.get("best_val_bpb") == (best[-1] if best else None))
-    return {
-        "rows": len(rows),
-        "duplicates": sum(n - 1 for n in raw_exps.values() if n > 1),
-        "lost": sorted(set(range(experiments)) - recorded),
-        "extra": sorted(recorded - set(range(experiments))),
-        "config_mismatch": config_mismatch,
-        "sha_mismatch": sha_mismatch,
-        "orphan_tags": orphan_tags,
-        "unreachable_commits": len(unreachable),
-        "main_ok": main == (keeps[-1]["commit_sha"] if keeps else tags.get(0)),
-        "train_starts": sum(s["train_starts"] for s in final.values()),
-        "trainings": len([e for e in final.values() if e["trained"]]),
-        "redone_trainings": redone_train,
-        "redone_evaluations": redone_eval,
-        "heartbeat_ok": heartbeat_ok,
-        "statuses": dict(statuses),
-    }
 
 
 def tables(chaos: Chaos, summary: dict) -> str:
@@ -380,28 +272,6 @@ def tables(chaos: Chaos, summary: dict) -> str:
     if s["missed"]:
         out.append(f"\nTargets not reached before the run ended: {', '.join(s['missed'])}.")
     return "\n".join(out)
-
-
-def audit_failures(summary: dict, experiments: int) -> list[str]:
-    """What the audit of a finished chaos run found wrong, one phrase each; [] when the run held."""
-    s = summary
-    checks = {
-        f"{s['rows']} rows instead of {experiments}": s["rows"] == experiments,
-        f"{s['duplicates']} duplicate rows": s["duplicates"] == 0,
-        f"lost experiments {s['lost']}": not s["lost"],
-        f"unexpected experiments {s['extra']}": not s["extra"],
-        f"config != commit for {s['config_mismatch']}": not s["config_mismatch"],
-        f"row sha != tag for {s['sha_mismatch']}": not s["sha_mismatch"],
-        f"orphan tags {s['orphan_tags']}": not s["orphan_tags"],
-        f"{s['unreachable_commits']} unreachable commits": s["unreachable_commits"] == 0,
-        f"{s['redone_trainings']} finished trainings run again": s["redone_trainings"] == 0,
-        f"{s['redone_evaluations']} finished evaluations run again": s["redone_evaluations"] == 0,
-        "heartbeat disagrees with the ledger": s["heartbeat_ok"],
-        "main is not the last keep": s["main_ok"],
-        "the plain re-run of the finished run changed results.tsv": not s["rerun_changed_ledger"],
-        f"exit codes {s['exit_codes']}": all(code == 0 for code in s["exit_codes"]),
-    }
-    return [problem for problem, held in checks.items() if not held]
 
 
 def main(argv=None) -> int:

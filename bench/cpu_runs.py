@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from research.decide import baseline_best  # noqa: E402
+from research.layout import RunLayout  # noqa: E402
 from research.ledger import Ledger  # noqa: E402
 
 
@@ -21,7 +22,7 @@ def run_flow(tag: str, runs_dir: Path, overrides: list[str]) -> tuple[list[dict]
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "flows.cli", "run", "preset=cpu", f"tag={tag}",
                     f"paths.runs_dir={runs_dir}", *overrides], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
-    return Ledger(runs_dir / tag / "results.tsv").rows(), time.perf_counter() - started
+    return Ledger(RunLayout.of(runs_dir, tag).results).rows(), time.perf_counter() - started
 
 
 def add_budget_arguments(parser: argparse.ArgumentParser) -> None:

@@ -30,7 +30,7 @@ import torch  # noqa: E402
 
 from flows.compose import compose, resolve_path  # noqa: E402
 from hardware import get_adapter  # noqa: E402
-from training.run_config import training_config, write_training_config  # noqa: E402
+from training.run_config import ExperimentDir, training_config, write_training_config  # noqa: E402
 
 
 def fp32_matmul_flops(threads: int, n: int = 512, repeats: int = 40) -> float:
@@ -72,12 +72,12 @@ def main(argv: list[str] | None = None) -> None:
             first_step = time.perf_counter() - started
     proc.wait()
     total = time.perf_counter() - started
-    metrics = json.loads((exp_dir / "metrics.json").read_text())
+    metrics = json.loads(ExperimentDir(exp_dir).metrics.read_text())
     if metrics.get("status") != "ok":
         raise SystemExit(f"training failed: {metrics.get('reason')}")
     subprocess.run([sys.executable, "-m", "training.evaluate", str(exp_dir)], cwd=ROOT, env=env, check=True,
                    stdout=subprocess.DEVNULL)
-    evaluation = json.loads((exp_dir / "eval.json").read_text())
+    evaluation = json.loads(ExperimentDir(exp_dir).evaluation.read_text())
     matmul = (matmul_before + fp32_matmul_flops(args.threads)) / 2
     model_flops = metrics["tokens_per_second"] * metrics["flops_per_token"]
     adapter = get_adapter("cpu")

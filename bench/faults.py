@@ -26,6 +26,7 @@ for path in (ROOT, ROOT / "tests"):
         sys.path.insert(0, str(path))
 
 import fake_anthropic as fa  # noqa: E402  (tests/fake_anthropic.py: the fake Messages server)
+from training.run_config import ExperimentDir  # noqa: E402
 
 SENTINEL = "sk-ant-SENTINEL-do-not-leak-4f9c2b"
 GOOD = {"key": "optim.matrix_lr", "value": 0.05, "description": "raise the Muon LR", "reasoning": "underfit"}
@@ -134,7 +135,8 @@ def run_llm_scenario(scenario: LlmScenario, workdir: Path) -> dict:
     else:
         outcome = "re-asked" if record.attempts > 1 else "recovered" if calls > 1 else "first answer"
         text = "; ".join(record.rejected_reasons) or f"{record.change.text} after {calls} HTTP calls"
-    written = (exp_dir / "proposal.json").read_text() if (exp_dir / "proposal.json").is_file() else ""
+    proposal_file = ExperimentDir(exp_dir).proposal
+    written = proposal_file.read_text() if proposal_file.is_file() else ""
     return {"scenario": scenario.name, "expected": scenario.expected, "outcome": outcome, "calls": calls,
             "text": text, "seconds": round(time.monotonic() - started, 1),
             "leaked": SENTINEL in text or SENTINEL in written or SENTINEL in bodies,
@@ -205,7 +207,7 @@ def run_training_scenario(scenario: TrainingScenario, exp_dir: Path, run_dir: Pa
     evaluation = None
     if metrics.get("status") == "ok":
         if scenario.drop_checkpoint:
-            (exp_dir / "checkpoint.npz").unlink()
+            ExperimentDir(exp_dir).checkpoint.unlink()
         evaluation = run_evaluation(str(exp_dir), scenario.eval_silence)
     state = RunState(rows=[], hparams={}, base_sha="0" * 40, best_val_bpb=3.0, baseline_val_bpb=3.0, sigma=0.01)
     run_info = {"dataset": "tiny", "data_version": "test", "code_version": "test", "proposer": "local"}

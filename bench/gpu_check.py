@@ -40,9 +40,9 @@ import yaml  # noqa: E402
 
 from hardware import detect, get_adapter  # noqa: E402
 from hardware.peak_flops import AMD, NVIDIA, lookup  # noqa: E402
-from training.run_config import training_config, write_training_config  # noqa: E402
 from training.entry import ALLOCATOR_SETTINGS  # noqa: E402
 from training.metrics import mfu_percent  # noqa: E402
+from training.run_config import ExperimentDir, training_config, write_training_config  # noqa: E402
 
 CONF = ROOT / "conf"
 
@@ -140,13 +140,14 @@ def train(name: str, cfg: dict, data: dict, work: Path, log, *, evaluate: bool, 
     write_training_config(exp_dir, training_config(cfg, cfg["hparams"], cfg["hparams"]["seed"], data))
     started = time.perf_counter()
     code = run_child("training.entry", exp_dir, log, timeout)
-    metrics = json.loads((exp_dir / "metrics.json").read_text()) if (exp_dir / "metrics.json").is_file() else {}
+    files = ExperimentDir(exp_dir)
+    metrics = json.loads(files.metrics.read_text()) if files.metrics.is_file() else {}
     metrics["process_seconds"] = time.perf_counter() - started
     if code != 0:
         return {"status": "failed", "reason": metrics.get("reason", f"exit code {code}")}
     if evaluate:
         code = run_child("training.evaluate", exp_dir, log, timeout)
-        evaluation = json.loads((exp_dir / "eval.json").read_text()) if (exp_dir / "eval.json").is_file() else {}
+        evaluation = json.loads(files.evaluation.read_text()) if files.evaluation.is_file() else {}
         metrics.update({"val_bpb": evaluation.get("val_bpb"), "eval_seconds": evaluation.get("eval_seconds"),
                         "eval_tokens": evaluation.get("eval_tokens"),
                         "eval_status": evaluation.get("status", f"exit code {code}")})

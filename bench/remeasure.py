@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 from bench.cpu_runs import (add_budget_arguments, budget_overrides, keep_time_gain, kept_overrides, load,  # noqa: E402
                             proposer_of, run_flow)
 from research.decide import finite_or_none  # noqa: E402
+from research.layout import RunLayout  # noqa: E402
 from research.ledger import Ledger  # noqa: E402
 
 
@@ -42,9 +43,10 @@ class FinishedRun:
 
     @classmethod
     def read(cls, run_dir: Path, name: str) -> "FinishedRun":
-        rows = Ledger(run_dir / "results.tsv").rows()
+        results = RunLayout(run_dir).results
+        rows = Ledger(results).rows()
         if not rows:
-            raise ValueError(f"{run_dir}/results.tsv has no rows")
+            raise ValueError(f"{results} has no rows")
         return cls(name, proposer_of(rows), int(rows[0]["seed"]), keep_time_gain(rows), kept_overrides(rows),
                    frozenset(int(row["seed"]) for row in rows if row.get("seed") is not None))
 
@@ -139,7 +141,7 @@ def main() -> None:
     args, extra = parser.parse_known_args()
     if args.repeats < 2:
         parser.error("--repeats must be at least 2: one pair has no spread")
-    missing = [str(d) for d in args.run_dirs if not (d / "results.tsv").is_file()]
+    missing = [str(d) for d in args.run_dirs if not RunLayout(d).results.is_file()]
     if missing:
         parser.error(f"no results.tsv in {', '.join(missing)}")
     names = [d.name for d in args.run_dirs]

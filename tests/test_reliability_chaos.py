@@ -12,7 +12,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from chaos import Chaos, audit_failures, tables  # noqa: E402
+from chaos import Chaos, tables  # noqa: E402
+from chaos_audit import audit_failures  # noqa: E402
 
 
 @pytest.mark.slow

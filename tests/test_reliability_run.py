@@ -27,7 +27,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tests"))
 
 import fake_anthropic as fa  # noqa: E402
-from chaos import TINY, autoresearch_command, kill_tree, process_tree, read_json  # noqa: E402
+from chaos import TINY, autoresearch_command, kill_tree, process_tree  # noqa: E402
+from chaos_audit import read_json  # noqa: E402
 
 from research.ledger import Ledger  # noqa: E402
 
