@@ -20,10 +20,25 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from data.layout import FolderEntry
+
 
 @dataclass(frozen=True)
 class RunLayout:
     root: Path
+
+    results = FolderEntry("results.tsv")
+    heartbeat = FolderEntry("heartbeat.json")
+    lock = FolderEntry("run.lock")
+    run_id = FolderEntry("run_id")
+    round = FolderEntry("round.json")
+    repo = FolderEntry("repo")
+    experiments = FolderEntry("exp")
+    settings = FolderEntry("settings.json")  # the run's decide block and planned experiments (research/run_settings.py)
+    report = FolderEntry("report.md")
+    plot = FolderEntry("progress.png")
+    finalize_table = FolderEntry("finalize.tsv")
+    verified = FolderEntry("verified.md")  # the "Verified" section `autoresearch finalize` writes, the report reads
 
     def __post_init__(self):
         object.__setattr__(self, "root", Path(self.root))  # accept a str or any os.PathLike
@@ -32,58 +47,8 @@ class RunLayout:
     def of(cls, runs_dir: str | os.PathLike, tag: str) -> "RunLayout":
         return cls(Path(runs_dir) / tag)
 
-    @property
-    def results(self) -> Path:
-        return self.root / "results.tsv"
-
-    @property
-    def heartbeat(self) -> Path:
-        return self.root / "heartbeat.json"
-
-    @property
-    def lock(self) -> Path:
-        return self.root / "run.lock"
-
-    @property
-    def run_id(self) -> Path:
-        return self.root / "run_id"
-
-    @property
-    def round(self) -> Path:
-        return self.root / "round.json"
-
-    @property
-    def repo(self) -> Path:
-        return self.root / "repo"
-
-    @property
-    def experiments(self) -> Path:
-        return self.root / "exp"
-
     def exp_dir(self, exp: int) -> Path:
         return self.experiments / str(exp)
 
-    @property
-    def report(self) -> Path:
-        return self.root / "report.md"
-
-    @property
-    def plot(self) -> Path:
-        return self.root / "progress.png"
-
-    @property
-    def settings(self) -> Path:
-        """The run's decide block and planned experiments, saved when it starts (research/run_settings.py)."""
-        return self.root / "settings.json"
-
-    @property
-    def finalize_table(self) -> Path:
-        return self.root / "finalize.tsv"
-
     def finalize_dir(self, arm: str, seed: int) -> Path:
         return self.root / "finalize" / arm / str(seed)
-
-    @property
-    def verified(self) -> Path:
-        """The "Verified" section `autoresearch finalize` writes and the report reads."""
-        return self.root / "verified.md"

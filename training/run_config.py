@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from data.atomic import atomic_write_json
-from data.layout import PROJECT_ROOT
+from data.layout import PROJECT_ROOT, FolderEntry
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
@@ -32,48 +32,18 @@ class ExperimentDir:
 
     root: Path
 
+    config = FolderEntry(CONFIG_FILE)
+    metrics = FolderEntry(METRICS_FILE)  # written by the training process always, a failure's reason included
+    evaluation = FolderEntry(EVAL_FILE)
+    checkpoint = FolderEntry(CHECKPOINT_FILE)
+    train_log = FolderEntry(TRAIN_LOG)
+    eval_log = FolderEntry(EVAL_LOG)
+    proposal = FolderEntry("proposal.json")  # the proposer's answer, written once before anything else
+    device_record = FolderEntry("device.jsonl")  # one line per phase: which device it held, when (tasks/gpu_slots.py)
+    test_split = FolderEntry("test")  # the same checkpoint scored on the held-out test split (`autoresearch finalize`)
+
     def __post_init__(self):
         object.__setattr__(self, "root", Path(self.root))  # accept a str or any os.PathLike
-
-    @property
-    def config(self) -> Path:
-        return self.root / CONFIG_FILE
-
-    @property
-    def metrics(self) -> Path:
-        """Written by the training process: always, a failure's reason included."""
-        return self.root / METRICS_FILE
-
-    @property
-    def evaluation(self) -> Path:
-        return self.root / EVAL_FILE
-
-    @property
-    def checkpoint(self) -> Path:
-        return self.root / CHECKPOINT_FILE
-
-    @property
-    def train_log(self) -> Path:
-        return self.root / TRAIN_LOG
-
-    @property
-    def eval_log(self) -> Path:
-        return self.root / EVAL_LOG
-
-    @property
-    def test_split(self) -> Path:
-        """A sub-folder that scores the same checkpoint on the held-out test split (`autoresearch finalize`)."""
-        return self.root / "test"
-
-    @property
-    def proposal(self) -> Path:
-        """The proposer's answer, written once before anything else (tasks/propose.py)."""
-        return self.root / "proposal.json"
-
-    @property
-    def device_record(self) -> Path:
-        """One line per phase: which device it held and when (tasks/gpu_slots.py)."""
-        return self.root / "device.jsonl"
 
 
 class ConfigError(ValueError):
