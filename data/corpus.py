@@ -14,6 +14,7 @@ from data.atomic import atomic_write_json
 from data.errors import DataError
 from data.layout import corpus_dir
 from data.shards import sha256_path
+from data.sources import source_module
 from data.spec import load_dataset_spec
 from data.staging import building
 from data.text import is_test, is_validation
@@ -65,35 +66,10 @@ class CorpusWriter:
         self.pending[split], self.pending_chars[split] = [], 0
 
 
-def iter_source(spec: dict, root: str | Path, base_url: str | None = None) -> Iterator[tuple[str, str | None, int]]:
-    source = spec["source"]
-    if source == "bundled":
-        from data.sources import bundled
-        return bundled.iter_documents(spec, root)
-    if source == "huggingface":
-        from data.sources import huggingface
-        return huggingface.iter_documents(spec, root, base_url)
-    from data.sources import local
-    return local.iter_documents(spec, root)
-
-
-def source_files(spec: dict, root: str | Path) -> list[tuple[str, Path]]:
-    """(name to record, local path) of every input file, for the sha256 list in meta.json and the manifest."""
-    root = Path(root)
-    if spec["source"] == "bundled":
-        return [(name, root / name) for name in spec["files"]]
-    if spec["source"] == "huggingface":
-        from data.layout import download_dir
-        from data.sources.huggingface import shard_files
-        return [(name, download_dir(spec["name"], root) / name) for name, _ in shard_files(spec)]
-    from data.sources.local import local_files, local_folder
-    folder = local_folder(spec, root)
-    return [(str(path.relative_to(folder)), path) for path in local_files(spec, root)]
-
-
 def build_corpus(name: str, root: str | Path = ".", base_url: str | None = None, spec: dict | None = None) -> dict:
     """Write datasets/NAME/corpus (replacing it only on success) and return its meta.json content."""
     spec = spec or load_dataset_spec(name, Path(root) / "conf")
+    source = source_module(spec["source"])
     val_fraction = float(spec.get("val_fraction") or 0.0)
     test_fraction = float(spec.get("test_fraction") or 0.0)
     invalid_utf8 = 0
@@ -101,7 +77,7 @@ def build_corpus(name: str, root: str | Path = ".", base_url: str | None = None,
         writer = CorpusWriter(out_dir)
         held_back = None  # the first document, kept aside so a split that would be empty can take it
         held_back_test = None  # the next one, for the test split (only with test_fraction > 0)
-        for text, split, invalid in iter_source(spec, root, base_url):
+        for text, split, invalid in source.iter_documents(spec, root, base_url):
             invalid_utf8 += invalid
             if not text.strip():
                 continue
@@ -132,7 +108,7 @@ def build_corpus(name: str, root: str | Path = ".", base_url: str | None = None,
             "dataset": name,
             # What the corpus was made from, byte for byte (downloads included): part of the data version.
             "source_files": [{"file": label, "sha256": sha256_path(path), "bytes": path.stat().st_size}
-                             for label, path in source_files(spec, root)],
+                             for label, path in source.input_files(spec, root)],
             "source": spec["source"],
             "documents": {split: writer.documents[split] for split in splits},
             "characters": {split: writer.characters[split] for split in splits},

@@ -12,13 +12,6 @@ from pathlib import Path
 # (the orchestrator's config, the child processes' working directory, the code version) takes it from one place.
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = "datasets"
-# One pipeline file per kind of source. The offline default is the root dvc.yaml, so that a plain
-# `dvc repro` (which reproduces ./dvc.yaml) builds it and never touches the network.
-PIPELINES = {
-    "bundled": "dvc.yaml",
-    "huggingface": "data/pipelines/huggingface/dvc.yaml",
-    "local": "data/pipelines/local/dvc.yaml",
-}
 
 
 class FolderEntry:
@@ -55,8 +48,9 @@ def download_dir(name: str, root: str | Path = ".") -> Path:
 
 
 def dvc_target(spec: dict, stage: str = "shards") -> str:
-    """The `dvc repro` target that builds the dataset of this spec up to STAGE."""
-    pipeline = PIPELINES[spec["source"]]
-    # The Hugging Face pipeline is one template over several datasets (DVC `foreach`): stage@NAME.
-    suffix = f"@{spec['name']}" if spec["source"] == "huggingface" else ""
-    return f"{pipeline}:{stage}{suffix}"
+    """The `dvc repro` target that builds the dataset of this spec up to STAGE: its source kind's pipeline file
+    (one per kind, data/sources/), with @NAME where one template there serves several datasets (DVC `foreach`)."""
+    from data.sources import source_module  # the sources import this module: a late import, no cycle
+
+    source = source_module(spec["source"])
+    return f"{source.PIPELINE}:{stage}" + (f"@{spec['name']}" if source.FOREACH else "")

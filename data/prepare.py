@@ -16,6 +16,7 @@ from pathlib import Path
 from data import layout
 from data.errors import DataError
 from data.shards import data_version, verify_shards
+from data.sources import source_module
 from data.spec import load_dataset_spec
 
 DATA_ERROR_PREFIX = "DataError: "
@@ -47,10 +48,7 @@ def prepare_dataset(name: str, root: str | Path = ".", echo=None) -> dict:
     echo = echo or (lambda line: print(line, file=sys.stderr, flush=True))
     spec = load_dataset_spec(name, root / "conf")
     _require_git_repo(root)
-    if spec["source"] == "local":
-        from data.sources.local import local_files
-
-        local_files(spec, root)  # an empty or missing folder: say so now, not through DVC's output
+    source_module(spec["source"]).check_ready(spec, root)  # e.g. an empty local folder: said now, not through DVC
     target = layout.dvc_target(spec)
     env = dict(os.environ, DVC_NO_ANALYTICS="1")
     # Stage commands say `python`: make it this interpreter, whatever PATH the caller has.

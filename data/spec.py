@@ -11,14 +11,7 @@ import yaml
 
 from data.errors import DataError
 from data.layout import PROJECT_ROOT
-
-SOURCES = ("bundled", "huggingface", "local")
-# Fields each source cannot do without; everything else has a default in the code that reads it.
-REQUIRED = {
-    "bundled": ("files",),
-    "huggingface": ("repo", "train_files", "num_train_shards"),
-    "local": ("path",),
-}
+from data.sources import KINDS, source_module
 
 
 def _conf_dir(conf_dir: str | Path) -> Path:
@@ -42,9 +35,10 @@ def load_dataset_spec(name: str, conf_dir: str | Path = "conf") -> dict:
     path = _conf_dir(conf_dir) / f"{name}.yaml"
     spec = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     source = spec.get("source")
-    if source not in SOURCES:
-        raise DataError(f"{path} has source '{source}'; set it to one of: {', '.join(SOURCES)}.")
-    missing = [key for key in ("name", "vocab_size", *REQUIRED[source]) if spec.get(key) is None]
+    if source not in KINDS:
+        raise DataError(f"{path} has source '{source}'; set it to one of: {', '.join(KINDS)}.")
+    # The fields the source kind cannot do without; everything else has a default in the code that reads it.
+    missing = [key for key in ("name", "vocab_size", *source_module(source).REQUIRED) if spec.get(key) is None]
     if missing:
         raise DataError(f"{path} lacks {', '.join(missing)}; add the missing field(s) to it.")
     if spec["name"] != name:

@@ -8,8 +8,20 @@ from typing import Iterator
 
 from data.errors import DataError
 
+REQUIRED = ("files",)
+# The root pipeline: what a plain `dvc repro` builds, offline.
+PIPELINE, FOREACH = "dvc.yaml", False
 
-def iter_documents(spec: dict, root: str | Path = ".") -> Iterator[tuple[str, None, int]]:
+
+def check_ready(spec: dict, root: str | Path = ".") -> None:
+    """Nothing to say before DVC: the files ship with the repository (iter_documents names a missing one)."""
+
+
+def input_files(spec: dict, root: str | Path = ".") -> list[tuple[str, Path]]:
+    return [(name, Path(root) / name) for name in spec["files"]]
+
+
+def iter_documents(spec: dict, root: str | Path = ".", base_url: str | None = None) -> Iterator[tuple[str, None, int]]:
     for name in spec["files"]:
         path = Path(root) / name
         if not path.is_file():

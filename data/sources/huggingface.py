@@ -8,6 +8,18 @@ from typing import Iterator
 from data.download import download_file, hf_file_url
 from data.layout import download_dir
 
+REQUIRED = ("repo", "train_files", "num_train_shards")
+# One template over several datasets (DVC `foreach`): its stages are named stage@NAME.
+PIPELINE, FOREACH = "data/pipelines/huggingface/dvc.yaml", True
+
+
+def check_ready(spec: dict, root: str | Path = ".") -> None:
+    """Nothing to say before DVC: whether the files can be downloaded shows only when they are."""
+
+
+def input_files(spec: dict, root: str | Path = ".") -> list[tuple[str, Path]]:
+    return [(name, download_dir(spec["name"], root) / name) for name, _ in shard_files(spec)]
+
 
 def shard_files(spec: dict) -> list[tuple[str, str | None]]:
     """(file in the repo, split) for the configured training shards and the pinned validation file."""

@@ -11,6 +11,8 @@ from data.text import decode_utf8, paragraph_groups
 
 SUFFIXES = (".txt", ".jsonl", ".parquet")
 ENV_OVERRIDE = "AUTORESEARCH_LOCAL_DIR"
+REQUIRED = ("path",)
+PIPELINE, FOREACH = "data/pipelines/local/dvc.yaml", False
 
 
 def local_folder(spec: dict, root: str | Path = ".") -> Path:
@@ -31,7 +33,17 @@ def local_files(spec: dict, root: str | Path = ".") -> list[Path]:
     return files
 
 
-def iter_documents(spec: dict, root: str | Path = ".") -> Iterator[tuple[str, None, int]]:
+def check_ready(spec: dict, root: str | Path = ".") -> None:
+    """An empty or missing folder: say so now, not through DVC's output."""
+    local_files(spec, root)
+
+
+def input_files(spec: dict, root: str | Path = ".") -> list[tuple[str, Path]]:
+    folder = local_folder(spec, root)
+    return [(str(path.relative_to(folder)), path) for path in local_files(spec, root)]
+
+
+def iter_documents(spec: dict, root: str | Path = ".", base_url: str | None = None) -> Iterator[tuple[str, None, int]]:
     column = spec.get("text_column", "text")
     max_chars = int(spec.get("txt_document_chars", 8000))
     for path in local_files(spec, root):
