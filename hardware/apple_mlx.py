@@ -31,6 +31,7 @@ def _memory_fn(name: str):
 class MLXAdapter(Adapter):
     name = "mlx"
     framework = "mlx"
+    fixed_preset = "apple"
     attention_impl = "mlx"
     should_compile = False
     flops_table = APPLE

@@ -24,6 +24,8 @@ class Adapter:
     # Page-locked host batches, copied to the device without blocking: pays off where host and device memory
     # are apart (discrete GPUs); elsewhere pinning only costs time.
     pin_memory: bool = False
+    # The conf/preset/NAME.yaml this backend always gets; None: chosen by the device's memory (hardware/tiers.py).
+    fixed_preset: str | None = None
 
     @property
     def device(self):

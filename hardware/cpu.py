@@ -71,6 +71,7 @@ def native_bf16() -> bool:
 
 class CPUAdapter(Adapter):
     name = "cpu"
+    fixed_preset = "cpu"
     attention_impl = "sdpa"
 
     def compiles_by_default(self, budget_kind: str) -> bool:

@@ -32,6 +32,7 @@ def _hpu():
 
 class HPUAdapter(Adapter):
     name = "hpu"
+    fixed_preset = "gaudi"
     attention_impl = "sdpa"
     should_compile = True
     flops_table = INTEL_GAUDI

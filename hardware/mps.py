@@ -18,6 +18,7 @@ from hardware.peak_flops import APPLE
 
 class MPSAdapter(Adapter):
     name = "mps"
+    fixed_preset = "apple"
     attention_impl = "sdpa"
     should_compile = False
     flops_table = APPLE

@@ -10,12 +10,12 @@ DATACENTER_MIN_MEMORY_BYTES = 64 * 2**30
 
 
 def preset_for(backend: str, total_memory_bytes: int | None) -> str:
-    if backend == "cpu":
-        return "cpu"
-    if backend in ("mlx", "mps"):
-        return "apple"
-    if backend == "hpu":
-        return "gaudi"
+    """The backend adapter's fixed preset (CPU, Apple, Gaudi), else the GPU tier its memory affords."""
+    from hardware import get_adapter
+
+    fixed = get_adapter(backend).fixed_preset
+    if fixed:
+        return fixed
     if total_memory_bytes and total_memory_bytes >= DATACENTER_MIN_MEMORY_BYTES:
         return "datacenter"
     return "consumer"  # unknown memory too: the smaller batch is the one that cannot run out of memory
