@@ -13,8 +13,9 @@ from pathlib import Path
 import yaml
 
 from data.atomic import atomic_write_json
+from data.layout import PROJECT_ROOT
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "conf" / "config.yaml"
+DEFAULT_CONFIG = PROJECT_ROOT / "conf" / "config.yaml"
 
 
 def save_run_settings(path: str | Path, cfg: dict) -> None:
