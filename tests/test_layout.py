@@ -38,3 +38,12 @@ def test_no_module_spells_a_run_file_name_itself():
              for path in sorted((ROOT / folder).rglob("*.py")) if path.relative_to(ROOT) not in OWNERS
              for number, line in enumerate(path.read_text().splitlines(), 1) if quoted.search(line)]
     assert not found, "\n".join(found)
+
+
+def test_the_project_root_is_defined_once():
+    """data.layout.PROJECT_ROOT, the lowest layer; every other package module imports it."""
+    found = [str(path.relative_to(ROOT))
+             for folder in ("flows", "tasks", "research", "training", "data", "hardware", "models", "optim")
+             for path in sorted((ROOT / folder).rglob("*.py"))
+             if re.search(r"__file__\)\.resolve\(\)\.parent", path.read_text())]
+    assert found == ["data/layout.py"]
