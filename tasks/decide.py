@@ -19,7 +19,7 @@ from research.heartbeat import Heartbeat
 from research.layout import RunLayout
 from research.ledger import Ledger
 from research.proposal_record import ProposalRecord
-from research.report import results_table_markdown, write_report
+from research.report import write_report
 from research.runrepo import RunRepo
 from research.state import RunState
 from tasks.artifacts import artifact_key
