@@ -22,7 +22,6 @@ from types import ModuleType
 
 from data.atomic import atomic_write_json
 from models.hparams import check_block
-from training.loop import TrainingFailure
 from training.run_config import ConfigError, ExperimentDir, load_run_config
 
 # The reference trainer's allocator setting: CUDA memory segments that grow instead of many fixed blocks, so a
@@ -74,6 +73,7 @@ def classify(exc: BaseException) -> tuple[str, str]:
     """(kind, one-sentence reason) for a failure, without a traceback."""
     from data.errors import DataError
     from hardware import BackendUnavailable
+    from training.loop import TrainingFailure  # imports torch (through optim): only after ALLOCATOR_SETTINGS is set
 
     if isinstance(exc, TrainingFailure):
         return exc.kind, exc.reason
