@@ -113,3 +113,35 @@ def test_no_meter_means_an_empty_figure(monkeypatch):
     with measure_energy("mps") as energy:
         pass
     assert energy.kwh is None
+
+
+def test_a_training_writes_the_meters_energy_into_its_metrics(monkeypatch, tmp_path, tiny_dataset):
+    """Through the real training entry point (in this process): the meter runs around the training and its kWh
+    lands in metrics.json, where the decide step copies it into the ledger row; on this machine's CPU, with no
+    readable RAPL, the same training records None."""
+    import json
+
+    import hardware.energy
+    from tests.training_helpers import make_experiment
+    from training import entry
+
+    monkeypatch.setattr(entry, "die_with_parent", lambda: None)
+    monkeypatch.setenv("PYTORCH_ALLOC_CONF", "expandable_segments:True")  # main() sets it; undone after the test
+    exp_dir = make_experiment(tmp_path, tiny_dataset, ["budget.steps=3"])
+    joules = {"read": 0.0}
+
+    def fake_rapl() -> list[Counter]:
+        def read() -> float:
+            joules["read"] += 900.0  # 900 J more at every read: the meter's first and last reads bracket the training
+            return joules["read"]
+        return [Counter("fake rapl", read)]
+
+    monkeypatch.setitem(hardware.energy.SOURCES, "cpu", fake_rapl)
+    assert entry.main([str(exp_dir)]) == 0
+    metrics = json.loads((exp_dir / "metrics.json").read_text())
+    assert metrics["status"] == "ok" and metrics["energy_kwh"] > 0
+    assert metrics["energy_kwh"] == pytest.approx((joules["read"] - 1800.0) / JOULES_PER_KWH)  # minus probe, start
+
+    monkeypatch.setitem(hardware.energy.SOURCES, "cpu", lambda: [])
+    assert entry.main([str(exp_dir)]) == 0
+    assert json.loads((exp_dir / "metrics.json").read_text())["energy_kwh"] is None

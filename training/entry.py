@@ -66,7 +66,13 @@ def run(exp_dir: Path) -> dict:
     cfg = load_run_config(exp_dir)
     check_block(cfg["hparams"], int(cfg["train"]["seq_len"]))  # the rules proposals were validated against
     port, adapter = port_for(cfg)
-    return port.train(cfg, exp_dir, adapter)
+    from hardware.energy import measure_energy
+
+    # The device's own energy meter, read here in the training process: set-up, compile and training (not the
+    # evaluation); None where the hardware reports none.
+    with measure_energy(adapter.name) as energy:
+        metrics = port.train(cfg, exp_dir, adapter)
+    return {**metrics, "energy_kwh": energy.kwh}
 
 
 def classify(exc: BaseException) -> tuple[str, str]:
