@@ -11,11 +11,11 @@ every worker reads (paths.runs_dir, paths.data_dir), at the same absolute path o
 """
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 from prefect import flow
 
+from flows.pool_watch import heartbeat, wait_for_pool_run
 from flows.train_evaluate import train_then_evaluate
 from tasks.gpu_slots import resolve_slots
 from training.launch import finished_metrics
@@ -30,10 +30,12 @@ def train_evaluate_flow(exp: int, exp_dir: str, train_deadline: float | None, ev
                         train_silence: float | None = None) -> dict:
     """Runs on a worker: train, then evaluate, holding one of this host's devices for each."""
     from hardware import detect
+    from prefect.runtime import flow_run
 
     resolved = resolve_slots(slots, detect(backend))  # this host's devices, not the orchestrator's
-    metrics, evaluation = train_then_evaluate(exp, exp_dir, train_deadline, train_silence, eval_silence, cache_key,
-                                              label, resolved)
+    with heartbeat(ExperimentDir(exp_dir).pool_heartbeat, flow_run.get_id()):
+        metrics, evaluation = train_then_evaluate(exp, exp_dir, train_deadline, train_silence, eval_silence,
+                                                  cache_key, label, resolved)
     return {"train": metrics.get("status"), "evaluate": (evaluation or {}).get("status")}
 
 
@@ -72,6 +74,15 @@ def ensure_pool_deployment(pool_cfg: dict) -> str:
     return f"{FLOW_NAME}/{pool_cfg['deployment']}"
 
 
+def _log(message: str) -> None:
+    from prefect.logging import get_run_logger
+
+    try:
+        get_run_logger().warning(message)
+    except Exception:  # noqa: BLE001 - outside a flow run (a plain call from a test): print instead
+        print(message)
+
+
 def _read_outcome(directory: Path) -> tuple[dict | None, dict | None]:
     files = ExperimentDir(directory)
     metrics = finished_metrics(files.metrics, files.checkpoint)
@@ -92,16 +103,22 @@ def run_on_pool(deployment: str, pool_cfg: dict, exp: int, exp_dir: str, train_d
     parameters = {"exp": exp, "exp_dir": exp_dir, "train_deadline": train_deadline, "eval_silence": eval_silence,
                   "cache_key": cache_key, "label": label, "slots": slots_cfg, "backend": backend,
                   "train_silence": train_silence}
-    # The idempotency key makes a resumed research run wait for the pool run it had already launched instead
-    # of starting a second one; a pool run that died without an outcome (a lost worker) is tried once more.
+    # The idempotency keys make a resumed research run wait for the pool runs it had already launched instead
+    # of starting them again; a pool run that died without an outcome (a lost worker) is tried once more, under
+    # a key just as fixed, so a resume during that second try waits for it too.
     flow_run = None
-    for key in (cache_key, f"{cache_key}-{uuid.uuid4().hex[:8]}"):
-        flow_run = run_deployment(deployment, parameters=parameters, idempotency_key=key, timeout=None,
-                                  job_variables=dict(pool_cfg.get("job_variables") or {}), poll_interval=2)
+    for key in (cache_key, f"{cache_key}-relaunch"):
+        launched = run_deployment(deployment, parameters=parameters, idempotency_key=key, timeout=0,
+                                  job_variables=dict(pool_cfg.get("job_variables") or {}))
+        flow_run = wait_for_pool_run(launched.id, ExperimentDir(directory).pool_heartbeat,
+                                     float(pool_cfg.get("lost_after_seconds", 60)),
+                                     float(pool_cfg.get("server_patience_seconds", 600)), _log)
         metrics, evaluation = _read_outcome(directory)
-        if metrics is not None:
-            break
+        if metrics is not None and (metrics.get("status") != "ok" or evaluation is not None):
+            break  # a whole outcome; a run lost after its training is relaunched for the evaluation only
     state = flow_run.state.name if flow_run and flow_run.state else "unknown"
+    if flow_run and flow_run.state and flow_run.state.message:
+        state += f" ({flow_run.state.message.strip()[:200]})"  # e.g. a lost worker, in the crash row's reason
     if metrics is None:
         return {"status": "failed", "kind": "process",
                 "reason": f"pool run {flow_run.name if flow_run else '?'} ended {state} without a training result"}, None

@@ -40,6 +40,7 @@ class ExperimentDir:
     eval_log = FolderEntry(EVAL_LOG)
     proposal = FolderEntry("proposal.json")  # the proposer's answer, written once before anything else
     device_record = FolderEntry("device.jsonl")  # one line per phase: which device it held, when (tasks/gpu_slots.py)
+    pool_heartbeat = FolderEntry("pool-heartbeat.json")  # rewritten while a pool run lives (flows/pool_watch.py)
     test_split = FolderEntry("test")  # the same checkpoint scored on the held-out test split (`autoresearch finalize`)
 
     def __post_init__(self):

@@ -1,0 +1,237 @@
+"""README's "Several machines" recipe, end to end: scripts/head_node.sh starts a Prefect server on PostgreSQL,
+two process workers each pinned to one "device" (CUDA_VISIBLE_DEVICES, AUTORESEARCH_SLOT_SCOPE, one core),
+and `autoresearch run research.executor=pool research.parallel=2` on the head node. Then the faults: a worker
+killed with its machine mid-training, the orchestrator killed mid-round, the server restarted mid-run, and two
+research runs sharing the pool and the device limits.
+
+One server, one database and one set of workers for the module: each test has its own run tag and folder, and
+leaves the workers as it found them.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from research.ledger import Ledger
+from tests.operate_helpers import overlap_seconds, read_intervals, stop, wait_for
+from tests.pool_helpers import (POOL, Head, kill_tree, postgres_missing, research_command, start_research,
+                                start_worker)
+
+pytestmark = pytest.mark.slow
+LOST_AFTER = 15  # seconds without a heartbeat before a pool run is lost (production: 60)
+
+
+@pytest.fixture(scope="module")
+def head():
+    reason = postgres_missing()
+    if reason:
+        pytest.skip(reason)
+    head = Head()
+    try:
+        seconds = head.start()
+        print(f"head node ready in {seconds:.1f} s")
+        yield head
+    finally:
+        head.close()
+
+
+@pytest.fixture(scope="module")
+def client(head):
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: head.api}):
+        yield
+
+
+@pytest.fixture(scope="module")
+def workers(head, client):
+    """Two workers, device 0 and device 1. A test that kills one starts it again through `respawn`."""
+    procs = {device: start_worker(head, device, f"worker-dev{device}") for device in (0, 1)}
+
+    class Workers:
+        def respawn(self, device):
+            procs[device] = start_worker(head, device, f"worker-dev{device}-again-{time.monotonic_ns()}")
+
+        def pid(self, device):
+            return procs[device].pid
+
+        def alive(self, device):
+            return procs[device].poll() is None
+
+    try:
+        yield Workers()
+    finally:
+        for proc in procs.values():
+            stop(proc)
+
+
+def run_to_end(head, runs: Path, tag: str, experiments: int, *extra: str, timeout: float = 400) -> subprocess.CompletedProcess:
+    return subprocess.run(research_command(runs, tag, experiments, *extra), env=head.client_env(), capture_output=True,
+                          text=True, timeout=timeout, cwd=Path(__file__).resolve().parent.parent)
+
+
+def ledger_rows(run_dir: Path) -> list[dict]:
+    return Ledger(run_dir / "results.tsv").rows()
+
+
+def pool_runs(run_dir: Path) -> list:
+    """The train-evaluate flow runs the server holds for experiments of this run folder."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(limit=200)
+    return [run for run in runs if str(run.parameters.get("exp_dir", "")).startswith(str(run_dir) + "/")]
+
+
+def all_slots_free(names: list[str]) -> bool:
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return all(client.read_global_concurrency_limit_by_name(name).active_slots == 0 for name in names)
+
+
+def test_research_run_through_the_pool_on_postgres(head, workers, tmp_path):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    started = time.monotonic()
+    done = run_to_end(head, tmp_path, "pooled", 4)
+    print(f"4 experiments through the pool: {time.monotonic() - started:.1f} s")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    run_dir = tmp_path / "pooled"
+    rows = ledger_rows(run_dir)
+    assert [row["exp"] for row in rows] == [0, 1, 2, 3]
+    assert [row["status"] for row in rows[:2]] == ["baseline", "baseline"]
+    assert all(row["val_bpb"] is not None for row in rows), rows
+    assert rows[2]["baseline_sha"] == rows[3]["baseline_sha"] and rows[2]["key"] != rows[3]["key"]
+    # The run repository: one tag per experiment, as in a local run.
+    tags = subprocess.run(["git", "tag"], cwd=run_dir / "repo", capture_output=True, text=True, check=True).stdout.split()
+    assert {f"exp{n}" for n in range(4)} <= set(tags), tags
+    # Device records: each experiment trained on a worker's own device, and the two of a round at once.
+    trained = {n: read_intervals(run_dir / "exp" / str(n))[-1] for n in range(4)}
+    assert {trained[n]["slot"] for n in range(4)} == {"autoresearch-dev0-cpu", "autoresearch-dev1-cpu"}, trained
+    for a, b in ((0, 1), (2, 3)):
+        assert trained[a]["slot"] != trained[b]["slot"] and overlap_seconds(trained[a], trained[b]) > 0, trained
+    # Each training (an experiment's first, or a paired seed the decision asked for) ran as one pool run,
+    # completed; the results artifact is on the server.
+    runs = pool_runs(run_dir)
+    folders = [run.parameters["exp_dir"] for run in runs]
+    assert len(folders) == len(set(folders)), sorted(folders)
+    assert {str(run_dir / "exp" / str(n)) for n in range(4)} <= set(folders), sorted(folders)
+    assert all(run.state.is_completed() for run in runs), [(run.name, run.state.name) for run in runs]
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["pooled-results"])))
+    assert artifacts and artifacts[0].type == "table"
+    assert all_slots_free(["autoresearch-dev0-cpu", "autoresearch-dev1-cpu"])
+
+
+def training_in_progress(run_dir: Path, exps=(0, 1)):
+    """(exp, pid of its pool run) for the first experiment whose training prints steps on a worker, else None."""
+    for exp in exps:
+        folder = run_dir / "exp" / str(exp)
+        beat, log = folder / "pool-heartbeat.json", folder / "train.log"
+        try:
+            if "step" in log.read_text() and not (folder / "metrics.json").exists():
+                return exp, json.loads(beat.read_text())["pid"]
+        except (OSError, ValueError, KeyError):
+            continue
+    return None
+
+
+def test_a_worker_killed_mid_training_is_relaunched_and_the_run_goes_on(head, workers, tmp_path):
+    from tests.pool_helpers import children
+
+    run_dir = tmp_path / "lost-worker"
+    proc = start_research(head, tmp_path, "lost-worker", 2, "budget.steps=60",
+                          f"research.pool.lost_after_seconds={LOST_AFTER}")
+    try:
+        exp, pool_pid = wait_for(lambda: training_in_progress(run_dir), 240, "a training on a worker")
+        device = next(d for d in (0, 1) if pool_pid in children(workers.pid(d)))
+        kill_tree(workers.pid(device))  # the worker, its flow run and the training: the machine is gone
+        proc.wait(400)
+    finally:
+        stop(proc)
+        workers.respawn(device)
+    log = (tmp_path / "lost-worker.log").read_text()
+    assert proc.returncode == 0, log[-3000:]
+    rows = ledger_rows(run_dir)
+    assert [row["exp"] for row in rows] == [0, 1]  # no row lost, none doubled
+    # Relaunched once, on the surviving worker: the baseline has its value (a crash row would stop the run).
+    assert rows[exp]["status"] == "baseline" and rows[exp]["val_bpb"] is not None, rows[exp]
+    tries = [run for run in pool_runs(run_dir) if run.parameters["exp_dir"] == str(run_dir / "exp" / str(exp))]
+    states = sorted((run.state.name, run.state.message or "") for run in tries)
+    assert [name for name, _ in states] == ["Completed", "Crashed"], states
+    assert "no heartbeat from its worker" in states[1][1], states
+    assert "lost: no heartbeat" in log  # the research flow said why it launched the experiment again
+    # The dead worker's device slot is freed by its lease (60 s) without anyone releasing it.
+    wait_for(lambda: all_slots_free([f"autoresearch-dev{device}-cpu"]), 100, "the dead worker's slot", every=1)
+
+
+def test_the_orchestrator_killed_mid_round_resumes_and_waits_for_its_pool_runs(head, workers, tmp_path):
+    run_dir = tmp_path / "cut-round"
+    first = start_research(head, tmp_path, "cut-round", 2, "budget.steps=60")
+    try:
+        both = lambda: all(training_in_progress(run_dir, (n,)) for n in (0, 1))  # noqa: E731
+        wait_for(both, 240, "both trainings of the round on the pool")
+        launched = {run.id for run in pool_runs(run_dir)}
+        kill_tree(first.pid)  # the research flow, mid-round; its pool runs go on on the workers
+        first.wait(30)
+    finally:
+        stop(first)
+    assert len(launched) == 2 and (run_dir / "round.json").is_file()
+    again = run_to_end(head, tmp_path, "cut-round", 2, "budget.steps=60")
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert [row["exp"] for row in ledger_rows(run_dir)] == [0, 1]
+    runs = pool_runs(run_dir)
+    assert {run.id for run in runs} == launched, "the resumed run started a pool run again instead of waiting"
+    assert all(run.state.is_completed() for run in runs)
+    assert not (run_dir / "round.json").exists()
+
+
+def test_a_server_restart_mid_run_is_waited_out(head, workers, tmp_path):
+    run_dir = tmp_path / "restart"
+    proc = start_research(head, tmp_path, "restart", 2, "budget.steps=60")
+    try:
+        wait_for(lambda: training_in_progress(run_dir), 240, "a training on a worker")
+        head.stop_server()
+        time.sleep(3)
+        head.start()
+        proc.wait(400)
+    finally:
+        stop(proc)
+    log = (tmp_path / "restart.log").read_text()
+    assert proc.returncode == 0, log[-3000:]
+    assert "the Prefect server answers again" in log or "Prefect server does not answer" not in log
+    rows = ledger_rows(run_dir)
+    assert [row["exp"] for row in rows] == [0, 1] and all(row["val_bpb"] is not None for row in rows)
+    folders = [run.parameters["exp_dir"] for run in pool_runs(run_dir)]
+    assert sorted(folders) == [str(run_dir / "exp" / str(n)) for n in (0, 1)]  # none started twice
+
+
+def test_two_research_runs_share_the_pool_and_never_two_trainings_on_one_device(head, workers, tmp_path):
+    # A second worker on device 0: only the device limit now keeps two trainings off that device.
+    extra = start_worker(head, 0, "worker-dev0-second")
+    try:
+        runs = [start_research(head, tmp_path, tag, 2, "budget.steps=20") for tag in ("share-a", "share-b")]
+        for proc in runs:
+            proc.wait(400)
+    finally:
+        for proc in runs:
+            stop(proc)
+        stop(extra)
+    for tag, proc in zip(("share-a", "share-b"), runs):
+        assert proc.returncode == 0, (tmp_path / f"{tag}.log").read_text()[-3000:]
+        assert [row["exp"] for row in ledger_rows(tmp_path / tag)] == [0, 1]
+    held: dict[str, list[dict]] = {}
+    for record in tmp_path.rglob("device.jsonl"):
+        for entry in map(json.loads, record.read_text().splitlines()):
+            held.setdefault(entry["slot"], []).append(entry)
+    assert set(held) == {"autoresearch-dev0-cpu", "autoresearch-dev1-cpu"}, held
+    for slot, entries in held.items():
+        entries.sort(key=lambda entry: entry["started_at"])
+        for before, after in zip(entries, entries[1:]):
+            assert overlap_seconds(before, after) <= 0, (slot, before, after)
