@@ -32,8 +32,9 @@ def train_evaluate_flow(exp: int, exp_dir: str, train_deadline: float | None, ev
     from hardware import detect
     from prefect.runtime import flow_run
 
-    resolved = resolve_slots(slots, detect(backend))  # this host's devices, not the orchestrator's
+    # The first beat as early as possible: until it comes, the research flow counts the start as silence.
     with heartbeat(ExperimentDir(exp_dir).pool_heartbeat, flow_run.get_id()):
+        resolved = resolve_slots(slots, detect(backend))  # this host's devices, not the orchestrator's
         metrics, evaluation = train_then_evaluate(exp, exp_dir, train_deadline, train_silence, eval_silence,
                                                   cache_key, label, resolved)
     return {"train": metrics.get("status"), "evaluate": (evaluation or {}).get("status")}

@@ -92,15 +92,17 @@ def wait_for_pool_run(flow_run_id, beat_path: Path, lost_after: float, server_pa
                 beat = _read_beat(beat_path)
                 if beat != last_beat:
                     last_beat, beat_changed = beat, time.monotonic()
-                # Only a run that is running can be lost; one still scheduled waits for a free worker.
-                if state is not None and state.is_running() and time.monotonic() - beat_changed > lost_after:
+                # Only a run a worker took (Pending while its process starts, then Running) can be lost; one
+                # still Scheduled waits for a free worker, however long.
+                taken = state is not None and (state.is_running() or state.is_pending())
+                if taken and time.monotonic() - beat_changed > lost_after:
                     message = (f"lost: no heartbeat from its worker for {lost_after:.0f} s "
                                f"(the worker or its machine died)")
                     client.set_flow_run_state(flow_run_id, Crashed(message=message), force=True)
                     log(f"pool run {flow_run.name}: {message}")
                     return client.read_flow_run(flow_run_id)
-                if state is None or not state.is_running():
-                    beat_changed = time.monotonic()  # the clock starts when it runs
+                if not taken:
+                    beat_changed = time.monotonic()  # the clock starts when a worker takes it
         except Exception as exc:  # noqa: BLE001 - sorted by _server_trouble, re-raised otherwise
             if not _server_trouble(exc):
                 raise
