@@ -87,9 +87,11 @@ def _draw_experiments(axes, rows: list[dict], settings: dict | None) -> None:
     if before:
         xs = sorted(before)
         last = rows[-1]["exp"]
-        best_xs, best_ys = xs + [last + 0.5], [before[x] for x in xs] + [staircase[-1][1]]
-        axes.step([xs[0] - 0.5] + best_xs, [best_ys[0]] + best_ys, where="post", color=LINE_COLOR, linewidth=1.6,
-                  zorder=2, label="best so far")
+        # Experiment x spans [x - 0.5, x + 0.5] at the best it was judged against, like the band below it; a keep
+        # lowers the line from x + 0.5 on, and the last half step shows where the run ends.
+        edges = [x - 0.5 for x in xs] + [last + 0.5, last + 1.0]
+        axes.stairs([before[x] for x in xs] + [staircase[-1][1]], edges, baseline=None, color=LINE_COLOR,
+                    linewidth=1.6, zorder=2, label="best so far")
         lines = keep_lines(rows, before, settings) if settings else {}
         if lines:
             line_xs = sorted(lines)
@@ -149,6 +151,7 @@ def _draw_hours(axes, rows: list[dict], verified: Paired | None) -> None:
             points.append((spent, best))
     if points:
         axes.step(*zip(*points), where="post", color=LINE_COLOR, linewidth=1.6, label="best val_bpb")
+        axes.plot(*points[-1], "o", color=LINE_COLOR, markersize=4)  # the best at the end, even when it came last
         start = points[0][1]
         axes.axhline(start, color=STATUS_COLORS["baseline"], linestyle=":", linewidth=1, label="baseline mean")
         if verified is not None and verified.mean is not None:

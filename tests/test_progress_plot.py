@@ -51,6 +51,9 @@ def test_the_experiments_panel_shows_noise_best_keep_line_keeps_and_crashes(rows
     assert len(keep_line.values) == len(band.values) > 80
     # The band runs from the keep line up to the best so far: a real margin under every experiment.
     assert np.all(band.baseline == keep_line.values) and np.all(band.values > keep_line.values)
+    best = _artist(left, "best so far").get_data()  # the band's top edge, plus the final best after the last one
+    assert np.all(best.values[:-1] == band.values) and np.all(best.edges[:-1] == keep_line.edges)
+    assert best.values[-1] == pytest.approx(best_so_far(rows)[-1][1])
 
 
 def test_the_keep_line_follows_the_runs_decide_settings(rows):
