@@ -40,6 +40,11 @@ def pytest_sessionfinish(session) -> None:
     server_module = sys.modules.get("prefect.server.api.server")
     if server_module is None:
         return  # no test imported Prefect's server: nothing was started
+    # Run logs go to the server at INFO (flows/prefect_env.py): send what is queued while it still listens, or
+    # Prefect's exit hook tries after the stop and prints 'Error logging to API'.
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=10)
     for server in list(server_module.SubprocessASGIServer._instances.values()):
         server.stop()
 
