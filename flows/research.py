@@ -221,8 +221,8 @@ class ExperimentRunner:
         else:
             proposal = self._propose(exp, state, directory, in_flight or [])
             if not proposal.ok:
-                return ExperimentSetup(exp, state, directory, proposal, "", int(state.hparams["seed"]), started, False,
-                                "skip", "", skipped=True)
+                return ExperimentSetup(exp, state, directory, proposal, "", int(state.hparams["seed"]), started,
+                                       False, "skip", "", skipped=True)
             change = proposal.change
             hparams = apply_change(state.hparams, change)
             seed = first_seed(state.rows, int(cfg["hparams"]["seed"]))  # a seed the incumbent ran: a free pair
