@@ -87,7 +87,8 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def _age(seconds: float) -> str:
+def duration_text(seconds: float) -> str:
+    """A duration as a person reads it: 45 s, 12 min, 3.5 h, 2.0 days."""
     seconds = max(0.0, seconds)
     if seconds < 90:
         return f"{seconds:.0f} s"
@@ -121,7 +122,7 @@ def describe_status(heartbeat: dict, now: float | None = None,
     if age is None:
         lines.append("Last heartbeat: unknown time.")
     else:
-        lines.append(f"Last heartbeat: {_age(age)} ago ({heartbeat.get('time_iso') or _iso(beat_time)}).")
+        lines.append(f"Last heartbeat: {duration_text(age)} ago ({heartbeat.get('time_iso') or _iso(beat_time)}).")
     if phase in FINAL_PHASES:
         return "\n".join(lines)  # a finished run is expected to be silent
     if host == socket.gethostname() and isinstance(pid, int):
@@ -132,6 +133,6 @@ def describe_status(heartbeat: dict, now: float | None = None,
     elif host != socket.gethostname():
         lines.append(f"The run is on host {host}; its process cannot be checked from here.")
     if age is not None and age > stale_after_s:
-        lines.append(f"Stale: no heartbeat for {_age(age)} (more than {_age(stale_after_s)}); "
+        lines.append(f"Stale: no heartbeat for {duration_text(age)} (more than {duration_text(stale_after_s)}); "
                      "the run may be stuck.")
     return "\n".join(lines)

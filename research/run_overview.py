@@ -10,7 +10,8 @@ import socket
 import time
 from pathlib import Path
 
-from research.heartbeat import DEFAULT_STALE_AFTER_S, FINAL_PHASES, describe_status, pid_alive, read_heartbeat
+from research.heartbeat import (DEFAULT_STALE_AFTER_S, FINAL_PHASES, describe_status, duration_text, pid_alive,
+                                read_heartbeat)
 from research.layout import RunLayout
 from research.ledger import Ledger, LedgerError
 from research.report import results_table_markdown, summarize
@@ -25,14 +26,7 @@ def _rows(layout: RunLayout) -> list[dict]:
 
 
 def ago(seconds: float) -> str:
-    seconds = max(0.0, seconds)
-    if seconds < 90:
-        return f"{seconds:.0f} s ago"
-    if seconds < 90 * 60:
-        return f"{seconds / 60:.0f} min ago"
-    if seconds < 48 * 3600:
-        return f"{seconds / 3600:.1f} h ago"
-    return f"{seconds / 86400:.1f} days ago"
+    return f"{duration_text(seconds)} ago"
 
 
 def liveness(heartbeat: dict | None, now: float, stale_after_s: float = DEFAULT_STALE_AFTER_S) -> str:
