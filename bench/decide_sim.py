@@ -83,6 +83,23 @@ def draw_gain(mix, rng: random.Random) -> float:
     return mix[-1][1]
 
 
+def judge_in_world(world: "World", rows: list[dict], settings: dict, exp: int, best_config: int, seed: int):
+    """research.decide's verdict on config `exp` against the incumbent `best_config`, every pair it asks for
+    measured in the simulated world as flows/settle.py trains them. Returns (decision, the candidate's runs, the
+    incumbent's new runs, trainings spent)."""
+    candidate, incumbent_new, trainings = {seed: world.measure(exp, seed)}, {}, 1
+    while True:
+        decision = judge_candidate(rows, settings, candidate, incumbent_new, BASE_SEED)
+        if decision.status != CONTINUE:
+            return decision, candidate, incumbent_new, trainings
+        if decision.incumbent_runs_next:
+            incumbent_new[decision.next_seed] = world.measure(best_config, decision.next_seed)
+            trainings += 1
+        if decision.next_seed not in candidate:
+            candidate[decision.next_seed] = world.measure(exp, decision.next_seed)
+            trainings += 1
+
+
 def simulate_run(settings: dict, model: NoiseModel, mix, proposals: int, rng: random.Random) -> dict:
     """One run: baselines, then `proposals` proposals judged by research.decide exactly as the flow does."""
     world, rows = World(model, rng), []
@@ -95,18 +112,8 @@ def simulate_run(settings: dict, model: NoiseModel, mix, proposals: int, rng: ra
         gain = draw_gain(mix, rng)
         world.means[exp] = world.means[best_config] - gain * model.seed_sd
         seed = first_seed(rows, BASE_SEED)
-        candidate, incumbent_new = {seed: world.measure(exp, seed)}, {}
-        trainings += 1
-        while True:
-            decision = judge_candidate(rows, settings, candidate, incumbent_new, BASE_SEED)
-            if decision.status != CONTINUE:
-                break
-            if decision.incumbent_runs_next:
-                incumbent_new[decision.next_seed] = world.measure(best_config, decision.next_seed)
-                trainings += 1
-            if decision.next_seed not in candidate:
-                candidate[decision.next_seed] = world.measure(exp, decision.next_seed)
-                trainings += 1
+        decision, candidate, incumbent_new, spent = judge_in_world(world, rows, settings, exp, best_config, seed)
+        trainings += spent
         rows.append({"exp": exp, "seed": seed, **decision_fields(decision, candidate, incumbent_new)})
         if decision.keep:
             keeps["useful" if gain > 0 else "useless"] += 1

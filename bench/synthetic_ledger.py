@@ -13,8 +13,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.decide_sim import BASE_SEED, REGIMES, World, draw_gain, rule_settings  # noqa: E402
-from research.decide import CONTINUE, decision_fields, first_seed, judge_baseline, judge_candidate  # noqa: E402
+from bench.decide_sim import BASE_SEED, REGIMES, World, draw_gain, judge_in_world, rule_settings  # noqa: E402
+from research.decide import decision_fields, first_seed, judge_baseline  # noqa: E402
 from research.run_costs import trainings  # noqa: E402
 
 VALUES = {"optim.matrix_lr": (0.02, 0.03, 0.05, 0.06), "optim.embedding_lr": (0.3, 0.4, 0.8),
@@ -51,14 +51,7 @@ def synthetic_ledger(experiments: int = 100, seed: int = 7, regime: str = "gpu-s
                          "error": "training failed: out of memory"})
             continue
         world.means[exp] = world.means[best_config] - draw_gain(MIX, rng) * model.seed_sd
-        candidate, incumbent_new = {seed: world.measure(exp, seed)}, {}
-        while True:
-            decision = judge_candidate(rows, settings, candidate, incumbent_new, BASE_SEED)
-            if decision.status != CONTINUE:
-                break
-            if decision.incumbent_runs_next:
-                incumbent_new[decision.next_seed] = world.measure(best_config, decision.next_seed)
-            candidate.setdefault(decision.next_seed, world.measure(exp, decision.next_seed))
+        decision, candidate, incumbent_new, _ = judge_in_world(world, rows, settings, exp, best_config, seed)
         row = {"exp": exp, "seed": seed, **change, "description": f"try {change['change']}",
                **decision_fields(decision, candidate, incumbent_new), **_costs(rng)}
         row["total_seconds"] *= trainings(row)  # the row's wall time covers every paired training it ran
