@@ -128,6 +128,13 @@ def test_research_run_through_the_pool_on_postgres(head, workers, tmp_path):
         artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["pooled-results"])))
     assert artifacts and artifacts[0].type == "table"
     assert all_slots_free(["autoresearch-dev0-cpu", "autoresearch-dev1-cpu"])
+    # The database password stays in its 0600 file: not in the server's, the workers' or the run's output.
+    password_file = head.dir / "db-password"
+    password = password_file.read_text().strip()
+    assert len(password) >= 32 and password_file.stat().st_mode & 0o777 == 0o600
+    for log in [head.log, *head.dir.glob("worker-*.log")]:
+        assert password not in log.read_text(errors="replace"), log
+    assert password not in done.stdout + done.stderr
 
 
 def training_in_progress(run_dir: Path, exps=(0, 1)):
