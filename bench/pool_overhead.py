@@ -70,6 +70,39 @@ def idle_before_trainings(uses: list[dict]) -> tuple[list[float], list[float]]:
     return since_any, since_own
 
 
+def stages(run_dir: Path) -> dict[str, list[float]]:
+    """Per pool run, from the server's timestamps and the device records: where the time between trainings went."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        runs = [run for run in client.read_flow_runs(limit=200)  # the timed run's experiments (2 on)
+                if str(run.parameters.get("exp_dir", "")).startswith(str(run_dir) + "/")
+                and int(run.parameters.get("exp", 0)) >= 2]
+    by_folder = {}
+    for record in (run_dir / "exp").rglob("device.jsonl"):
+        by_folder[str(record.parent)] = [json.loads(line) for line in record.read_text().splitlines()]
+    runs.sort(key=lambda run: run.created)
+    found: dict[str, list[float]] = {"launch -> a worker's process runs the flow": [],
+                                     "flow start -> training process starts (engine, task, device slot)": [],
+                                     "evaluation done -> pool run final on the server": [],
+                                     "pool run final -> next pool run launched (research flow)": []}
+    for before, run in zip([None, *runs], runs):
+        records = by_folder.get(run.parameters["exp_dir"], [])
+        train = next((r for r in records if r["phase"] == "train"), None)
+        evaluate = next((r for r in records if r["phase"] == "evaluate"), None)
+        if run.start_time and train:
+            found["launch -> a worker's process runs the flow"].append((run.start_time - run.created).total_seconds())
+            found["flow start -> training process starts (engine, task, device slot)"].append(
+                train["started_at"] - run.start_time.timestamp())
+        if run.end_time and evaluate:
+            found["evaluation done -> pool run final on the server"].append(
+                run.end_time.timestamp() - evaluate["finished_at"])
+        if before is not None and before.end_time:
+            found["pool run final -> next pool run launched (research flow)"].append(
+                (run.created - before.end_time).total_seconds())
+    return found
+
+
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 6
     reason = postgres_missing()
@@ -95,6 +128,12 @@ def main() -> None:
         print(f"| holding a device on the workers (training + evaluation processes) | {held:.2f} |")
         print(f"| **scheduling overhead per experiment** (goal <= 3 s) | **{overhead:.2f}** |")
         print(f"| per pool run ({trainings} trainings, paired seeds included) | {(total - fixed - held) / trainings:.2f} |")
+        print("\n| stage, research.parallel=1 (median of the pool runs) | seconds |\n|---|---:|")
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        with temporary_settings(updates={PREFECT_API_URL: head.api}):
+            for stage, values in stages(runs / "seq").items():
+                print(f"| {stage} | {statistics.median(values):.2f} |" if values else f"| {stage} | - |")
         # 2. device freed -> next training, rounds of two
         run(head, runs, "par", 2 + n)
         since_any, since_own = idle_before_trainings(device_uses(runs / "par"))
