@@ -13,11 +13,15 @@ process workers, each pinned to one core (taskset, OMP_NUM_THREADS=1), the resea
    was freed (the pipeline's latency), and since its own device was freed (that adds waiting for the other
    member of the round, which a round does by design).
 
-    python bench/pool_overhead.py [N]
+    python bench/pool_overhead.py [N] [--worker warm|prefect]
+
+--worker prefect runs Prefect's own process worker (`prefect worker start`: a new interpreter per flow run)
+instead of README's `autoresearch worker` (each flow run forked from a warm process), for the comparison.
 """
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -104,7 +108,13 @@ def stages(run_dir: Path) -> dict[str, list[float]]:
 
 
 def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 6
+    import argparse
+
+    parser = argparse.ArgumentParser(description="work pool overhead per experiment")
+    parser.add_argument("n", type=int, nargs="?", default=6, help="experiments timed per part (default 6)")
+    parser.add_argument("--worker", choices=("warm", "prefect"), default="warm")
+    args = parser.parse_args()
+    n = args.n
     reason = postgres_missing()
     if reason:
         raise SystemExit(reason)
@@ -113,7 +123,8 @@ def main() -> None:
     workers = []
     try:
         print(f"head node (PostgreSQL + Prefect server) ready in {head.start():.1f} s", file=sys.stderr)
-        workers = [start_worker(head, device, f"bench-dev{device}") for device in (0, 1)]
+        workers = [start_worker(head, device, f"bench-dev{device}", args.worker) for device in (0, 1)]
+        print(f"workers: {args.worker}; load average {os.getloadavg()[0]:.2f}", file=sys.stderr)
         # 1. overhead per experiment, one at a time
         seq = ("research.parallel=1",)
         run(head, runs, "seq", 2, *seq)
@@ -142,6 +153,7 @@ def main() -> None:
               f"{max(since_any):.2f} | {len(since_any)} |")
         print(f"| since its own device was freed (waits for the round's other member) | "
               f"{statistics.median(since_own):.2f} | {max(since_own):.2f} | {len(since_own)} |")
+        print(f"load average at the end: {os.getloadavg()[0]:.2f}", file=sys.stderr)
     finally:
         for worker in workers:
             stop(worker)

@@ -5,6 +5,7 @@
   run      the research loop (a Prefect flow)
   suite    the research loop over the suite's datasets (conf/suite/), with a comparison
   serve    serve the `research` and `nightly-suite` deployments to a Prefect server (launch runs from the UI)
+  worker   a work-pool worker for research.executor=pool, each flow run forked from a warm process
   status   a run's heartbeat: phase, experiment, best, whether it is alive
   report   a run's report.md and progress.png
   finalize re-measure a run on fresh paired seeds: baseline vs final, and each kept change left out
@@ -94,6 +95,17 @@ def cmd_serve(args) -> int:
     return serve_command(args.overrides)
 
 
+def cmd_worker(args) -> int:
+    from flows.compose import ConfigurationError
+    from flows.pool import require_server
+    from flows.warm_worker import worker_command
+
+    require_server("autoresearch worker")
+    if args.limit < 1:
+        raise ConfigurationError(f"--limit must be at least 1 (flow runs at once), not {args.limit}.")
+    return worker_command(args.pool, args.limit, args.name)
+
+
 def cmd_status(args) -> int:
     from flows.commands import status_command
 
@@ -127,6 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text, description=text)
         p.add_argument("overrides", nargs="*", metavar="key=value", help="Hydra overrides")
         p.set_defaults(func=func)
+    worker = sub.add_parser("worker", help="serve a work pool's train-evaluate runs (research.executor=pool)",
+                            description="Serve a work pool's train-evaluate runs, each forked from a warm process.")
+    worker.add_argument("--pool", default="gpu", help="work pool name, as research.pool.name (default: gpu)")
+    worker.add_argument("--limit", type=int, default=1, help="flow runs at once (default 1: one per GPU)")
+    worker.add_argument("--name", default=None, help="worker name shown in the UI (default: Prefect's)")
+    worker.set_defaults(func=cmd_worker)
     for name, func, text in (
         ("status", cmd_status, "show a run's heartbeat (all runs without a tag)"),
         ("report", cmd_report, "write a run's report.md and progress.png"),

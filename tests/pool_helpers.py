@@ -80,11 +80,16 @@ class Head:
 def worker_env(head: Head, device: int) -> dict:
     """A worker pinned to one "device" by its environment, as README's recipe pins one to a GPU."""
     return {**head.client_env(), "CUDA_VISIBLE_DEVICES": str(device), "AUTORESEARCH_SLOT_SCOPE": f"dev{device}",
-            "OMP_NUM_THREADS": "1"}  # torch threads = 1: one core per training
+            "OMP_NUM_THREADS": "1",  # torch threads = 1: one core per training
+            "PYTHONPATH": str(PROJECT_ROOT)}  # the project is installed; this adds the tests' probe flows
 
 
-def start_worker(head: Head, device: int, name: str) -> subprocess.Popen:
-    command = [str(VENV_BIN / "prefect"), "worker", "start", "--pool", POOL, "--limit", "1", "--name", name]
+def start_worker(head: Head, device: int, name: str, kind: str = "warm") -> subprocess.Popen:
+    """README's worker (`autoresearch worker`: runs forked from a warm process), or Prefect's process worker."""
+    if kind == "warm":
+        command = [str(VENV_BIN / "autoresearch"), "worker", "--pool", POOL, "--limit", "1", "--name", name]
+    else:
+        command = [str(VENV_BIN / "prefect"), "worker", "start", "--pool", POOL, "--limit", "1", "--name", name]
     if shutil.which("taskset") and (os.cpu_count() or 1) > device:
         command = ["taskset", "-c", str(device), *command]  # and its trainings on that one core
     return start(command, worker_env(head, device), head.dir / f"{name}.log")

@@ -243,3 +243,33 @@ def test_two_research_runs_share_the_pool_and_never_two_trainings_on_one_device(
         entries.sort(key=lambda entry: entry["started_at"])
         for before, after in zip(entries, entries[1:]):
             assert overlap_seconds(before, after) <= 0, (slot, before, after)
+
+
+def test_the_worker_forks_each_run_from_its_warm_process_with_the_jobs_environment(head, workers, tmp_path):
+    """README's `autoresearch worker`: a flow run is a fork of the worker's fork server (Prefect and the project
+    already imported), pinned by the worker's environment, with the job's env on top; a run whose process
+    dies without a word is marked Crashed by the worker, which then takes the next run."""
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+    from prefect.deployments.runner import EntrypointType
+
+    from tests.pool_probe import die, report_process
+
+    for probe in (report_process, die):
+        probe.to_deployment(name="probe", work_pool_name=POOL, entrypoint_type=EntrypointType.MODULE_PATH).apply()
+    out = tmp_path / "probe.json"
+    done = run_deployment("pool-probe/probe", parameters={"out": str(out)}, timeout=120,
+                          job_variables={"env": {"AUTORESEARCH_PROBE": "from-the-job"}})
+    assert done.state.is_completed(), done.state
+    seen = json.loads(out.read_text())
+    assert "forkserver" in seen["parent_cmdline"], seen  # not `python -m prefect.engine`: a fork of the warm one
+    assert seen["grandparent"] in (workers.pid(0), workers.pid(1)), seen  # that fork server is a worker's
+    assert seen["flows_pool_imported"], seen  # preloaded: the probe itself never imports it
+    assert seen["probe_env"] == "from-the-job" and seen["device"] in ("0", "1"), seen
+
+    died = run_deployment("pool-probe-dies/probe", parameters={"code": 3}, timeout=120)
+    with get_client(sync_client=True) as client:
+        died = wait_for(lambda: (run := client.read_flow_run(died.id)).state.is_final() and run, 60, "the dead run's state")
+    assert died.state.is_crashed() and "status code 3" in (died.state.message or ""), died.state
+    again = run_deployment("pool-probe/probe", parameters={"out": str(tmp_path / "again.json")}, timeout=120)
+    assert again.state.is_completed() and json.loads((tmp_path / "again.json").read_text())["probe_env"] is None
