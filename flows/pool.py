@@ -2,7 +2,7 @@
 so several GPU machines can serve one research run (and several runs can share the machines).
 
     prefect work-pool create gpu --type process                      # once, on any machine
-    prefect worker start --pool gpu --limit 1                        # on each GPU host (one per GPU, see README)
+    autoresearch worker --pool gpu --limit 1                         # on each GPU host (one per GPU, see README)
 
 The research flow creates (or updates) the `train-evaluate/<research.pool.deployment>` deployment on the pool
 when it starts, then launches one flow run per experiment and waits for it. The outcome is read from the
@@ -65,7 +65,7 @@ def ensure_pool_deployment(pool_cfg: dict) -> str:
         except ObjectNotFound:
             raise ConfigurationError(
                 f"There is no work pool '{pool}': create it with `prefect work-pool create {pool} --type process` "
-                f"and start a worker on each GPU host with `prefect worker start --pool {pool} --limit 1`.") from None
+                f"and start a worker on each GPU host with `autoresearch worker --pool {pool} --limit 1`.") from None
     # MODULE_PATH: workers import flows.pool from the installed project, wherever they were started.
     deployment = train_evaluate_flow.to_deployment(
         name=pool_cfg["deployment"], work_pool_name=pool, entrypoint_type=EntrypointType.MODULE_PATH,

@@ -22,7 +22,7 @@ from data.atomic import atomic_write_json
 from research.errors import ResearchStopped
 
 BEAT_SECONDS = 2.0   # how often a pool run says it is alive
-POLL_SECONDS = 1.0   # how often the research flow looks at its pool runs
+POLL_SECONDS = 0.25  # how often the research flow looks at its pool runs (half of it is every experiment's wait)
 
 
 class ServerUnreachable(ResearchStopped):

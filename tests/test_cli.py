@@ -129,3 +129,10 @@ def test_prepare_prints_the_verified_dataset(tmp_path):
     assert lines["vocab_size"] == str(manifest["vocab_size"])
     train = [shard["tokens"] for shard in manifest["shards"] if shard["split"] == "train"]
     assert lines["train"] == f"{len(train)} shards, {sum(train) / 1e6:.2f}M tokens"
+
+
+def test_worker_without_a_server_or_with_no_room_is_one_sentence(tmp_path):
+    no_server = {"PREFECT_API_URL": "", "PREFECT_HOME": str(tmp_path)}  # no profile naming a server either
+    assert_one_sentence_error(cli("worker", "--pool", "gpu", env=no_server), "needs a Prefect server")
+    proc = cli("worker", "--limit", "0", env={"PREFECT_API_URL": "http://127.0.0.1:9/api"})
+    assert_one_sentence_error(proc, "--limit")

@@ -206,8 +206,8 @@ def pool(server, client_settings, tiny_dataset, tmp_path_factory):
     subprocess.run([str(VENV_BIN / "prefect"), "work-pool", "create", name, "--type", "process"], env=env,
                    check=True, capture_output=True, timeout=60)
     deployment = ensure_pool_deployment({"name": name, "deployment": "autoresearch"})
-    workers = [start([str(VENV_BIN / "prefect"), "worker", "start", "--pool", name, "--limit", "1", "--name", f"w{i}"],
-                     env, server["home"] / f"worker{i}.log") for i in range(2)]
+    workers = [start([str(VENV_BIN / "autoresearch"), "worker", "--pool", name, "--limit", "1", "--name", f"w{i}"],
+                     env, server["home"] / f"worker{i}.log") for i in range(2)]  # README's worker
     try:
         yield {"deployment": deployment, "runs": tmp_path_factory.mktemp("pool-runs"), "data": tiny_dataset}
     finally:
