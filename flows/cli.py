@@ -23,9 +23,8 @@ from flows.prefect_env import configure_prefect_defaults
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     from data.errors import DataError
-    from flows.compose import ConfigurationError
     from hardware import BackendUnavailable
-    from research.errors import InvalidProposal, ProposerFatal, ResearchStopped
+    from research.errors import ConfigurationError, InvalidProposal, ProposerFatal, ResearchStopped
     from research.ledger import LedgerError  # a hand-damaged results.tsv: its sentence says which line to fix
 
     return (DataError, ConfigurationError, BackendUnavailable, InvalidProposal, ProposerFatal, ResearchStopped,
@@ -100,7 +99,7 @@ def cmd_worker(args) -> int:
 
     # Prefect's default (10 s between asks for work) would add ~5 s to every experiment; a value set wins.
     os.environ.setdefault("PREFECT_WORKER_QUERY_SECONDS", "1")
-    from flows.compose import ConfigurationError
+    from research.errors import ConfigurationError
     from flows.pool import require_server
     from flows.warm_worker import worker_command
 

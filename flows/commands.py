@@ -172,7 +172,7 @@ def report_command(tag: str | None, overrides: list[str]) -> int:
 def finalize_command(tag: str | None, overrides: list[str]) -> int:
     import signal
 
-    from flows.compose import ConfigurationError
+    from research.errors import ConfigurationError
     from flows.finalize import cost_line, finalize_flow
 
     if not tag:

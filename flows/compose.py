@@ -11,14 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from data.layout import PROJECT_ROOT
+from research.errors import ConfigurationError
 from research.layout import RunLayout
 
 CONF_DIR = PROJECT_ROOT / "conf"
 TAG_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
-
-
-class ConfigurationError(ValueError):
-    """A bad override or config group choice, in one sentence."""
 
 
 def _has_override(overrides: list[str], key: str) -> bool:

@@ -41,7 +41,7 @@ def train_evaluate_flow(exp: int, exp_dir: str, train_deadline: float | None, ev
 
 
 def require_server(what: str) -> None:
-    from flows.compose import ConfigurationError
+    from research.errors import ConfigurationError
     from prefect.settings import get_current_settings
 
     if not get_current_settings().api.url:
@@ -52,7 +52,7 @@ def require_server(what: str) -> None:
 
 def ensure_pool_deployment(pool_cfg: dict) -> str:
     """Create or update the train-evaluate deployment on the pool; returns its `flow/deployment` name."""
-    from flows.compose import ConfigurationError
+    from research.errors import ConfigurationError
     from prefect.client.orchestration import get_client
     from prefect.deployments.runner import EntrypointType
     from prefect.exceptions import ObjectNotFound

@@ -2,6 +2,11 @@
 from __future__ import annotations
 
 
+class ConfigurationError(ValueError):
+    """A bad override, config group choice or command option, in one sentence (raised below the flows too: the
+    device-slot check refuses a round larger than the GPUs)."""
+
+
 class InvalidProposal(ValueError):
     """A proposal broke a rule (unknown key, wrong type, out of bounds, duplicate, not a plain key=value)."""
 

@@ -28,6 +28,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
 from hardware import get_adapter
+from research.errors import ConfigurationError
 from training.launch import child_env
 from training.run_config import ExperimentDir
 
@@ -155,8 +156,6 @@ def check_parallel_fits(parallel: int, resolved: dict) -> None:
     Only GPU slots count (they carry a visible-devices variable); a CPU or Apple machine is one shared device
     on which parallel trainings simply share the cores.
     """
-    from flows.compose import ConfigurationError
-
     gpus = [slot for slot in resolved.get("slots") or [] if slot.get("env")]
     if parallel > 1 and gpus and not resolved.get("enabled") and parallel > len(gpus):
         variable = next(iter(gpus[0]["env"]))

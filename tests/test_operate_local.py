@@ -79,7 +79,7 @@ def test_without_limits_each_parallel_training_gets_its_own_gpu(monkeypatch, tmp
 
 
 def test_a_round_larger_than_the_gpus_is_refused_without_limits(monkeypatch):
-    from flows.compose import ConfigurationError
+    from research.errors import ConfigurationError
     from tasks.gpu_slots import check_parallel_fits, resolve_slots
 
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
