@@ -186,7 +186,9 @@ def _sequential(rows, seq: dict, candidate, incumbent_runs, gains, figures, defa
         reason = f"paired gain {gain:.6f} is real but below decide.sequential.min_gain; discarded."
         return Decision("discard", reason, verdict=said, **figures)
     if test.outcome == REJECT:
-        return Decision("discard", f"paired gain {gain:+.6f}: {said}; discarded.", verdict=said, **figures)
+        reason = (f"paired gain {gain:+.6f} is nearer none than the {test.target:+.6f} the test looks for "
+                  f"(decide.sequential.effect x paired sd): {said}; discarded.")
+        return Decision("discard", reason, verdict=said, **figures)
     if len(evidence) >= int(seq["max_pairs"]):
         reason = f"still undecided after decide.sequential.max_pairs={seq['max_pairs']} pairs ({said}); discarded."
         return Decision("discard", reason, verdict=said + ", cap reached", **figures)

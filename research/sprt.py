@@ -27,9 +27,12 @@ class SprtResult:
     upper: float       # A
     lower: float       # B
     pairs: int
+    target: float = 0.0  # H1's gain, effect x sigma: a smaller positive gain can still favour H0
 
     def describe(self) -> str:
-        word = {ACCEPT: "accepts a gain", REJECT: "accepts no gain", CONTINUE: "undecided"}[self.outcome]
+        # Named by the hypotheses' gains: "accepts no gain" read as a contradiction next to a positive mean gain.
+        word = {ACCEPT: f"favours a gain of {self.target:+.6f} over none", REJECT: f"favours no gain over {self.target:+.6f}",
+                CONTINUE: f"cannot yet tell no gain from {self.target:+.6f}"}[self.outcome]
         return f"SPRT {word}: LLR {self.llr:+.2f} after {self.pairs} pair(s), bounds [{self.lower:+.2f}, {self.upper:+.2f}]"
 
 
@@ -43,9 +46,9 @@ def boundaries(alpha: float, beta: float) -> tuple[float, float]:
 def sprt(gains: list[float], sigma: float, effect: float, alpha: float, beta: float) -> SprtResult:
     """The test's verdict on the gains so far (in val_bpb; sigma > 0 and effect > 0)."""
     upper, lower = boundaries(alpha, beta)
-    if not gains:
-        return SprtResult(CONTINUE, 0.0, upper, lower, 0)
     d1 = effect * sigma
+    if not gains:
+        return SprtResult(CONTINUE, 0.0, upper, lower, 0, d1)
     llr = d1 / sigma ** 2 * (sum(gains) - len(gains) * d1 / 2)
     outcome = ACCEPT if llr >= upper else REJECT if llr <= lower else CONTINUE
-    return SprtResult(outcome, llr, upper, lower, len(gains))
+    return SprtResult(outcome, llr, upper, lower, len(gains), d1)

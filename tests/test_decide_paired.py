@@ -80,6 +80,13 @@ def test_clearly_worse_stops_after_one_pair_and_clearly_better_is_kept_at_once()
     assert better.paired_se == pytest.approx(0.01) and better.best_val_bpb == pytest.approx(0.94)
 
 
+def test_a_small_positive_gain_is_discarded_with_the_gain_the_test_looks_for():
+    small = judge_candidate(baselines(), SETTINGS, {42: 0.998}, {}, 42)  # +0.002, a tenth of effect x sd = 0.02
+    assert small.status == "discard" and small.paired_delta == pytest.approx(-0.002)
+    assert "paired gain +0.002000 is nearer none than the +0.020000 the test looks for" in small.reason, small.reason
+    assert "favours no gain over +0.020000" in small.verdict, small.verdict
+
+
 def test_a_promising_candidate_asks_for_more_pairs_and_the_incumbent_runs_seeds_it_lacks():
     rows = baselines()
     first = judge_candidate(rows, SETTINGS, {42: 0.985}, {}, 42)
