@@ -45,6 +45,7 @@ class Decision:
     verdict: str | None = None         # the test's own words
     next_seed: int | None = None       # status continue: the seed of the next pair...
     incumbent_runs_next: bool = False  # ...and whether the incumbent lacks it and must train it first
+    pairs_left: int = 0                # ...and how many pairs max_pairs still allows, that one included
     error: str | None = None
 
     @property
@@ -192,10 +193,9 @@ def _sequential(rows, seq: dict, candidate, incumbent_runs, gains, figures, defa
     if len(evidence) >= int(seq["max_pairs"]):
         reason = f"still undecided after decide.sequential.max_pairs={seq['max_pairs']} pairs ({said}); discarded."
         return Decision("discard", reason, verdict=said + ", cap reached", **figures)
-    missing = sorted(seed for seed in candidate if seed not in incumbent_runs)
-    seed, incumbent_lacks = (missing[0], True) if missing else next_pair_seed(incumbent_runs, candidate, default_seed)
+    seed, incumbent_lacks = next_pair_seed(incumbent_runs, candidate, default_seed)
     return Decision(CONTINUE, f"undecided, next pair on seed {seed}: {said}", verdict=said, next_seed=seed,
-                    incumbent_runs_next=incumbent_lacks, **figures)
+                    incumbent_runs_next=incumbent_lacks, pairs_left=int(seq["max_pairs"]) - len(evidence), **figures)
 
 
 def keep_margin(rows: list[dict], settings: dict) -> float | None:

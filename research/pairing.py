@@ -88,7 +88,11 @@ def incumbent(rows: list[dict]) -> Incumbent:
 
 
 def next_pair_seed(incumbent_seeds, candidate_seeds, first_seed: int) -> tuple[int, bool]:
-    """(seed, the incumbent must run it too) for a candidate's next pair."""
+    """(seed, the incumbent must run it too) for a candidate's next pair: first a seed the candidate ran and the
+    incumbent lacks, then the incumbent's seeds in order, then a new one."""
+    lacking = sorted(int(s) for s in candidate_seeds if s not in incumbent_seeds)
+    if lacking:
+        return lacking[0], True
     existing = sorted(set(int(s) for s in incumbent_seeds))
     for seed in existing or [int(first_seed)]:
         if seed not in candidate_seeds:

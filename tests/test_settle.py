@@ -1,0 +1,81 @@
+"""flows.settle with several devices: the paired runs the verdict will ask for are trained together, and the
+verdict is the one the one-at-a-time loop reaches. A stand-in runner answers each training from a table (no
+training here), and records how many were in flight at once."""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from flows.compose import compose
+from flows.research import ExperimentSetup
+from flows.settle import settle
+from research.pairing import format_runs
+
+SEQ = ["decide.sequential.alpha=0.05", "decide.sequential.beta=0.2", "decide.sequential.effect=2.0",
+       "decide.sequential.max_pairs=4", "decide.sequential.prior_df=1", "decide.sequential.min_gain=0.0"]
+# Baselines 1.00 (seed 42) and 1.01 (43): a paired sd prior of 0.01, so a gain of 0.015 per pair is kept on the
+# third pair (tests/test_decide_paired.py). Seed 44 is new to the incumbent.
+ROWS = [{"exp": i, "status": "baseline", "seed": 42 + i, "val_bpb": v, "seed_runs": format_runs({42 + i: v})}
+        for i, v in enumerate((1.00, 1.01))]
+GAINING = {("seed", 43): 0.995, ("incumbent", 44): 1.00, ("seed", 44): 0.985, ("incumbent", 45): 1.00,
+           ("seed", 45): 0.985}
+
+
+class TableRunner:
+    """ResearchRunner's part settle uses: cfg, data and execute, with val_bpb from `table` (None: a failed run)."""
+
+    def __init__(self, parallel: int, table: dict, tmp_path: Path):
+        self.cfg = compose(["preset=cpu", f"research.parallel={parallel}", *SEQ])
+        self.data = {"shard_dir": str(tmp_path), "tokenizer_dir": str(tmp_path), "data_version": "test"}
+        self.table, self.lock = table, threading.Lock()
+        self.in_flight, self.most_at_once, self.trained = 0, 0, []
+
+    def execute(self, setup):
+        role, seed = setup.directory.name.split("-")
+        with self.lock:
+            self.in_flight += 1
+            self.most_at_once = max(self.most_at_once, self.in_flight)
+            self.trained.append((role, int(seed)))
+        time.sleep(0.05)  # long enough for the runs of one batch to overlap
+        with self.lock:
+            self.in_flight -= 1
+        value = self.table[(role, int(seed))]
+        return {"status": "ok"}, (None if value is None else {"status": "ok", "val_bpb": value})
+
+
+def settle_with(parallel: int, table: dict, tmp_path: Path):
+    runner = TableRunner(parallel, table, tmp_path)
+    directory = tmp_path / f"parallel-{parallel}"
+    directory.mkdir()
+    setup = ExperimentSetup(2, SimpleNamespace(hparams=runner.cfg["hparams"]), directory, None, "sha", 42, 0.0,
+                            False, "optim.matrix_lr=0.05", "key")
+    candidate_hparams = {**runner.cfg["hparams"], "optim": {**runner.cfg["hparams"]["optim"], "matrix_lr": 0.05}}
+    decision, candidate, incumbent_new = settle(runner, setup, candidate_hparams, 0.985, ROWS)
+    return runner, decision, candidate, incumbent_new
+
+
+def test_several_devices_train_the_pairs_ahead_together_and_reach_the_same_verdict(tmp_path):
+    one, *alone = settle_with(1, GAINING, tmp_path)
+    four, *together = settle_with(4, GAINING, tmp_path)
+    assert alone == together  # decision, candidate runs, incumbent's new runs
+    decision, candidate, incumbent_new = together
+    assert decision.keep and decision.paired_seeds == (42, 43, 44)
+    assert candidate == {42: 0.985, 43: 0.995, 44: 0.985} and incumbent_new == {44: 1.00}
+    # One device: exactly the runs the verdict read, one at a time, the incumbent's before the candidate's.
+    assert one.trained == [("seed", 43), ("incumbent", 44), ("seed", 44)] and one.most_at_once == 1
+    # Four: the next four runs at once (the third pair's incumbent run too, trained but never read).
+    assert sorted(four.trained) == sorted([("seed", 43), ("incumbent", 44), ("seed", 44), ("incumbent", 45)])
+    assert four.most_at_once == 4
+
+
+@pytest.mark.parametrize("parallel", [1, 2])
+def test_a_failed_incumbent_run_ends_the_decision_the_same_way(tmp_path, parallel):
+    runner, decision, candidate, incumbent_new = settle_with(parallel, {**GAINING, ("incumbent", 44): None}, tmp_path)
+    assert decision.status == "discard" and decision.error == "the incumbent's paired run on seed 44 failed"
+    assert candidate == {42: 0.985, 43: 0.995} and incumbent_new == {}
+    # One device never trains the candidate's run of a pair whose incumbent run failed; two train both at once.
+    assert (("seed", 44) in runner.trained) == (parallel == 2)
