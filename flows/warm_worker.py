@@ -1,10 +1,10 @@
 """`autoresearch worker`: a work-pool worker whose flow runs start in a process that is already warm.
 
 Prefect's process worker starts every flow run as `python -m prefect.engine`: a new interpreter that imports
-Prefect and the project again, 2-3 s per experiment on a quiet machine and several times that under load
+Prefect and the project again, ~2 s per experiment on a quiet machine here and several times that under load
 (BENCHMARKS.md, "Work pool overhead"). This worker is that same process worker, on the same `process` pool,
 except for how it starts a run: a fork server (Python's `multiprocessing` forkserver) started with the worker
-imports Prefect's engine and the train-evaluate flow once, and every flow run is a fork of it. Each run still
+imports Prefect's engine, the train-evaluate flow and torch once, and every flow run is a fork of it. Each run still
 gets a process of its own (a crash or a leak in one run cannot reach the next), with the worker's environment,
 the job's `env` variables on top, and the exit code the worker reports as the process worker does.
 
@@ -107,9 +107,9 @@ class WarmProcessWorker(ProcessWorker):
 
     async def run(self, flow_run: "FlowRun", configuration: "ProcessJobConfiguration",
                   task_status: anyio.abc.TaskStatus[int] | None = None) -> ProcessWorkerResult:
-        process = self._context.Process(target=execute_flow_run, args=(str(flow_run.id), dict(configuration.env),
-                                              str(configuration.working_dir or "") or None),
-                                        name=f"flow-run-{flow_run.id}")
+        working_dir = str(configuration.working_dir) if configuration.working_dir else None
+        process = self._context.Process(target=execute_flow_run, name=f"flow-run-{flow_run.id}",
+                                        args=(str(flow_run.id), dict(configuration.env), working_dir))
         await anyio.to_thread.run_sync(process.start)
         if task_status is not None:
             task_status.started(process.pid)
