@@ -103,9 +103,11 @@ def test_kill_9_during_training_loses_nothing_and_repeats_no_llm_call(tmp_path):
     run_dir = tmp_path / "killed"
     with FakeAnthropic([tool_answer(p) for p in proposals]) as fake:
         env = {**os.environ, "ANTHROPIC_API_KEY": "sk-ant-test-sentinel"}
+        # One pair per candidate (its first run): an undecided one would otherwise train up to 5 more 60-step
+        # pairs here, which tests/test_flow_paired_kill.py covers under a kill.
         command = [sys.executable, "-m", "flows.cli", "run", *TINY_RUN, "budget.steps=60", "proposer=claude",
                    f"proposer.base_url={fake.base_url}", "proposer.max_retries=0", f"paths.runs_dir={tmp_path}",
-                   "tag=killed", "research.max_experiments=4"]
+                   "tag=killed", "research.max_experiments=4", "decide.sequential.max_pairs=1"]
         first = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, start_new_session=True,
                                  stdout=open(tmp_path / "first.log", "w"), stderr=subprocess.STDOUT)
         try:
