@@ -10,7 +10,9 @@ the job's `env` variables on top, and the exit code the worker reports as the pr
 
     autoresearch worker --pool gpu --limit 1          # one per GPU, pinned by CUDA_VISIBLE_DEVICES
 
-`prefect worker start --pool gpu` still works on the same pool; it is only slower to start each run.
+The price: the project's code is the one the worker imported when it started, so a host whose project is updated
+needs its workers restarted. `prefect worker start --pool gpu` still works on the same pool and imports the
+code per run; it is only slower to start each run.
 """
 from __future__ import annotations
 
