@@ -95,10 +95,6 @@ def cmd_serve(args) -> int:
 
 
 def cmd_worker(args) -> int:
-    import os
-
-    # Prefect's default (10 s between asks for work) would add ~5 s to every experiment; a value set wins.
-    os.environ.setdefault("PREFECT_WORKER_QUERY_SECONDS", "1")
     from research.errors import ConfigurationError
     from flows.pool import require_server
     from flows.warm_worker import worker_command
@@ -169,8 +165,8 @@ def _is_interrupt(exc: BaseException) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    configure_prefect_defaults()
     args = build_parser().parse_args(argv)
+    configure_prefect_defaults(args.command)  # before anything imports Prefect
     if getattr(args, "tag", None) and "=" in args.tag:
         args.overrides.insert(0, args.tag)
         args.tag = None

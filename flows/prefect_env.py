@@ -19,6 +19,13 @@ DEFAULTS = {
 }
 
 
-def configure_prefect_defaults() -> None:
-    for name, value in DEFAULTS.items():
+# A worker's terminal is where a GPU host's operator looks: the runs it takes and their progress, at INFO; and it
+# asks for work every second (Prefect's 10 s would add ~5 s to every experiment).
+COMMAND_DEFAULTS = {
+    "worker": {"PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "INFO", "PREFECT_WORKER_QUERY_SECONDS": "1"},
+}
+
+
+def configure_prefect_defaults(command: str | None = None) -> None:
+    for name, value in {**DEFAULTS, **COMMAND_DEFAULTS.get(command or "", {})}.items():
         os.environ.setdefault(name, value)

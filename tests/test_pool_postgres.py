@@ -10,6 +10,7 @@ leaves the workers as it found them.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -128,6 +129,10 @@ def test_research_run_through_the_pool_on_postgres(head, workers, tmp_path):
         artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["pooled-results"])))
     assert artifacts and artifacts[0].type == "table"
     assert all_slots_free(["autoresearch-dev0-cpu", "autoresearch-dev1-cpu"])
+    # A worker's terminal shows, on the defaults, the runs it took and their trainings' progress (INFO).
+    worker_logs = {log.name: log.read_text(errors="replace") for log in head.dir.glob("worker-dev*.log")}
+    assert all("submitting flow run" in text for text in worker_logs.values()), list(worker_logs)
+    assert any(re.search(r"step +\d+ \|.*tok/s", text) for text in worker_logs.values()), list(worker_logs)
     # The database password stays in its 0600 file: not in the server's, the workers' or the run's output.
     password_file = head.dir / "db-password"
     password = password_file.read_text().strip()
