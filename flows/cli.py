@@ -95,9 +95,9 @@ def cmd_serve(args) -> int:
 
 
 def cmd_worker(args) -> int:
-    from research.errors import ConfigurationError
     from flows.pool import require_server
     from flows.warm_worker import worker_command
+    from research.errors import ConfigurationError
 
     require_server("autoresearch worker")
     if args.limit < 1:

@@ -172,8 +172,8 @@ def report_command(tag: str | None, overrides: list[str]) -> int:
 def finalize_command(tag: str | None, overrides: list[str]) -> int:
     import signal
 
-    from research.errors import ConfigurationError
     from flows.finalize import cost_line, finalize_flow
+    from research.errors import ConfigurationError
 
     if not tag:
         raise ConfigurationError("finalize needs the run's tag: autoresearch finalize TAG (see autoresearch status).")

@@ -4,9 +4,9 @@ Prefect's process worker starts every flow run as `python -m prefect.engine`: a 
 Prefect and the project again, ~2 s per experiment on a quiet machine here and several times that under load
 (BENCHMARKS.md, "Work pool overhead"). This worker is that same process worker, on the same `process` pool,
 except for how it starts a run: a fork server (Python's `multiprocessing` forkserver) started with the worker
-imports Prefect's engine, the train-evaluate flow and torch once, and every flow run is a fork of it. Each run still
-gets a process of its own (a crash or a leak in one run cannot reach the next), with the worker's environment,
-the job's `env` variables on top, and the exit code the worker reports as the process worker does.
+imports Prefect's engine, the train-evaluate flow and torch once, and every flow run is a fork of it. Each run
+still gets a process of its own (a crash or a leak in one run cannot reach the next), with the worker's
+environment, the job's `env` variables on top, and the exit code the worker reports as the process worker does.
 
     autoresearch worker --pool gpu --limit 1          # one per GPU, pinned by CUDA_VISIBLE_DEVICES
 
