@@ -31,6 +31,7 @@ from research.runlock import RunLock
 from research.runrepo import RunRepo
 from research.space import load_space
 from research.state import derive_state
+from tasks.run_log import send_logs_now
 from training.run_config import ExperimentDir, code_version, config_hash, training_config, write_training_config
 
 TEST_ARMS = ("baseline", "final")  # scored on the held-out test split too, when the dataset has one
@@ -45,8 +46,11 @@ def _flow_run_name() -> str:
 @flow(name="finalize", flow_run_name=_flow_run_name, log_prints=True)
 def finalize_flow(tag: str, overrides: list[str] | None = None) -> dict:
     """Re-measure run `tag`: baseline vs final block, and each kept change left out, on fresh paired seeds."""
-    cfg = compose([*(overrides or []), f"tag={tag}"])
-    return run_finalize(cfg, tag)
+    try:
+        cfg = compose([*(overrides or []), f"tag={tag}"])
+        return run_finalize(cfg, tag)
+    finally:
+        send_logs_now()
 
 
 def load_run(run_dir: Path, tag: str) -> tuple[list[dict], dict]:

@@ -40,6 +40,7 @@ from tasks.artifacts import publish_progress_plot
 from tasks.gpu_slots import check_parallel_fits, resolve_slots
 from tasks.prepare import prepare_task
 from tasks.propose import propose_task
+from tasks.run_log import send_logs_now
 from training.run_config import ExperimentDir, code_version, config_hash, training_config, write_training_config
 
 
@@ -102,8 +103,11 @@ def _flow_run_name() -> str:
 def research_flow(overrides: list[str] | None = None, tag: str | None = None, dataset: str | None = None,
                   max_experiments: int | None = None, proposer: str | None = None) -> dict:
     """One research run. Parameters editable from the UI; `overrides` takes any Hydra `key=value`."""
-    cfg = compose(overrides_from_parameters(overrides, tag, dataset, max_experiments, proposer))
-    return run_research(cfg)
+    try:
+        cfg = compose(overrides_from_parameters(overrides, tag, dataset, max_experiments, proposer))
+        return run_research(cfg)
+    finally:
+        send_logs_now()
 
 
 def run_research(cfg: dict) -> dict:

@@ -21,3 +21,14 @@ def verdict_line(exp: int, decision) -> str:
     """`decision`: research.decide.Decision; its reason is the sentence the rule wrote for this verdict."""
     return f"exp {exp}: {decision.status.upper()}: {decision.reason}"
 
+
+
+def send_logs_now(timeout: float = 10.0) -> None:
+    """Send the lines still queued for the Prefect server before the flow run reports its final state.
+
+    Prefect ships logs in batches every 2 s and the rest when the process exits, so a run read as Completed
+    could still lack its last lines (the verdicts, the report), and they were lost for good when the process
+    was stopped in those seconds (`autoresearch serve` stopped right after a run). A no-op outside Prefect."""
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=timeout)  # the next line logged starts a new sender
