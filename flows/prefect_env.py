@@ -4,6 +4,7 @@ Applied before Prefect is imported; a value the user already set wins.
 """
 from __future__ import annotations
 
+import logging
 import os
 
 DEFAULTS = {
@@ -26,6 +27,14 @@ COMMAND_DEFAULTS = {
 }
 
 
+# Prefect's two senders (logs, events) note "Still processing items: N items remaining..." at WARNING while a
+# process exits and they drain: progress, not a problem (a failed send is logged at ERROR), and on a loaded
+# machine it landed under a refused run's one-sentence error (CI, tests/test_reliability_run.py).
+QUIET_UNTIL_ERROR = ("APILogWorker", "EventsWorker")
+
+
 def configure_prefect_defaults(command: str | None = None) -> None:
     for name, value in {**DEFAULTS, **COMMAND_DEFAULTS.get(command or "", {})}.items():
         os.environ.setdefault(name, value)
+    for sender in QUIET_UNTIL_ERROR:  # Prefect's logging setup keeps these levels (disable_existing_loggers: False)
+        logging.getLogger(sender).setLevel(logging.ERROR)
