@@ -22,6 +22,16 @@ from research.decide import judge_round
 from research.layout import RunLayout
 from research.pairing import own_runs
 
+def run_at_once(function, items: list, name: str) -> list:
+    """[function(item) for item in items], all at once, each in a thread with a copy of this context so that the
+    Prefect tasks inside are children of this flow run in the UI. One item runs here, in this thread."""
+    if len(items) == 1:
+        return [function(items[0])]
+    with ThreadPoolExecutor(max_workers=len(items), thread_name_prefix=name) as pool:
+        futures = [pool.submit(contextvars.copy_context().run, function, item) for item in items]
+        return [future.result() for future in futures]
+
+
 def start_round(run_dir: Path, first: int, members: list[int]) -> None:
     atomic_write_json(RunLayout(run_dir).round, {"first": first, "members": members})
 
@@ -79,11 +89,7 @@ def run_round(runner, ledger, first: int, members: list[int], start) -> list[dic
                           message=f"round of {len(members)}: " + ", ".join(item.label for item in to_run))
     outcomes: dict[int, tuple] = {item.exp: (None, None) for item in setups}
     if to_run:
-        # Each thread gets a copy of this context, so its tasks are children of this flow run in the UI.
-        with ThreadPoolExecutor(max_workers=len(to_run), thread_name_prefix="experiment") as pool:
-            futures = {item.exp: pool.submit(contextvars.copy_context().run, runner.execute, item) for item in to_run}
-            for exp, future in futures.items():
-                outcomes[exp] = future.result()
+        outcomes.update(zip((item.exp for item in to_run), run_at_once(runner.execute, to_run, "experiment")))
     for exp, row in recorded.items():
         if exp in members:
             first = own_runs(row).get(row.get("seed"))  # its first run, as the other members' (not its mean)

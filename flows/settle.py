@@ -15,11 +15,10 @@ runs the verdict read).
 """
 from __future__ import annotations
 
-import contextvars
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
+from flows.parallel import run_at_once
 from research.decide import CONTINUE, Decision, finite_or_none, judge_candidate
 from research.pairing import incumbent, next_pair_seed
 from training.run_config import config_hash, training_config, write_training_config
@@ -58,16 +57,12 @@ def runs_ahead(decision: Decision, candidate_seeds, incumbent_seeds, default_see
 
 
 def train_runs(runner, setup, candidate_hparams: dict, runs: list[tuple[str, int]]) -> dict[tuple[str, int], float | None]:
-    """Train `runs` at once (one alone: here, as before), each a child of this flow run in the UI."""
+    """Train `runs` at once (one alone: here, as before); val_bpb by (role, seed)."""
     def one(role_seed):
         role, seed = role_seed
         return extra_run(runner, setup, setup.state.hparams if role == INCUMBENT else candidate_hparams, seed, role)
 
-    if len(runs) == 1:
-        return {runs[0]: one(runs[0])}
-    with ThreadPoolExecutor(max_workers=len(runs), thread_name_prefix="paired") as pool:
-        futures = {run: pool.submit(contextvars.copy_context().run, one, run) for run in runs}
-        return {run: future.result() for run, future in futures.items()}
+    return dict(zip(runs, run_at_once(one, runs, "paired")))
 
 
 def settle(runner, setup, candidate_hparams: dict, first_val_bpb: float, rows: list[dict],
