@@ -70,12 +70,20 @@ def compose(overrides: list[str] | None = None, *, auto: bool = True) -> dict[st
     finally:
         GlobalHydra.instance().clear()
     resolved["preset"] = _override_value(overrides, "preset")
+    _resolve_speed_adjustment(resolved)
     if resolved.get("tag") is None:
         resolved["tag"] = f"{resolved['dataset']['name']}-{resolved['preset'] or 'custom'}"
     if not TAG_PATTERN.fullmatch(str(resolved["tag"])):
         raise ConfigurationError(f"tag={resolved['tag']!r} is not a plain folder name; use letters, digits, '.', '_' and '-'.")
     resolved["overrides"] = overrides
     return resolved
+
+
+def _resolve_speed_adjustment(cfg: dict) -> None:
+    """decide.speed.adjust=auto: on for a time budget, the one whose steps the machine's speed decides."""
+    speed = (cfg.get("decide") or {}).get("speed")
+    if isinstance(speed, dict) and speed.get("adjust") == "auto":
+        speed["adjust"] = (cfg.get("budget") or {}).get("kind") == "time"
 
 
 def resolve_path(path: str) -> Path:

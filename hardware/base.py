@@ -26,6 +26,9 @@ class Adapter:
     pin_memory: bool = False
     # The conf/preset/NAME.yaml this backend always gets; None: chosen by the device's memory (hardware/tiers.py).
     fixed_preset: str | None = None
+    # Side of the square matmul training/loop.py's SpeedProbe times (4 of them, in the autocast dtype): big enough
+    # that launch overheads do not count (~0.5 TFLOP, ~1-2 ms on an H100/H200), small enough to cost <1% of a run.
+    speed_probe_size: int = 4096
 
     @property
     def device(self):
@@ -58,7 +61,7 @@ class Adapter:
         return self.attention_impl
 
     def compiles_by_default(self, budget_kind: str) -> bool:
-        """The policy train.compile=auto follows, for a "time" or "steps" budget (the CPU's depends on it)."""
+        """The policy train.compile=auto follows, for a "time", "flops" or "steps" budget (the CPU's depends on it)."""
         return self.should_compile
 
     def compile(self, model):

@@ -73,9 +73,12 @@ class CPUAdapter(Adapter):
     name = "cpu"
     fixed_preset = "cpu"
     attention_impl = "sdpa"
+    speed_probe_size = 512  # ~2 GFLOP per probe: 10-30 ms on two cores
 
     def compiles_by_default(self, budget_kind: str) -> bool:
-        return budget_kind == "time" and cxx_compiler() is not None
+        # A time or FLOP budget pays the compile back in steps (or seconds); a steps budget is the tests' and
+        # its short runs would pay more to compile than they train.
+        return budget_kind in ("time", "flops") and cxx_compiler() is not None
 
     def attention_kernel(self, compiled: bool, seq_len: int) -> str:
         return "naive" if compiled and seq_len <= DENSE_ATTENTION_MAX_SEQ else self.attention_impl

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from research.errors import ResearchStopped
 from research.pairing import estimate_noise, format_runs, incumbent, next_pair_seed, paired_gains
+from research.speed import adjust_runs, adjusted_config_runs, reference_log_speed, speed_slope
 from research.sprt import ACCEPT, REJECT, sprt
 
 CONTINUE = "continue"
@@ -47,10 +48,25 @@ class Decision:
     incumbent_runs_next: bool = False  # ...and whether the incumbent lacks it and must train it first
     pairs_left: int = 0                # ...and how many pairs max_pairs still allows, that one included
     error: str | None = None
+    adjusted_val_bpb: float | None = None  # val_bpb at the run's reference machine speed (research/speed.py)
+    speed_slope: float | None = None   # val_bpb per unit ln(machine speed) the gains were adjusted with (0: none)
+    change_kind: str | None = None     # the kind whose paired noise judged it (conf/space.yaml kinds)
 
     @property
     def keep(self) -> bool:
         return self.status == "keep"
+
+
+@dataclass(frozen=True)
+class Trained:
+    """What a decision has trained so far, by seed: the candidate's runs and the incumbent's runs made for it,
+    with each run's machine speed where it measured one, and the seeds whose run failed (never asked again)."""
+
+    candidate: dict
+    incumbent_new: dict = field(default_factory=dict)
+    candidate_speeds: dict = field(default_factory=dict)
+    incumbent_speeds: dict = field(default_factory=dict)
+    failed_seeds: tuple = ()
 
 
 def finite_or_none(value: Any) -> float | None:
@@ -60,6 +76,19 @@ def finite_or_none(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return number if math.isfinite(number) else None
+
+
+# Training failures (training/loop.py TrainingFailure kinds) that the same block would meet on any seed: an invalid
+# block, a step that cannot fit the budget, unreadable data, a block too large for the device's memory.
+REPEATING_FAILURES = frozenset({"config", "budget", "data", "oom"})
+
+
+def failure_repeats(metrics: dict | None, evaluation: dict | None) -> bool:
+    """Whether a failed training or evaluation would fail again on another seed. A killed or hung process, a NaN
+    or an explosion on one seed, a failed evaluation may not: those are worth one more try on another seed."""
+    if metrics and metrics.get("status") not in (None, "ok"):
+        return metrics.get("kind") in REPEATING_FAILURES
+    return False
 
 
 def _finite(values: Iterable) -> list[float]:
@@ -142,34 +171,65 @@ def round_loser(rows: list[dict], candidate: dict[int, float], winner: int | Non
                     verdict="round: not the best member")
 
 
-def judge_candidate(rows: list[dict], settings: dict, candidate: dict[int, float], incumbent_new: dict[int, float],
-                    default_seed: int, selected_from: int = 1, failure: str | None = None) -> Decision:
-    """The verdict on a candidate from its runs so far (`candidate`, by seed) and the incumbent's runs trained
-    for this decision (`incumbent_new`). `selected_from` > 1: the candidate won a round of that many first runs.
-    `failure`: a run of this decision failed; what was measured is recorded, nothing is kept."""
-    base = incumbent(rows)
-    incumbent_runs = {**base.runs, **incumbent_new}
-    gains = paired_gains(candidate, incumbent_runs)
+def judge_candidate(rows: list[dict], settings: dict, trained: Trained, default_seed: int, selected_from: int = 1,
+                    failure: str | None = None, kind: str | None = None) -> Decision:
+    """The verdict on a candidate from what this decision trained so far (`trained`: the candidate's runs and the
+    incumbent's runs made for it). `selected_from` > 1: the candidate won a round of that many first runs.
+    `failure`: a run of this decision failed; what was measured is recorded, nothing is kept. `kind`: the
+    change's kind (conf/space.yaml kinds), whose own paired noise judges it.
+
+    Raw figures (val_bpb, best_val_bpb, delta) are as measured; the paired figures the test reads are adjusted to
+    the run's reference machine speed (research/speed.py; unchanged when the adjustment is off)."""
+    candidate, incumbent_new = trained.candidate, trained.incumbent_new
+    slope = speed_slope(rows, settings)
+    by_config = adjusted_config_runs(rows, slope)
+    reference = reference_log_speed(rows)
+    base, measured = incumbent(rows, by_config), incumbent(rows)
+    incumbent_runs = {**base.runs, **adjust_runs(incumbent_new, trained.incumbent_speeds, slope, reference)}
+    adjusted = adjust_runs(candidate, trained.candidate_speeds, slope, reference)
+    gains = paired_gains(adjusted, incumbent_runs)
     mean = statistics.fmean(candidate.values()) if candidate else None
-    figures = dict(val_bpb=mean, best_val_bpb=statistics.fmean(incumbent_runs.values()) if incumbent_runs else None,
-                   delta=None if mean is None or base.mean is None else mean - base.mean, paired_exp=base.exp,
+    measured_incumbent = {**measured.runs, **incumbent_new}
+    figures = dict(val_bpb=mean,
+                   best_val_bpb=statistics.fmean(measured_incumbent.values()) if measured_incumbent else None,
+                   delta=None if mean is None or measured.mean is None else mean - measured.mean, paired_exp=base.exp,
                    paired_seeds=tuple(seed for seed, _ in gains),
-                   paired_delta=-statistics.fmean(g for _, g in gains) if gains else None)
+                   paired_delta=-statistics.fmean(g for _, g in gains) if gains else None,
+                   adjusted_val_bpb=statistics.fmean(adjusted.values()) if adjusted else None,
+                   speed_slope=slope, change_kind=kind)
     if failure is not None or mean is None:
         reason = failure or "no finite val_bpb"
         return Decision("discard", f"{reason}; nothing kept.", error=reason, **figures)
     if settings.get("rule", "sequential") == "single":
         baselines = [r.get("val_bpb") for r in rows if r.get("status") == "baseline"]
         first = candidate[min(candidate, key=lambda s: (s not in incumbent_runs, s))]
-        single = decide(first, base.mean, noise_sigma(baselines), settings["min_delta"], settings["sigma_k"])
+        single = decide(first, measured.mean, noise_sigma(baselines), settings["min_delta"], settings["sigma_k"])
         return Decision(single.status, single.reason, threshold=single.threshold, verdict="single run vs threshold",
                         **{**figures, "best_val_bpb": single.best_val_bpb, "val_bpb": first})
-    return _sequential(rows, settings["sequential"], candidate, incumbent_runs, gains, figures, default_seed,
-                       selected_from)
+    noise = estimate_noise(rows, float(settings["sequential"]["prior_df"]), by_config, kind,
+                           **kind_noise_settings(settings["sequential"], kind))
+    return _sequential(settings["sequential"], noise, adjusted, incumbent_runs, gains, figures, default_seed,
+                       selected_from, trained.failed_seeds)
 
 
-def _sequential(rows, seq: dict, candidate, incumbent_runs, gains, figures, default_seed, selected_from) -> Decision:
-    noise = estimate_noise(rows, float(seq["prior_df"]))
+def kind_noise_settings(seq: dict, kind: str | None) -> dict:
+    """estimate_noise's per-kind arguments from decide.sequential."""
+    return {"kind_prior_df": float(seq.get("kind_prior_df", 2.0)),
+            "kind_unpaired": kind is not None and kind in (seq.get("unpaired_kinds") or ())}
+
+
+def min_pairs_to_keep(seq: dict, noise) -> int:
+    """A kind seen (or known, decide.sequential.unpaired_kinds) to be noisier than the pooled figure needs
+    `noisier_min_pairs` pairs before a keep: one lucky pair judged with a noise figure learned from few pairs is
+    the likeliest false keep."""
+    if noise.pooled_sd is None or noise.paired_sd is None:
+        return 1
+    noisier = noise.paired_sd > float(seq.get("noisier_ratio", 1.2)) * noise.pooled_sd
+    return int(seq.get("noisier_min_pairs", 2)) if noisier else 1
+
+
+def _sequential(seq: dict, noise, candidate, incumbent_runs, gains, figures, default_seed, selected_from,
+                failed_seeds=()) -> Decision:
     if noise.paired_sd is None:
         reason = "no noise estimate yet (decide.baseline_repeats must be 2 or more)"
         return Decision("discard", reason + "; discarded.", error=reason, **figures)
@@ -178,12 +238,14 @@ def _sequential(rows, seq: dict, candidate, incumbent_runs, gains, figures, defa
     # A round's winner is the best of several first pairs, a choice that favours luck: judge it on the others.
     evidence = [gain for _, gain in gains][1 if selected_from > 1 else 0:]
     test = sprt(evidence, sigma, float(seq["effect"]), float(seq["alpha"]), float(seq["beta"]))
-    said = test.describe() + f", paired sd {sigma:.6f}"
+    kind = f" ({figures['change_kind']} changes)" if figures.get("change_kind") else ""
+    said = test.describe() + f", paired sd {sigma:.6f}{kind}"
     gain = statistics.fmean(evidence) if evidence else 0.0
-    if test.outcome == ACCEPT and gain >= float(seq["min_gain"]):
+    needed = min_pairs_to_keep(seq, noise)
+    if test.outcome == ACCEPT and gain >= float(seq["min_gain"]) and len(evidence) >= needed:
         reason = f"keep: paired gain {gain:.6f} over {len(evidence)} pair(s); {said}."
         return Decision("keep", reason, verdict=said, **{**figures, "best_val_bpb": figures["val_bpb"]})
-    if test.outcome == ACCEPT:
+    if test.outcome == ACCEPT and gain < float(seq["min_gain"]):
         reason = f"paired gain {gain:.6f} is real but below decide.sequential.min_gain; discarded."
         return Decision("discard", reason, verdict=said, **figures)
     if test.outcome == REJECT:
@@ -193,7 +255,9 @@ def _sequential(rows, seq: dict, candidate, incumbent_runs, gains, figures, defa
     if len(evidence) >= int(seq["max_pairs"]):
         reason = f"still undecided after decide.sequential.max_pairs={seq['max_pairs']} pairs ({said}); discarded."
         return Decision("discard", reason, verdict=said + ", cap reached", **figures)
-    seed, incumbent_lacks = next_pair_seed(incumbent_runs, candidate, default_seed)
+    if test.outcome == ACCEPT:
+        said += f"; a noisier kind needs {needed} pairs to be kept"
+    seed, incumbent_lacks = next_pair_seed(incumbent_runs, candidate, default_seed, failed_seeds)
     return Decision(CONTINUE, f"undecided, next pair on seed {seed}: {said}", verdict=said, next_seed=seed,
                     incumbent_runs_next=incumbent_lacks, pairs_left=int(seq["max_pairs"]) - len(evidence), **figures)
 
@@ -208,7 +272,7 @@ def keep_margin(rows: list[dict], settings: dict) -> float | None:
         sigma = noise_sigma([r.get("val_bpb") for r in rows if r.get("status") == "baseline"])
         return base.mean - keep_threshold(base.mean, sigma, settings["min_delta"], settings["sigma_k"])
     seq = settings["sequential"]
-    sigma = estimate_noise(rows, float(seq["prior_df"])).paired_sd
+    sigma = estimate_noise(rows, float(seq["prior_df"]), adjusted_config_runs(rows, speed_slope(rows, settings))).paired_sd
     if sigma is None:
         return None
     upper = sprt([], sigma, float(seq["effect"]), float(seq["alpha"]), float(seq["beta"])).upper
@@ -216,13 +280,17 @@ def keep_margin(rows: list[dict], settings: dict) -> float | None:
     return max(sigma * (effect / 2 + upper / effect), float(seq["min_gain"]))  # LLR(one gain g) >= A, solved for g
 
 
-def decision_fields(decision: Decision, candidate: dict[int, float], incumbent_new: dict[int, float]) -> dict:
+def decision_fields(decision: Decision, trained: Trained) -> dict:
     """The ledger columns a decision fills (the rest of a row is the experiment's metadata)."""
-    return {"status": decision.status, "val_bpb": decision.val_bpb, "best_val_bpb": decision.best_val_bpb,
+    return {"adjusted_val_bpb": decision.adjusted_val_bpb, "speed_slope": decision.speed_slope,
+            "change_kind": decision.change_kind, "seed_speeds": format_runs(trained.candidate_speeds),
+            "incumbent_speeds": format_runs(trained.incumbent_speeds),
+            "status": decision.status, "val_bpb": decision.val_bpb, "best_val_bpb": decision.best_val_bpb,
             "delta": decision.delta, "paired_exp": decision.paired_exp,
             "paired_seeds": " ".join(str(s) for s in decision.paired_seeds) or None,
             "paired_delta": decision.paired_delta, "paired_se": decision.paired_se, "verdict": decision.verdict,
-            "seed_runs": format_runs(candidate), "incumbent_runs": format_runs(incumbent_new), "error": decision.error}
+            "seed_runs": format_runs(trained.candidate), "incumbent_runs": format_runs(trained.incumbent_new),
+            "error": decision.error}
 
 
 def paired_deltas(history: list, base_seed: Any) -> dict[int, float]:

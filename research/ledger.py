@@ -34,6 +34,8 @@ COLUMNS: tuple[str, ...] = (
     "change", "key", "value", "previous", "delta", "best_val_bpb",
     # the paired decision (research/decide.py): who it was paired with, on which seeds, the gain and the test
     "paired_exp", "paired_seeds", "paired_delta", "paired_se", "verdict", "seed_runs", "incumbent_runs",
+    # the machine's speed per run and the adjustment the paired figures carry (research/speed.py), the change's kind
+    "seed_speeds", "incumbent_speeds", "speed_slope", "adjusted_val_bpb", "change_kind",
     "steps", "tokens", "tokens_per_second", "peak_memory_gb", "num_params_M",
     "train_seconds", "total_seconds",
     "backend", "device_name", "dataset", "data_version", "code_version", "seed",
@@ -45,16 +47,21 @@ STATUSES: tuple[str, ...] = ("baseline", "keep", "discard", "crash", "skip")
 
 INT_COLUMNS = frozenset({"exp", "steps", "tokens", "seed", "llm_input_tokens", "llm_output_tokens", "paired_exp"})
 FLOAT_COLUMNS = frozenset({
-    "val_bpb", "mfu", "delta", "best_val_bpb", "paired_delta", "paired_se", "tokens_per_second", "peak_memory_gb", "num_params_M",
+    "val_bpb", "mfu", "delta", "best_val_bpb", "paired_delta", "paired_se", "speed_slope", "adjusted_val_bpb", "tokens_per_second", "peak_memory_gb", "num_params_M",
     "train_seconds", "total_seconds", "llm_cost_usd", "energy_kwh",
 })
 # Everything else is text. `value` stays text on purpose: it is the hyperparameter value as written in the
 # override (`0.04`, `true`, `SSSL`), and guessing its type here would be a second source of truth.
 
 HEADER = "\t".join(COLUMNS)
-# Ledgers written before the paired columns existed are read (those columns empty) and upgraded on the next write.
+# Ledgers written before the paired columns, or before the speed columns, existed are read (those columns empty)
+# and upgraded on the next write.
 PAIRED_COLUMNS = ("paired_exp", "paired_seeds", "paired_delta", "paired_se", "verdict", "seed_runs", "incumbent_runs")
-OLDER_HEADER = "\t".join(column for column in COLUMNS if column not in PAIRED_COLUMNS)
+SPEED_COLUMNS = ("seed_speeds", "incumbent_speeds", "speed_slope", "adjusted_val_bpb", "change_kind")
+EARLIER_LAYOUTS: dict[str, tuple[str, ...]] = {
+    "\t".join(columns): columns for columns in (
+        tuple(c for c in COLUMNS if c not in PAIRED_COLUMNS + SPEED_COLUMNS),
+        tuple(c for c in COLUMNS if c not in SPEED_COLUMNS))}
 
 _ESCAPES = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0"}
 _UNESCAPES = {"\\": "\\", "t": "\t", "n": "\n", "r": "\r", "0": "\0"}
@@ -166,9 +173,8 @@ class Ledger:
         lines = [line[:-1] if line.endswith("\r") else line for line in lines]  # tolerate CRLF editors
 
         header = lines[0]
-        older = header == OLDER_HEADER
-        columns = tuple(OLDER_HEADER.split("\t")) if older else COLUMNS
-        if header != HEADER and not older:
+        columns = EARLIER_LAYOUTS.get(header, COLUMNS)
+        if header != HEADER and header not in EARLIER_LAYOUTS:
             if not ends_with_newline and len(lines) == 1 and HEADER.startswith(header):
                 log.warning("%s holds only a cut-off header; treating it as empty.", self.path)
                 return [], []
@@ -203,7 +209,7 @@ class Ledger:
                 continue
             seen.add(row["exp"])
             rows.append(row)
-            kept_lines.append(format_row(row) if older else line)
+            kept_lines.append(format_row(row) if columns is not COLUMNS else line)
         return rows, kept_lines
 
     def rows(self) -> list[dict]:

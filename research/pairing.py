@@ -56,17 +56,32 @@ def config_exp(row: dict) -> int:
     return BASELINE_EXP if row.get("status") == "baseline" else int(row["exp"])
 
 
-def config_runs(rows: list[dict]) -> dict[int, dict[int, float]]:
-    """Every config's runs by seed, keyed by the experiment that introduced the config."""
-    runs: dict[int, dict[int, float]] = {}
+def _gather(rows: list[dict], own, paired_column: str) -> dict[int, dict[int, float]]:
+    """Per config, by seed, what `own(row)` and the rows' `paired_column` recorded, in the order the runs were
+    recorded (a seed recorded again moves to the end): the last seeds are the most recent runs."""
+    gathered: dict[int, dict[int, float]] = {}
     for row in sorted(rows, key=lambda r: int(r["exp"])):
         if row.get("status") in ("crash", "skip"):
             continue
-        runs.setdefault(config_exp(row), {}).update(own_runs(row))
-        paired = row.get("paired_exp")
-        if paired is not None:
-            runs.setdefault(int(paired), {}).update(parse_runs(row.get("incumbent_runs")))
-    return runs
+        for exp, runs in ((config_exp(row), own(row)),
+                          (row.get("paired_exp"), parse_runs(row.get(paired_column)))):
+            if exp is None:
+                continue
+            bucket = gathered.setdefault(int(exp), {})
+            for seed, value in runs.items():
+                bucket.pop(seed, None)
+                bucket[seed] = value
+    return gathered
+
+
+def config_runs(rows: list[dict]) -> dict[int, dict[int, float]]:
+    """Every config's runs (val_bpb by seed, oldest first), keyed by the experiment that introduced the config."""
+    return _gather(rows, own_runs, "incumbent_runs")
+
+
+def config_speeds(rows: list[dict]) -> dict[int, dict[int, float]]:
+    """Every config's runs' machine speed (research/speed.py) by seed, where the training measured one."""
+    return _gather(rows, lambda row: parse_runs(row.get("seed_speeds")), "incumbent_speeds")
 
 
 @dataclass(frozen=True)
@@ -81,23 +96,28 @@ class Incumbent:
         return statistics.fmean(self.runs.values()) if self.runs else None
 
 
-def incumbent(rows: list[dict]) -> Incumbent:
+def incumbent(rows: list[dict], by_config: dict[int, dict[int, float]] | None = None) -> Incumbent:
+    """`by_config`: the runs to read (research.speed adjusts them to one machine speed); default as measured."""
     keeps = [int(row["exp"]) for row in rows if row.get("status") == "keep"]
     exp = max(keeps) if keeps else BASELINE_EXP
-    return Incumbent(exp, dict(config_runs(rows).get(exp, {})))
+    runs = config_runs(rows) if by_config is None else by_config
+    return Incumbent(exp, dict(runs.get(exp, {})))
 
 
-def next_pair_seed(incumbent_seeds, candidate_seeds, first_seed: int) -> tuple[int, bool]:
+def next_pair_seed(incumbent_seeds, candidate_seeds, first_seed: int, excluded=()) -> tuple[int, bool]:
     """(seed, the incumbent must run it too) for a candidate's next pair: first a seed the candidate ran and the
-    incumbent lacks, then the incumbent's seeds in order, then a new one."""
-    lacking = sorted(int(s) for s in candidate_seeds if s not in incumbent_seeds)
+    incumbent lacks, then the incumbent's seeds from its most recent run back (a recent run shares the machine's
+    current state with the candidate's: slow drift stays out of the gain), then a new one. `incumbent_seeds` is
+    in the order the runs were recorded; `excluded` seeds (a run on them failed) are never asked for again."""
+    excluded = set(int(s) for s in excluded)
+    lacking = sorted(int(s) for s in candidate_seeds if s not in incumbent_seeds and int(s) not in excluded)
     if lacking:
         return lacking[0], True
-    existing = sorted(set(int(s) for s in incumbent_seeds))
-    for seed in existing or [int(first_seed)]:
-        if seed not in candidate_seeds:
+    existing = list(dict.fromkeys(int(s) for s in incumbent_seeds))
+    for seed in reversed(existing) if existing else [int(first_seed)]:
+        if seed not in candidate_seeds and seed not in excluded:
             return seed, seed not in existing
-    highest = max([*existing, *(int(s) for s in candidate_seeds), int(first_seed)])
+    highest = max([*existing, *(int(s) for s in candidate_seeds), *excluded, int(first_seed)])
     return highest + 1, True
 
 
@@ -112,8 +132,9 @@ class Noise:
 
     seed_sd: float | None   # pooled over every config with runs on two or more seeds
     seed_df: int
-    paired_sd: float | None  # pooled spread of a candidate's paired gains around their mean, shrunk to the prior
-    paired_df: int
+    paired_sd: float | None  # spread of paired gains around their mean: the kind's (when asked for one), else pooled
+    paired_df: int           # degrees of freedom measured for paired_sd (the kind's own, when asked for one)
+    pooled_sd: float | None = None  # the pooled paired spread over every kind: the kind's prior
 
 
 def _pooled(groups: list[list[float]]) -> tuple[float, int]:
@@ -127,28 +148,51 @@ def _pooled(groups: list[list[float]]) -> tuple[float, int]:
     return total, df
 
 
-def estimate_noise(rows: list[dict], prior_df: float) -> Noise:
-    """Seed-to-seed and paired noise, from every run the ledger holds.
+def _shrunk(prior_var: float, prior_weight: float, ss: float, df: int) -> float | None:
+    """A scaled inverse chi-square update: the prior variance worth `prior_weight` degrees of freedom, then the
+    measured sum of squares; None with neither."""
+    weight = prior_weight + df
+    return math.sqrt((prior_weight * prior_var + ss) / weight) if weight > 0 else None
+
+
+def paired_gain_groups(rows: list[dict], by_config: dict[int, dict[int, float]]) -> list[tuple[str | None, list[float]]]:
+    """(change kind, its paired gains) of every judged candidate, read from `by_config` on the seeds it ran."""
+    groups = []
+    for row in rows:
+        if row.get("paired_exp") is None or row.get("status") not in ("keep", "discard"):
+            continue
+        own_seeds = own_runs(row)
+        own = {seed: value for seed, value in by_config.get(config_exp(row), {}).items() if seed in own_seeds}
+        reference = by_config.get(int(row["paired_exp"]), {})
+        groups.append((row.get("change_kind"), [gain for _, gain in paired_gains(own, reference)]))
+    return groups
+
+
+def estimate_noise(rows: list[dict], prior_df: float, by_config: dict[int, dict[int, float]] | None = None,
+                   kind: str | None = None, kind_prior_df: float = 2.0, kind_unpaired: bool = False) -> Noise:
+    """Seed-to-seed and paired noise, from every run the ledger holds (`by_config`: research.speed's adjusted
+    runs; default as measured).
 
     The paired spread cannot exceed sqrt(2) x the seed-to-seed spread (a pair's difference removes the seed's
     shared offset and adds nothing), so sqrt(2) x seed sd is a safe prior for it, worth `prior_df` degrees of
     freedom; each candidate paired on k seeds adds k - 1 degrees of freedom of measured paired spread, and the
     estimate moves from the safe prior to what the run itself shows (a scaled inverse chi-square update).
+
+    With a `kind` (research.noise_kinds: shape, batch, optimizer, ...), the paired spread is that kind's: its own
+    candidates' spread, with the pooled figure as its prior worth `kind_prior_df` degrees of freedom, so a kind of
+    change that moves val_bpb more between seeds is judged with its own, larger noise once the run has seen it.
+    `kind_unpaired`: a kind whose changes reshape the model or its batches draws other random numbers from the same
+    seed, so the seed's offset does not cancel in its pairs; its prior is then the safe sqrt(2) x seed sd.
     """
-    by_config = config_runs(rows)
+    by_config = config_runs(rows) if by_config is None else by_config
     seed_ss, seed_df = _pooled([list(runs.values()) for runs in by_config.values()])
     seed_sd = math.sqrt(seed_ss / seed_df) if seed_df else None
-    gain_groups = []
-    for row in rows:
-        if row.get("paired_exp") is None or row.get("status") not in ("keep", "discard"):
-            continue
-        reference = by_config.get(int(row["paired_exp"]), {})
-        gain_groups.append([gain for _, gain in paired_gains(own_runs(row), reference)])
-    paired_ss, paired_df = _pooled(gain_groups)
+    groups = paired_gain_groups(rows, by_config)
+    paired_ss, paired_df = _pooled([gains for _, gains in groups])
     prior_weight = prior_df if seed_sd is not None else 0.0
-    weight = prior_weight + paired_df
-    if weight <= 0:
-        return Noise(seed_sd, seed_df, None, paired_df)
-    prior_var = 2.0 * seed_sd ** 2 if seed_sd is not None else 0.0
-    paired_sd = math.sqrt((prior_weight * prior_var + paired_ss) / weight)
-    return Noise(seed_sd, seed_df, paired_sd, paired_df)
+    pooled = _shrunk(2.0 * seed_sd ** 2 if seed_sd is not None else 0.0, prior_weight, paired_ss, paired_df)
+    if kind is None or pooled is None:
+        return Noise(seed_sd, seed_df, pooled, paired_df, pooled)
+    kind_ss, kind_df = _pooled([gains for group_kind, gains in groups if group_kind == kind])
+    prior_var = max(pooled ** 2, 2.0 * seed_sd ** 2) if kind_unpaired and seed_sd is not None else pooled ** 2
+    return Noise(seed_sd, seed_df, _shrunk(prior_var, kind_prior_df, kind_ss, kind_df), kind_df, pooled)

@@ -61,6 +61,7 @@ class Space:
 
     params: Mapping[str, Param]
     constraints: Mapping[str, str] = field(default_factory=dict)
+    kinds: Mapping[str, str] = field(default_factory=dict)  # key -> its kind of change (the `kinds:` section)
 
     @property
     def keys(self) -> list[str]:
@@ -71,6 +72,10 @@ class Space:
 
     def __getitem__(self, key: str) -> Param:
         return self.params[key]
+
+    def kind_of(self, key: str | None) -> str | None:
+        """The kind of a change of `key` (shape, attention, optimizer, ...): decisions learn a paired noise per kind."""
+        return self.kinds.get(key) if key else None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Space":
@@ -85,7 +90,23 @@ class Space:
                 raise ValueError(
                     f"conf/space.yaml names an unknown constraint {name!r}; known: {', '.join(BLOCK_RULES)}."
                 )
-        return cls(params=params, constraints=constraints)
+        return cls(params=params, constraints=constraints, kinds=_kinds_by_key(data.get("kinds") or {}, params))
+
+
+def _kinds_by_key(kinds: Mapping[str, Any], params: Mapping[str, Param]) -> dict[str, str]:
+    """The `kinds:` section (kind -> keys) turned around; a key named twice or not at all is a mistake in the file."""
+    by_key: dict[str, str] = {}
+    for kind, keys in kinds.items():
+        for key in keys or ():
+            if key not in params:
+                raise ValueError(f"conf/space.yaml kinds.{kind} names {key!r}, which is not in params.")
+            if key in by_key:
+                raise ValueError(f"conf/space.yaml puts {key} in two kinds ({by_key[key]} and {kind}); keep one.")
+            by_key[key] = str(kind)
+    missing = [key for key in params if key not in by_key] if kinds else []
+    if missing:
+        raise ValueError(f"conf/space.yaml kinds leaves out {', '.join(missing)}; put each key in one kind.")
+    return by_key
 
 
 def _param_from_spec(key: str, spec: Any) -> Param:

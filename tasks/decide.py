@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 from prefect import task
 
-from research.decide import Decision, decision_fields, noise_sigma
+from research.decide import Decision, Trained, decision_fields, noise_sigma
 from research.heartbeat import Heartbeat
 from research.layout import RunLayout
 from research.ledger import Ledger
@@ -95,18 +95,17 @@ def failure_reason(proposal: ProposalRecord | None, metrics: dict | None, evalua
     return None
 
 
-def decide_experiment(run_dir: str, facts: ExperimentFacts, decision: Decision, runs: dict, incumbent_new: dict,
+def decide_experiment(run_dir: str, facts: ExperimentFacts, decision: Decision, trained: Trained,
                       run_info: dict) -> dict:
     """Record what research.decide decided for the experiment (idempotent: an existing row is returned
-    unchanged). `runs` and `incumbent_new`: val_bpb by seed of the experiment's config and of the incumbent's
-    runs trained for this decision."""
+    unchanged). `trained`: the runs of the experiment's config and of the incumbent made for this decision."""
     layout = RunLayout(run_dir)
     ledger = Ledger(layout.results)
     existing = ledger.get(facts.exp)
     if existing is not None:
         return existing
     row = build_row(facts, decision.status, run_info, decision.error)
-    row.update(decision_fields(decision, runs, incumbent_new))
+    row.update(decision_fields(decision, trained))
     ledger.record(row)
     if decision.keep:
         RunRepo(layout.repo).advance_main(facts.commit_sha)
@@ -162,9 +161,9 @@ def publish_artifacts(run_dir: str, tag: str, proposal: ProposalRecord | None) -
 
 
 @task(name="decide", task_run_name="exp-{facts.exp} decide")
-def decide_task(run_dir: str, tag: str, facts: ExperimentFacts, decision: Decision, runs: dict, incumbent_new: dict,
+def decide_task(run_dir: str, tag: str, facts: ExperimentFacts, decision: Decision, trained: Trained,
                 run_info: dict) -> dict:
-    row = decide_experiment(run_dir, facts, decision, runs, incumbent_new, run_info)
+    row = decide_experiment(run_dir, facts, decision, trained, run_info)
     from prefect.logging import get_run_logger
 
     from tasks.run_log import verdict_line

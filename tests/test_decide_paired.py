@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from research.decide import (CONTINUE, first_seed, judge_baseline, judge_candidate, judge_round, keep_margin,
+from research.decide import (CONTINUE, Trained, first_seed, judge_baseline, judge_candidate, judge_round, keep_margin,
                              round_loser)
 from research.pairing import config_runs, estimate_noise, format_runs, incumbent, next_pair_seed, parse_runs
 from research.sprt import ACCEPT, CONTINUE as SPRT_CONTINUE, REJECT, boundaries, sprt
@@ -38,11 +38,28 @@ def test_a_configs_runs_are_gathered_from_every_row_that_ran_it():
     assert incumbent(baselines()).exp == 0
 
 
-def test_pairs_use_the_incumbents_seeds_first_then_new_ones_it_must_run():
-    assert next_pair_seed({42: 1, 43: 1}, {}, 42) == (42, False)
-    assert next_pair_seed({42: 1, 43: 1}, {42: 1}, 42) == (43, False)
-    assert next_pair_seed({42: 1, 43: 1}, {42: 1, 43: 1}, 42) == (44, True)
-    assert first_seed(baselines(), 7) == 42 and first_seed([], 7) == 7
+def test_pairs_use_the_incumbents_most_recent_runs_first_then_new_ones_it_must_run():
+    # The incumbent's runs in the order they were recorded: 44 was trained last, then 42, 43 first.
+    recorded = {43: 1, 42: 1, 44: 1}
+    assert next_pair_seed(recorded, {}, 42) == (44, False)
+    assert next_pair_seed(recorded, {44: 1}, 42) == (42, False)
+    assert next_pair_seed(recorded, {44: 1, 42: 1}, 42) == (43, False)
+    assert next_pair_seed(recorded, {42: 1, 43: 1, 44: 1}, 42) == (45, True)
+    assert first_seed(baselines(), 7) == 43 and first_seed([], 7) == 7
+
+
+def test_the_incumbents_run_order_is_the_order_the_ledger_recorded_them():
+    rows = baselines() + [{"exp": 2, "status": "discard", "seed": 43, "seed_runs": "43:1.0 42:1.0", "paired_exp": 0,
+                           "incumbent_runs": "44:1.02"},
+                          {"exp": 3, "status": "discard", "seed": 44, "seed_runs": "44:1.0 43:1.0", "paired_exp": 0,
+                           "incumbent_runs": "42:1.011"}]  # seed 42 re-measured last: now the most recent
+    assert list(incumbent(rows).runs) == [43, 44, 42] and incumbent(rows).runs[42] == 1.011
+    assert first_seed(rows, 7) == 42
+
+
+def test_a_failed_seed_is_never_asked_for_again():
+    assert next_pair_seed({42: 1, 43: 1}, {43: 1}, 42, excluded=(42,)) == (44, True)
+    assert next_pair_seed({42: 1}, {43: 1, 42: 1}, 42, excluded=(43,)) == (44, True)  # its unpaired run stays unpaired
 
 
 def test_paired_noise_starts_at_the_safe_prior_and_moves_to_what_the_pairs_show():
@@ -73,15 +90,15 @@ def test_sprt_boundaries_and_outcomes():
 
 def test_clearly_worse_stops_after_one_pair_and_clearly_better_is_kept_at_once():
     rows = baselines()  # paired sd prior: sqrt(2) x 0.00707 = 0.01
-    worse = judge_candidate(rows, SETTINGS, {42: 1.03}, {}, 42)
+    worse = judge_candidate(rows, SETTINGS, Trained({42: 1.03}, {}), 42)
     assert worse.status == "discard" and worse.paired_delta == pytest.approx(0.03) and "no gain" in worse.verdict
-    better = judge_candidate(rows, SETTINGS, {42: 0.94}, {}, 42)
+    better = judge_candidate(rows, SETTINGS, Trained({42: 0.94}, {}), 42)
     assert better.keep and better.paired_exp == 0 and better.paired_seeds == (42,)
     assert better.paired_se == pytest.approx(0.01) and better.best_val_bpb == pytest.approx(0.94)
 
 
 def test_a_small_positive_gain_is_discarded_with_the_gain_the_test_looks_for():
-    small = judge_candidate(baselines(), SETTINGS, {42: 0.998}, {}, 42)  # +0.002, a tenth of effect x sd = 0.02
+    small = judge_candidate(baselines(), SETTINGS, Trained({42: 0.998}, {}), 42)  # +0.002, a tenth of effect x sd = 0.02
     assert small.status == "discard" and small.paired_delta == pytest.approx(-0.002)
     assert "paired gain +0.002000 is nearer none than the +0.020000 the test looks for" in small.reason, small.reason
     assert "favours no gain over +0.020000" in small.verdict, small.verdict
@@ -89,11 +106,11 @@ def test_a_small_positive_gain_is_discarded_with_the_gain_the_test_looks_for():
 
 def test_a_promising_candidate_asks_for_more_pairs_and_the_incumbent_runs_seeds_it_lacks():
     rows = baselines()
-    first = judge_candidate(rows, SETTINGS, {42: 0.985}, {}, 42)
+    first = judge_candidate(rows, SETTINGS, Trained({42: 0.985}, {}), 42)
     assert first.status == CONTINUE and first.next_seed == 43 and not first.incumbent_runs_next
-    second = judge_candidate(rows, SETTINGS, {42: 0.985, 43: 1.005}, {}, 42)
+    second = judge_candidate(rows, SETTINGS, Trained({42: 0.985, 43: 1.005}, {}), 42)
     assert second.status == CONTINUE and second.next_seed == 44 and second.incumbent_runs_next
-    third = judge_candidate(rows, SETTINGS, {42: 0.985, 43: 0.995, 44: 0.99}, {44: 1.01}, 42)
+    third = judge_candidate(rows, SETTINGS, Trained({42: 0.985, 43: 0.995, 44: 0.99}, {44: 1.01}), 42)
     assert third.keep and third.paired_seeds == (42, 43, 44)
     assert third.best_val_bpb == pytest.approx((0.985 + 0.995 + 0.99) / 3)
 
@@ -101,14 +118,14 @@ def test_a_promising_candidate_asks_for_more_pairs_and_the_incumbent_runs_seeds_
 def test_an_undecided_candidate_is_discarded_at_the_cap():
     rows = baselines()
     runs = {42: 0.99, 43: 1.00, 44: 0.994, 45: 0.994}  # gains of 0.01, half the tested effect: the LLR stays 0
-    capped = judge_candidate(rows, SETTINGS, runs, {44: 1.004, 45: 1.004}, 42)
+    capped = judge_candidate(rows, SETTINGS, Trained(runs, {44: 1.004, 45: 1.004}), 42)
     assert capped.status == "discard" and "max_pairs" in capped.reason and "cap" in capped.verdict
 
 
 def test_a_round_winner_is_judged_without_its_lucky_first_pair():
     rows = baselines()
-    alone = judge_candidate(rows, SETTINGS, {42: 0.94}, {}, 42, selected_from=1)
-    winner = judge_candidate(rows, SETTINGS, {42: 0.94}, {}, 42, selected_from=4)
+    alone = judge_candidate(rows, SETTINGS, Trained({42: 0.94}, {}), 42, selected_from=1)
+    winner = judge_candidate(rows, SETTINGS, Trained({42: 0.94}, {}), 42, selected_from=4)
     assert alone.keep and winner.status == CONTINUE and winner.next_seed == 43
     assert judge_round({5: 0.9, 6: None, 7: 0.95}) == 5 and judge_round({6: None}) is None
     loser = round_loser(rows + [{"exp": 5, "status": "keep", "seed_runs": "42:0.9 43:0.9", "paired_exp": 0}],
@@ -119,12 +136,12 @@ def test_a_round_winner_is_judged_without_its_lucky_first_pair():
 
 def test_failures_rule_single_baselines_and_the_margin_told_to_the_proposer():
     rows = baselines()
-    failed = judge_candidate(rows, SETTINGS, {42: 0.9}, {}, 42, failure="the candidate's paired run on seed 43 failed")
+    failed = judge_candidate(rows, SETTINGS, Trained({42: 0.9}, {}), 42, failure="the candidate's paired run on seed 43 failed")
     assert failed.status == "discard" and "seed 43" in failed.error
-    single = judge_candidate(rows, {**SETTINGS, "rule": "single"}, {42: 0.98}, {}, 42)
+    single = judge_candidate(rows, {**SETTINGS, "rule": "single"}, Trained({42: 0.98}, {}), 42)
     assert single.keep and single.threshold == pytest.approx(1.005 - 2 * 0.00707, abs=1e-4)
     assert judge_baseline(rows[:1], 43, 1.01).best_val_bpb == pytest.approx(1.005)
     margin = keep_margin(rows, SETTINGS)
-    assert judge_candidate(rows, SETTINGS, {42: 1.0 - margin * 1.01}, {}, 42).keep
-    assert judge_candidate(rows, SETTINGS, {42: 1.0 - margin * 0.99}, {}, 42).status == CONTINUE
+    assert judge_candidate(rows, SETTINGS, Trained({42: 1.0 - margin * 1.01}, {}), 42).keep
+    assert judge_candidate(rows, SETTINGS, Trained({42: 1.0 - margin * 0.99}, {}), 42).status == CONTINUE
     assert keep_margin([], SETTINGS) is None

@@ -11,6 +11,8 @@ def full_row(exp, **overrides):
         "baseline_sha": "a" * 40, "change": "optim.matrix_lr=0.05", "key": "optim.matrix_lr", "value": "0.05", "previous": "0.04",
         "delta": -0.001, "best_val_bpb": 0.98, "paired_exp": 0, "paired_seeds": "42 43", "paired_delta": -0.0012,
         "paired_se": 0.0004, "verdict": "SPRT accepts a gain", "seed_runs": "42:0.99 43:0.991", "incumbent_runs": None,
+        "seed_speeds": "42:61.5 43:60.25", "incumbent_speeds": None, "speed_slope": -0.06, "adjusted_val_bpb": 0.9903,
+        "change_kind": "optimizer",
         "steps": 950, "tokens": 498_073_600, "tokens_per_second": 1.6e6,
         "peak_memory_gb": 44.2, "num_params_M": 50.3, "train_seconds": 300.1, "total_seconds": 371.0,
         "backend": "cuda", "device_name": "NVIDIA H100", "dataset": "climbmix", "data_version": "1a2b3c",
@@ -72,16 +74,19 @@ def test_record_is_idempotent(tmp_path):
     assert len(ledger.rows()) == 1
 
 
-def test_a_ledger_from_before_the_paired_columns_is_read_and_upgraded_on_the_next_write(tmp_path):
-    from research.ledger import OLDER_HEADER, PAIRED_COLUMNS, format_row
+@pytest.mark.parametrize("missing", ["paired and speed", "speed"])
+def test_a_ledger_from_before_the_paired_or_speed_columns_is_read_and_upgraded_on_the_next_write(tmp_path, missing):
+    from research.ledger import PAIRED_COLUMNS, SPEED_COLUMNS, format_row
 
-    old_columns = OLDER_HEADER.split("\t")
-    old_row = {key: value for key, value in full_row(0, status="baseline").items() if key not in PAIRED_COLUMNS}
+    absent = SPEED_COLUMNS + (PAIRED_COLUMNS if missing == "paired and speed" else ())
+    old_columns = [column for column in COLUMNS if column not in absent]
+    old_row = {key: value for key, value in full_row(0, status="baseline").items() if key not in absent}
     line = "\t".join(format_row(old_row).split("\t")[i] for i, column in enumerate(COLUMNS) if column in old_columns)
     path = tmp_path / "results.tsv"
-    path.write_text(OLDER_HEADER + "\n" + line + "\n")
+    path.write_text("\t".join(old_columns) + "\n" + line + "\n")
     ledger = Ledger(path)
-    assert ledger.rows()[0]["val_bpb"] == 0.99 and ledger.rows()[0]["paired_delta"] is None
+    assert ledger.rows()[0]["val_bpb"] == 0.99 and ledger.rows()[0]["seed_speeds"] is None
+    assert ledger.rows()[0]["description"] == "try 0" and ledger.rows()[0]["finished_at"] == full_row(0)["finished_at"]
     ledger.record(full_row(1))
     assert path.read_text().startswith(HEADER + "\n") and [row["exp"] for row in ledger.rows()] == [0, 1]
     assert ledger.rows()[0]["description"] == "try 0" and ledger.rows()[1]["paired_seeds"] == "42 43"

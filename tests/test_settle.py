@@ -1,6 +1,7 @@
-"""flows.settle with several devices: the paired runs the verdict will ask for are trained together, and the
-verdict is the one the one-at-a-time loop reaches. A stand-in runner answers each training from a table (no
-training here), and records how many were in flight at once."""
+"""flows.settle (research.paired_runs' loop): with several devices the paired runs the verdict will ask for are
+trained together and the verdict is the one the one-at-a-time loop reaches; a paired run that fails for a reason
+that may not repeat is asked for once more on another seed; the UI names say which block ran. A stand-in runner
+answers each training from a table (no training here), and records how many were in flight at once."""
 from __future__ import annotations
 
 import threading
@@ -15,6 +16,10 @@ from flows.research import ExperimentSetup
 from flows.settle import settle
 from research.pairing import format_runs
 
+# Failures as the training process reports them: one that may not repeat on another seed, one that would.
+KILLED = {"status": "failed", "kind": "process", "reason": "training was killed (signal 9)"}
+OUT_OF_MEMORY = {"status": "failed", "kind": "oom", "reason": "out of memory (OutOfMemoryError)"}
+
 SEQ = ["decide.sequential.alpha=0.05", "decide.sequential.beta=0.2", "decide.sequential.effect=2.0",
        "decide.sequential.max_pairs=4", "decide.sequential.prior_df=1", "decide.sequential.min_gain=0.0"]
 # Baselines 1.00 (seed 42) and 1.01 (43): a paired sd prior of 0.01, so a gain of 0.015 per pair is kept on the
@@ -26,13 +31,14 @@ GAINING = {("seed", 43): 0.995, ("incumbent", 44): 1.00, ("seed", 44): 0.985, ("
 
 
 class TableRunner:
-    """ResearchRunner's part settle uses: cfg, data and execute, with val_bpb from `table` (None: a failed run)."""
+    """ResearchRunner's part settle uses: cfg, data and execute, with val_bpb from `table` (a dict: the failed
+    training's metrics)."""
 
     def __init__(self, parallel: int, table: dict, tmp_path: Path):
         self.cfg = compose(["preset=cpu", f"research.parallel={parallel}", *SEQ])
         self.data = {"shard_dir": str(tmp_path), "tokenizer_dir": str(tmp_path), "data_version": "test"}
         self.table, self.lock = table, threading.Lock()
-        self.in_flight, self.most_at_once, self.trained = 0, 0, []
+        self.in_flight, self.most_at_once, self.trained, self.labels = 0, 0, [], []
 
     def execute(self, setup):
         role, seed = setup.directory.name.split("-")
@@ -40,22 +46,25 @@ class TableRunner:
             self.in_flight += 1
             self.most_at_once = max(self.most_at_once, self.in_flight)
             self.trained.append((role, int(seed)))
+            self.labels.append(setup.label)
         time.sleep(0.05)  # long enough for the runs of one batch to overlap
         with self.lock:
             self.in_flight -= 1
         value = self.table[(role, int(seed))]
-        return {"status": "ok"}, (None if value is None else {"status": "ok", "val_bpb": value})
+        if isinstance(value, dict):
+            return value, None
+        return {"status": "ok", "machine_speed": 100.0}, {"status": "ok", "val_bpb": value}
 
 
 def settle_with(parallel: int, table: dict, tmp_path: Path):
     runner = TableRunner(parallel, table, tmp_path)
     directory = tmp_path / f"parallel-{parallel}"
-    directory.mkdir()
+    directory.mkdir(parents=True)
     setup = ExperimentSetup(2, SimpleNamespace(hparams=runner.cfg["hparams"]), directory, None, "sha", 42, 0.0,
                             False, "optim.matrix_lr=0.05", "key")
     candidate_hparams = {**runner.cfg["hparams"], "optim": {**runner.cfg["hparams"]["optim"], "matrix_lr": 0.05}}
-    decision, candidate, incumbent_new = settle(runner, setup, candidate_hparams, 0.985, ROWS)
-    return runner, decision, candidate, incumbent_new
+    decision, trained = settle(runner, setup, candidate_hparams, 0.985, ROWS)
+    return runner, decision, trained.candidate, trained.incumbent_new
 
 
 def test_several_devices_train_the_pairs_ahead_together_and_reach_the_same_verdict(tmp_path):
@@ -73,9 +82,29 @@ def test_several_devices_train_the_pairs_ahead_together_and_reach_the_same_verdi
 
 
 @pytest.mark.parametrize("parallel", [1, 2])
-def test_a_failed_incumbent_run_ends_the_decision_the_same_way(tmp_path, parallel):
-    runner, decision, candidate, incumbent_new = settle_with(parallel, {**GAINING, ("incumbent", 44): None}, tmp_path)
-    assert decision.status == "discard" and decision.error == "the incumbent's paired run on seed 44 failed"
-    assert candidate == {42: 0.985, 43: 0.995} and incumbent_new == {}
+def test_a_paired_run_killed_on_one_seed_is_asked_for_again_on_the_next(tmp_path, parallel):
+    table = {**GAINING, ("incumbent", 44): KILLED, ("incumbent", 46): 1.00, ("seed", 46): 0.985}  # 46: two devices look ahead
+    runner, decision, candidate, incumbent_new = settle_with(parallel, table, tmp_path)
+    assert decision.keep and decision.paired_seeds == (42, 43, 45)
+    assert candidate == {42: 0.985, 43: 0.995, 45: 0.985} and incumbent_new == {45: 1.00}
+    assert "the incumbent's paired run on seed 44 failed (training was killed (signal 9))" in decision.verdict
+    assert "asked for on another seed" in decision.verdict
     # One device never trains the candidate's run of a pair whose incumbent run failed; two train both at once.
     assert (("seed", 44) in runner.trained) == (parallel == 2)
+
+
+@pytest.mark.parametrize("parallel", [1, 2])
+def test_a_second_failure_or_one_that_would_repeat_ends_the_decision_the_same_way(tmp_path, parallel):
+    twice = {**GAINING, ("incumbent", 44): KILLED, ("seed", 45): KILLED, ("incumbent", 46): 1.0, ("seed", 46): 0.985}
+    _, decision, candidate, _ = settle_with(parallel, twice, tmp_path)
+    assert decision.status == "discard" and decision.error.startswith("the candidate's paired run on seed 45 failed")
+    assert candidate == {42: 0.985, 43: 0.995}
+    runner, decision, candidate, incumbent_new = settle_with(parallel, {**GAINING, ("seed", 43): OUT_OF_MEMORY},
+                                                             tmp_path / "oom")
+    assert decision.status == "discard" and "out of memory" in decision.error and decision.verdict is None  # no retry
+    assert ("seed", 44) not in runner.trained or parallel == 2
+
+
+def test_each_run_is_named_for_the_block_it_trains(tmp_path):
+    runner, *_ = settle_with(1, GAINING, tmp_path)
+    assert runner.labels == ["optim.matrix_lr=0.05", "incumbent (baseline)", "optim.matrix_lr=0.05"]

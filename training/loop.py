@@ -1,8 +1,12 @@
 """The budgeted optimisation loop every port shares, and everything around it that is not the framework's.
 
-- `Budget`: a fixed number of seconds (the product) or of optimizer steps (tests). Time budgets count only
-  optimizer steps: compilation and warm-up happen before the clock starts. A step is started only if the recent
-  step time says it will finish inside the budget, so no optimizer step happens outside it.
+- `Budget`: a fixed number of seconds (the GPU presets), of FLOPs (the cpu preset: the same training whatever
+  the machine's load), or of optimizer steps (tests). Time budgets count only optimizer steps: compilation and
+  warm-up happen before the clock starts. A step is started only if the recent step time says it will finish
+  inside the budget, so no optimizer step happens outside it. A FLOP budget becomes a step count once the model's
+  FLOPs per token are known: a bigger model or batch gets fewer steps, as on an ideal machine with a time budget.
+- `SpeedProbe`: the machine's speed, measured on a fixed workload between steps (research/speed.py takes it out
+  of the decisions).
 - `budgeted_training`: schedule, budget, fault injection, loss checks, progress and the garbage collector. A port
   supplies its optimizer's param groups (plain dicts, whose live lr and weight decay this loop sets through
   optim.schedule.apply_schedule) and `step() -> loss`, one optimizer step over the full batch.
@@ -51,29 +55,48 @@ def explosion_limit(vocab_size: int) -> float:
     return 2.0 * math.log(vocab_size)
 
 
+BUDGET_KINDS = ("time", "flops", "steps")
+
+
 @dataclass
 class Budget:
-    kind: str  # "time" | "steps"
+    kind: str  # "time" | "flops" | "steps"
     seconds: float
     steps: int
+    flops: float = 0.0  # kind=flops: training FLOPs (model FLOPs per token x tokens), turned into `steps` by resolve()
     # Exponential moving average of the step time, for predicting whether one more step fits.
     _step_seconds_ema: float | None = None
 
     @classmethod
     def from_config(cls, budget_cfg: dict) -> "Budget":
         kind = budget_cfg.get("kind", "time")
-        if kind not in ("time", "steps"):
-            raise ValueError(f"budget.kind must be 'time' or 'steps', not {kind!r}.")
+        if kind not in BUDGET_KINDS:
+            raise ValueError(f"budget.kind must be one of {', '.join(BUDGET_KINDS)}, not {kind!r}.")
         seconds, steps = float(budget_cfg.get("seconds", 0)), int(budget_cfg.get("steps", 0))
+        flops = float(budget_cfg.get("flops") or 0)
+        if seconds < 0 or steps < 0 or flops < 0:  # a negative value is a mistake whichever kind is in use
+            raise ValueError("budget.seconds, budget.steps and budget.flops must not be negative.")
         if kind == "time" and seconds <= 0:
             raise ValueError("budget.seconds must be positive for budget.kind=time.")
         if kind == "steps" and steps <= 0:
             raise ValueError("budget.steps must be positive for budget.kind=steps.")
-        return cls(kind=kind, seconds=seconds, steps=steps)
+        if kind == "flops" and not (flops > 0 and math.isfinite(flops)):
+            raise ValueError("budget.flops must be a positive number for budget.kind=flops (e.g. budget.flops=2e14).")
+        return cls(kind=kind, seconds=seconds, steps=steps if kind == "steps" else 0, flops=flops)
+
+    def resolve(self, flops_per_token: float, tokens_per_step: int) -> None:
+        """A FLOP budget's step count, once the model is built: at least one step."""
+        if self.kind == "flops":
+            self.steps = max(1, int(self.flops // (flops_per_token * tokens_per_step)))
+
+    @property
+    def counts_steps(self) -> bool:
+        """True where the budget is a number of steps fixed before training (steps, or flops once resolved)."""
+        return self.kind != "time"
 
     def progress(self, step: int, elapsed: float) -> float:
         """Fraction of the budget used, in [0, 1]; drives the LR schedule."""
-        if self.kind == "steps":
+        if self.counts_steps:
             return min(1.0, step / self.steps)
         return min(1.0, elapsed / self.seconds)
 
@@ -83,7 +106,7 @@ class Budget:
 
     def has_room(self, step: int, elapsed: float) -> bool:
         """True if another optimizer step fits in the budget."""
-        if self.kind == "steps":
+        if self.counts_steps:
             return step < self.steps
         predicted = self._step_seconds_ema or 0.0
         return elapsed + predicted <= self.seconds
@@ -102,7 +125,35 @@ class Budget:
                           f"batch.total_batch_tokens")
 
     def describe(self) -> str:
+        if self.kind == "flops":
+            return f"{self.flops:.3g} FLOPs" + (f" ({self.steps} steps)" if self.steps else "")
         return f"{self.steps} steps" if self.kind == "steps" else f"{self.seconds:g} s"
+
+
+class SpeedProbe:
+    """The machine's speed while a training runs, on a workload no change of the block can alter: a fixed matmul
+    (the port's `workload`, `flops` FLOPs, waited for) timed before the first step and then every `every_seconds`
+    of training, outside the budget's clock. Its mean rate is the run's `machine_speed` (GFLOP/s): a loaded CPU,
+    a hot or throttled GPU score lower, whatever the block."""
+
+    def __init__(self, workload: Callable[[], object], flops: float, every_seconds: float):
+        self.workload, self.flops, self.every_seconds = workload, flops, every_seconds
+        self.rates: list[float] = []
+        self._next_at = 0.0
+
+    def maybe_sample(self, elapsed: float) -> None:
+        if self.every_seconds <= 0 or elapsed < self._next_at:
+            return
+        started = time.perf_counter()
+        self.workload()
+        seconds = time.perf_counter() - started
+        if seconds > 0:
+            self.rates.append(self.flops / seconds / 1e9)
+        self._next_at = elapsed + self.every_seconds
+
+    @property
+    def gflops(self) -> float | None:
+        return sum(self.rates) / len(self.rates) if self.rates else None
 
 
 class Progress:
@@ -153,9 +204,10 @@ class LoopResult:
 
 def budgeted_training(step: Callable[[], float], param_groups: list[dict], budget: Budget, schedule: dict,
                       fault: Fault | None, vocab_size: int, tokens_per_step: int,
-                      log_every_seconds: float) -> LoopResult:
+                      log_every_seconds: float, probe: SpeedProbe | None = None) -> LoopResult:
     """Run optimizer steps until the budget is used. `step` must return the step's mean loss as a float,
-    which forces the device to finish the step, so the clock measures real work."""
+    which forces the device to finish the step, so the clock measures real work. `probe` times the machine
+    between steps, off the clock."""
     limit = explosion_limit(vocab_size)
     progress = Progress(budget.describe(), log_every_seconds)
     steps, elapsed, loss = 0, 0.0, float("nan")
@@ -166,6 +218,8 @@ def budgeted_training(step: Callable[[], float], param_groups: list[dict], budge
     gc.freeze()
     try:
         while budget.has_room(steps, elapsed):
+            if probe is not None:
+                probe.maybe_sample(elapsed)
             started = time.time()
             apply_schedule(param_groups, budget.progress(steps, elapsed), schedule)
             loss = step()
@@ -212,15 +266,24 @@ class RunPlan:
     def loader(self) -> TrainLoader:
         return TrainLoader(shard_dir(self.cfg), batch_size=self.device_batch, seq_len=self.seq_len, seed=self.seed)
 
-    def run(self, step: Callable[[], float], param_groups: list[dict], vocab_size: int) -> LoopResult:
-        """budgeted_training with this run's schedule, fault (tests only) and log interval."""
+    def run(self, step: Callable[[], float], param_groups: list[dict], vocab_size: int, flops_per_token: float,
+            probe: SpeedProbe | None = None) -> LoopResult:
+        """budgeted_training with this run's schedule, fault (tests only), log interval and FLOP budget."""
+        self.budget.resolve(flops_per_token, self.tokens_per_step)
         return budgeted_training(step, param_groups, self.budget, self.cfg["hparams"]["schedule"],
                                  Fault.from_config(self.cfg.get("fault")), vocab_size, self.tokens_per_step,
-                                 float(self.cfg["train"].get("log_every_seconds", 5.0)))
+                                 float(self.cfg["train"].get("log_every_seconds", 5.0)), probe)
+
+    def speed_probe(self, workload: Callable[[], object], flops: float) -> SpeedProbe:
+        """A SpeedProbe at this run's interval (train.speed_probe_seconds; 0 turns it off)."""
+        return SpeedProbe(workload, flops, float(self.cfg["train"].get("speed_probe_seconds", 5.0)))
 
     def metrics(self, result: LoopResult, adapter, flops: dict[str, float], num_params: int, warmup_seconds: float,
-                started: float, extra: dict) -> dict:
-        """The metrics.json record, with what the adapter knows of the device (peak FLOPS, memory, name)."""
+                started: float, extra: dict, probe: SpeedProbe | None = None) -> dict:
+        """The metrics.json record, with what the adapter knows of the device (peak FLOPS, memory, name) and the
+        machine's measured speed."""
+        if probe is not None:
+            extra = {**extra, "machine_speed": probe.gflops, "machine_speed_samples": len(probe.rates)}
         return training_metrics(
             result, tokens_per_step=self.tokens_per_step, **flops, peak_flops=adapter.peak_flops(),
             peak_memory_bytes=adapter.peak_memory_bytes(), num_params=num_params, warmup_seconds=warmup_seconds,

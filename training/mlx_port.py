@@ -71,11 +71,27 @@ def train(cfg: dict, exp_dir: Path, adapter) -> dict:
 
     # Warm-up outside the budget (graph building, kernel JIT); no optimizer step, gradients dropped.
     warmup_seconds = timed_warmup(lambda: mx.eval(micro_batch()), adapter)
-    result = plan.run(optimizer_step, optimizer.param_groups, model.config.vocab_size)
+    flops = _flops_per_token(model.config)
+    probe = plan.speed_probe(*speed_probe_workload(adapter))
+    result = plan.run(optimizer_step, optimizer.param_groups, model.config.vocab_size, flops["flops_per_token"], probe)
     save_checkpoint(exp_dir, mlx_state_arrays(model), dataclasses.asdict(model.config))
     num_params = sum(value.size for _, value in tree_flatten(model.parameters()))
-    return plan.metrics(result, adapter, _flops_per_token(model.config), num_params, warmup_seconds, started,
-                        extra={"compiled": False, "grad_accum_steps": accum, "depth": model.config.n_layer})
+    return plan.metrics(result, adapter, flops, num_params, warmup_seconds, started,
+                        extra={"compiled": False, "grad_accum_steps": accum, "depth": model.config.n_layer}, probe=probe)
+
+
+def speed_probe_workload(adapter, repeats: int = 4):
+    """(workload, its FLOPs) for training.loop.SpeedProbe: the torch port's square matmuls, in MLX (lazy: each
+    product is evaluated, so the time is the work's)."""
+    n = int(adapter.speed_probe_size)
+    key = mx.random.key(0)
+    a, b = (mx.random.normal((n, n), key=k).astype(mx.bfloat16) for k in mx.random.split(key, 2))
+    mx.eval(a, b)
+
+    def workload() -> None:
+        mx.eval(*[mx.matmul(a, b) for _ in range(repeats)])
+
+    return workload, 2.0 * n ** 3 * repeats
 
 
 def _flops_per_token(config: GPTConfig) -> dict[str, float]:

@@ -114,15 +114,34 @@ def train(cfg: dict, exp_dir: Path, adapter) -> dict:
         adapter.synchronize()
 
     warmup_seconds = timed_warmup(warm_up, adapter)
+    flops = model_flops(model)
+    probe = plan.speed_probe(*speed_probe_workload(adapter))
     try:
-        result = plan.run(optimizer_step, optimizer.param_groups, model.config.vocab_size)
+        result = plan.run(optimizer_step, optimizer.param_groups, model.config.vocab_size, flops["flops_per_token"],
+                          probe)
     except out_of_memory_errors() as exc:
         raise TrainingFailure("oom", f"out of memory during training ({type(exc).__name__})") from exc
 
     save_checkpoint(exp_dir, torch_state_arrays(model), dataclasses.asdict(model.config))
-    return plan.metrics(result, adapter, model_flops(model), model.num_params(), warmup_seconds, started,
+    return plan.metrics(result, adapter, flops, model.num_params(), warmup_seconds, started,
                         extra={"compiled": compiled, "attention": attention_kernel, "grad_accum_steps": accum,
-                               "depth": model.config.n_layer})
+                               "depth": model.config.n_layer}, probe=probe)
+
+
+def speed_probe_workload(adapter, repeats: int = 4):
+    """(workload, its FLOPs) for training.loop.SpeedProbe: `repeats` square matmuls of the adapter's probe size in
+    its autocast dtype, on fixed inputs, waited for (mark_step for Gaudi's lazy mode, then a synchronize)."""
+    n = int(adapter.speed_probe_size)
+    generator = torch.Generator().manual_seed(0)
+    a, b = (torch.randn(n, n, generator=generator).to(adapter.device, adapter.autocast_dtype) for _ in range(2))
+
+    def workload() -> None:
+        for _ in range(repeats):
+            torch.mm(a, b)
+        adapter.mark_step()
+        adapter.synchronize()
+
+    return workload, 2.0 * n ** 3 * repeats
 
 
 def evaluate(cfg: dict, exp_dir: Path, adapter) -> dict:
