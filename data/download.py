@@ -14,13 +14,29 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from data.errors import DataError
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 CHUNK_BYTES = 1 << 20
 OFFLINE_HINT = "with no network use dataset=bundled or dataset=local"
+
+
+def offline_error(url: str, reason: object) -> DataError:
+    """The sentence for a host that cannot be resolved: the machine is offline (or the host is mistyped), and
+    retrying with backoff would only add minutes before saying so."""
+    host = urlsplit(url).hostname or url
+    return DataError(f"Could not resolve {host} to download {url} ({reason}); {OFFLINE_HINT}, "
+                     "or check HF_ENDPOINT.")
+
+
+def require_resolvable(url: str) -> None:
+    """Raise offline_error at once when the URL's host does not resolve (a DNS lookup, no download)."""
+    try:
+        socket.getaddrinfo(urlsplit(url).hostname, None)
+    except socket.gaierror as error:
+        raise offline_error(url, error.strerror or error) from None
 
 
 class _Retryable(Exception):
@@ -89,7 +105,11 @@ def _fetch_into(url: str, partial: Path, timeout_seconds: float) -> None:
         if error.code == 429 or error.code >= 500:
             raise _Retryable(f"HTTP {error.code}") from None
         raise DataError(f"Downloading {url} failed with HTTP {error.code}; check the dataset's repo and file names in conf/dataset/.") from None
-    except (urllib.error.URLError, socket.timeout, ConnectionError, http.client.HTTPException) as error:
+    except urllib.error.URLError as error:
+        if isinstance(error.reason, socket.gaierror):  # no DNS answer: offline, not a passing failure
+            raise offline_error(url, error.reason.strerror or error.reason) from None
+        raise _Retryable(str(error.reason)) from None
+    except (socket.timeout, ConnectionError, http.client.HTTPException) as error:
         raise _Retryable(str(getattr(error, "reason", error))) from None
 
     with response:

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from flows.compose import compose, resolve_path
+from flows.preflight import check_before_training, check_suite
 from flows.server_reaper import tie_temporary_server_to_us
 from research.layout import RunLayout
 
@@ -63,6 +64,7 @@ def train_command(overrides: list[str]) -> int:
     from training.run_config import ExperimentDir, training_config, write_training_config
 
     cfg = compose(overrides)
+    check_before_training(cfg, checks=("hparams", "budget", "device", "dataset"))  # no proposer in one training
     detect(cfg.get("backend", "auto"))  # an unavailable backend fails here, in one sentence, before any work
     data = prepare_data(cfg["dataset"]["name"], str(data_dir(cfg)))
     exp_dir = resolve_path(cfg["paths"]["runs_dir"]) / "train" / time.strftime("%Y%m%d-%H%M%S")
@@ -97,7 +99,8 @@ def run_command(overrides: list[str]) -> int:
     from research.report import results_table_markdown
     from research.run_settings import decide_settings
 
-    compose(overrides)  # a bad override fails here in one sentence, before Prefect starts its server
+    # A bad override or value fails here in one sentence, before Prefect starts or anything is written or trained.
+    check_before_training(compose(overrides))
     # SIGTERM ends the run like Ctrl-C: the training child is killed, the heartbeat says stopped, and the
     # same command resumes later. (SIGKILL cannot be caught; resume covers it too.)
     signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -117,7 +120,7 @@ def run_command(overrides: list[str]) -> int:
 def suite_command(overrides: list[str]) -> int:
     from flows.suite import SuiteIncomplete, summary_markdown, suite_flow
 
-    compose(overrides, auto=False)  # a bad override fails here, before Prefect starts its server
+    check_suite(overrides)  # a bad override or value fails here, before Prefect starts its server
     tie_temporary_server_to_us()
     try:
         summary = suite_flow(overrides=overrides)

@@ -5,8 +5,8 @@ import sys
 from pathlib import Path
 from typing import Iterator
 
-from data.download import download_file, hf_file_url
-from data.layout import download_dir
+from data.download import download_file, hf_file_url, require_resolvable
+from data.layout import corpus_dir, download_dir
 
 REQUIRED = ("repo", "train_files", "num_train_shards")
 # One template over several datasets (DVC `foreach`): its stages are named stage@NAME.
@@ -14,7 +14,14 @@ PIPELINE, FOREACH = "data/pipelines/huggingface/dvc.yaml", True
 
 
 def check_ready(spec: dict, root: str | Path = ".") -> None:
-    """Nothing to say before DVC: whether the files can be downloaded shows only when they are."""
+    """Offline, said before DVC (and before a run folder is made): when a download is sure to come (no corpus
+    built yet, a file not downloaded), the host must resolve. A built corpus is left to DVC, which may find it
+    up to date and download nothing."""
+    if (corpus_dir(spec["name"], root) / "meta.json").is_file():
+        return
+    missing = [name for name, path in input_files(spec, root) if not path.is_file()]
+    if missing:
+        require_resolvable(hf_file_url(spec["repo"], missing[0], spec.get("revision", "main")))
 
 
 def input_files(spec: dict, root: str | Path = ".") -> list[tuple[str, Path]]:

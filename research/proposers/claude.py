@@ -69,6 +69,15 @@ def cost_usd(prices: Mapping[str, Any] | None, usage: Mapping[str, int]) -> floa
     return total / 1_000_000
 
 
+def require_api_key(api_key: str | None = None) -> str:
+    """The key the client will use (the argument, else ANTHROPIC_API_KEY); ProposerFatal without one. Also asked
+    by the pre-flight check (flows/preflight.py), so a missing key is said before the baselines train."""
+    key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
+    if not key:
+        raise ProposerFatal(f"{API_KEY_ENV} is not set; export it or run with proposer=local.")
+    return key
+
+
 class _Malformed(Exception):
     pass
 
@@ -89,9 +98,7 @@ class ClaudeProposer(Proposer):
         self.stagnation_after = int(merged["stagnation_after"])
         prices = dict(merged.get("prices") or {})
         self.prices = dict(prices.get(self.model) or {})
-        key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
-        if not key:
-            raise ProposerFatal(f"{API_KEY_ENV} is not set; export it or run with proposer=local.")
+        key = require_api_key(api_key)
         import anthropic
 
         self._secret = key  # kept only to scrub it from any message we raise; never shown (see __repr__)
