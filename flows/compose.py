@@ -23,11 +23,13 @@ def _has_override(overrides: list[str], key: str) -> bool:
 
 
 def _override_value(overrides: list[str], key: str) -> str | None:
+    """The value `key` ends up with: the last override of it wins, as in Hydra."""
+    found = None
     for item in overrides:
         name, _, value = item.partition("=")
         if name.lstrip("+~") == key:
-            return value
-    return None
+            found = value
+    return found
 
 
 def default_overrides(overrides: list[str]) -> list[str]:

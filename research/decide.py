@@ -146,9 +146,23 @@ def judge_failure(rows: list[dict], status: str, error: str | None) -> Decision:
     return Decision(status, error or status, best_val_bpb=incumbent(rows).mean, error=error)
 
 
-def first_seed(rows: list[dict], default_seed: int) -> int:
-    """The seed of a candidate's first run: the incumbent's first seed, so the pair costs no extra training."""
-    return next_pair_seed(incumbent(rows).runs, {}, default_seed)[0]
+def first_seed(rows: list[dict], default_seed: int, control_every: int = 0) -> int:
+    """The seed of a candidate's first run: the incumbent's most recent seed, so the pair costs no extra training;
+    but when the incumbent has not run for `control_every` experiments, a new seed, which the incumbent then
+    trains too: a control run, so that the pairs stay recent and research.drift sees how far it moved."""
+    runs = incumbent(rows).runs
+    if control_every > 0 and runs and experiments_since_incumbent_ran(rows) >= control_every:
+        return max([*runs, int(default_seed)]) + 1
+    return next_pair_seed(runs, {}, default_seed)[0]
+
+
+def experiments_since_incumbent_ran(rows: list[dict]) -> int:
+    """Experiments recorded after the last one that trained the incumbent (its own row or a pair's run of it)."""
+    exp = incumbent(rows).exp
+    ran = [int(row["exp"]) for row in rows if row.get("status") not in ("crash", "skip") and (
+        (exp == 0 and row.get("status") == "baseline") or int(row["exp"]) == exp
+        or (row.get("paired_exp") == exp and row.get("incumbent_runs")))]
+    return sum(1 for row in rows if int(row["exp"]) > max(ran, default=-1))
 
 
 def judge_round(outcomes: dict[int, float | None]) -> int | None:

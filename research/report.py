@@ -11,6 +11,7 @@ from pathlib import Path
 from data.atomic import atomic_write_bytes, atomic_write_text
 from research.decide import baseline_best, finite_or_none, noise_sigma
 from research.layout import RunLayout
+from research.noise_summary import noise_lines
 from research.progress_plot import STATUS_COLORS, plot_progress
 from research.run_costs import cost_lines, run_costs, verified_gain
 from research.run_settings import decide_settings
@@ -101,8 +102,9 @@ def _fmt(value, digits: int = 6) -> str:
 
 
 def render_markdown(rows: list[dict], baseline_hparams: dict, best_hparams: dict, extra: dict,
-                    verified: str | None = None, verified_figures=None) -> str:
-    """`verified`: finalize's "Verified" section; `verified_figures`: its gain (research.finalize.Paired)."""
+                    verified: str | None = None, verified_figures=None, settings: dict | None = None) -> str:
+    """`verified`: finalize's "Verified" section; `verified_figures`: its gain (research.finalize.Paired);
+    `settings`: the run's decide block, for the noise section."""
     extra = dict(extra or {})
     tag = extra.pop("tag", None)
     summary = summarize(rows)
@@ -123,6 +125,9 @@ def render_markdown(rows: list[dict], baseline_hparams: dict, best_hparams: dict
         f"- Noise sigma (repeated baselines): {_fmt(sigma)}",
     ]
     out += [f"- {key}: {_cell(value, 120)}" for key, value in extra.items()]
+    noise = noise_lines(rows, settings) if settings else []
+    if noise:
+        out += ["", "## Noise and the machine", ""] + noise
     out += ["", "## Cost", ""]
     out += cost_lines(run_costs(rows), gain, verified_figures, summary["experiments"])
 
@@ -156,8 +161,9 @@ def write_report(run_dir: str | os.PathLike, rows: list[dict], baseline_hparams:
     layout = RunLayout(run_dir)
     png_path, md_path = layout.plot, layout.report
     verified_figures = verified_gain(layout.finalize_table)  # baseline - final, once `autoresearch finalize` ran
-    plot = plot_progress(rows, f"autoresearch: {extra['tag']}", decide_settings(layout.settings),
-                         verified_figures)
+    settings = decide_settings(layout.settings)
+    plot = plot_progress(rows, f"autoresearch: {extra['tag']}", settings, verified_figures)
     atomic_write_bytes(png_path, plot)
-    atomic_write_text(md_path, render_markdown(rows, baseline_hparams, best_hparams, extra, verified, verified_figures))
+    atomic_write_text(md_path, render_markdown(rows, baseline_hparams, best_hparams, extra, verified, verified_figures,
+                                               settings))
     return md_path, png_path

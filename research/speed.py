@@ -10,8 +10,8 @@ and a paired gain (incumbent - candidate on one seed) adjusted to equal speeds i
     gain - slope * (x_incumbent - x_candidate).
 
 The slope is learned from the run's own repeated runs of one config (the within-config regression of val_bpb on x,
-pooled over configs, as ANCOVA does), shrunk toward a prior slope that counts as `prior_runs` runs
-(decide.speed). Under a steps or FLOP budget the machine's speed cannot change what is trained, so the
+pooled over configs, as ANCOVA does), combined with a prior slope that counts as `prior_runs` runs of a 1% speed
+spread (decide.speed). Under a steps or FLOP budget the machine's speed cannot change what is trained, so the
 adjustment is off there (decide.speed.adjust: auto).
 """
 from __future__ import annotations
@@ -54,17 +54,26 @@ def within_config_moments(rows: list[dict]) -> tuple[float, float, int]:
     return sxx, sxy, df
 
 
+# The spread of ln(speed) a prior run is taken to have: 1% (an H200's step count varies by 0.82% between runs).
+# The prior counts as `prior_runs` such runs: a run whose speed barely varies barely moves the slope, and one
+# whose speed swung (a loaded CPU) soon settles it.
+PRIOR_RUN_LOG_SPEED_VARIANCE = 0.01 ** 2
+
+
 def speed_slope(rows: list[dict], settings: dict) -> float:
-    """val_bpb per unit of ln(machine speed) for this run: the pooled within-config slope, weighted by its runs'
-    degrees of freedom against the prior's `prior_runs`; 0 when the adjustment is off."""
+    """val_bpb per unit of ln(machine speed) for this run: the pooled within-config least-squares slope combined with
+    the prior slope (a normal prior on the slope: the data's weight is its Sxx, the prior's `prior_runs` x a 1%
+    spread), never above 0 (a faster machine trains more steps, which does not make a block worse); 0 when the
+    adjustment is off."""
     if not adjustment_enabled(settings):
         return 0.0
     speed = settings["speed"]
-    prior, prior_runs = float(speed["prior_slope"]), float(speed["prior_runs"])
-    sxx, sxy, df = within_config_moments(rows)
-    if df == 0 or sxx <= 0:
-        return prior
-    return (prior_runs * prior + df * (sxy / sxx)) / (prior_runs + df)
+    prior = float(speed["prior_slope"])
+    prior_weight = float(speed["prior_runs"]) * PRIOR_RUN_LOG_SPEED_VARIANCE
+    sxx, sxy, _ = within_config_moments(rows)
+    if prior_weight + sxx <= 0:
+        return min(prior, 0.0)
+    return min((prior_weight * prior + sxy) / (prior_weight + sxx), 0.0)
 
 
 def adjust_runs(runs: dict[int, float], speeds: dict[int, float], slope: float, reference: float | None) -> dict[int, float]:

@@ -62,3 +62,20 @@ def test_every_suite_composes_with_datasets_that_exist(suite):
     cfg = compose(["preset=cpu", "proposer=local", f"suite={suite}"], auto=False)
     assert cfg["suite"]["datasets"] and set(cfg["suite"]["datasets"]) <= set(DATASETS)
     assert int(cfg["suite"]["experiments_per_dataset"]) > int(cfg["decide"]["baseline_repeats"])
+
+
+def test_the_last_preset_override_names_the_preset_as_hydra_applies_it():
+    from flows.compose import compose
+
+    cfg = compose(["preset=cpu", "preset=datacenter"])
+    assert cfg["preset"] == "datacenter" and cfg["tag"].endswith("-datacenter")
+    assert cfg["hparams"]["model"]["depth"] == compose(["preset=datacenter"])["hparams"]["model"]["depth"]
+
+
+def test_the_speed_adjustment_is_on_for_time_budgets_only():
+    from flows.compose import compose
+
+    assert compose(["preset=cpu"])["decide"]["speed"]["adjust"] is False  # a FLOP budget
+    assert compose(["preset=cpu", "budget.kind=time"])["decide"]["speed"]["adjust"] is True
+    assert compose(["preset=datacenter"])["decide"]["speed"]["adjust"] is True
+    assert compose(["preset=datacenter", "decide.speed.adjust=false"])["decide"]["speed"]["adjust"] is False

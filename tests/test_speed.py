@@ -65,15 +65,28 @@ def test_the_slope_is_the_runs_own_within_config_slope_weighted_against_the_prio
     values = {42 + i: 1.0 - 0.02 * math.log(s / 100) for i, s in enumerate(speeds)}
     rows = [{"exp": 0, "status": "baseline", "seed": 42, "seed_runs": format_runs(values),
              "seed_speeds": format_runs({42 + i: s for i, s in enumerate(speeds)})}]
-    # df 3 of its own against a prior worth 3 runs: halfway between -0.02 and the prior -0.1.
-    assert speed_slope(rows, settings(prior_slope=-0.1, prior_runs=3)) == pytest.approx(-0.06)
-    assert speed_slope(rows, settings(prior_slope=-0.1, prior_runs=1)) == pytest.approx((-0.1 - 0.06) / 4)
+    xs = [math.log(s) for s in speeds]
+    sxx = sum((x - sum(xs) / 4) ** 2 for x in xs)  # 0.046: these speeds spread ~21%, far more than a prior run's 1%
+    for prior_runs in (3, 300):
+        weight = prior_runs * 0.01 ** 2
+        expected = (weight * -0.1 + sxx * -0.02) / (weight + sxx)
+        assert speed_slope(rows, settings(prior_slope=-0.1, prior_runs=prior_runs)) == pytest.approx(expected)
+    assert speed_slope(rows, settings(prior_slope=-0.1, prior_runs=3)) == pytest.approx(-0.0205, abs=5e-4)
     assert speed_slope(rows[:0], settings(prior_slope=-0.1)) == -0.1  # nothing measured: the prior
     assert speed_slope(rows, settings(adjust=False)) == 0.0
     # Adjusted to the first run's speed (90): each run reads as if trained at 90.
     assert reference_log_speed(rows) == pytest.approx(math.log(90.0))
     adjusted = adjusted_config_runs(rows, -0.02)[0]
     assert all(value == pytest.approx(1.0 - 0.02 * math.log(0.9)) for value in adjusted.values())
+
+
+def test_a_slope_that_says_faster_is_worse_is_held_at_zero():
+    speeds = {42: 90.0, 43: 110.0}
+    rows = [{"exp": 0, "status": "baseline", "seed": 42, "seed_runs": format_runs({42: 1.0, 43: 1.05}),
+             "seed_speeds": format_runs(speeds)}]  # the faster run scored worse: seed noise, not the speed
+    assert speed_slope(rows, settings(prior_slope=-0.059, prior_runs=4)) == 0.0
+    rows[0]["seed_runs"] = format_runs({42: 1.0, 43: 1.0})
+    assert -0.059 < speed_slope(rows, settings(prior_slope=-0.059, prior_runs=4)) < 0.0
 
 
 def test_runs_without_a_speed_are_left_as_measured():
