@@ -75,17 +75,23 @@ def hide_user_errors_on_console() -> None:
 
 
 def cmd_run(args) -> int:
-    from flows.commands import run_command
-    import flows.research  # noqa: F401  (imports Prefect, which sets up its console handler, and RunLocked)
+    from flows.live_view import watching
 
-    hide_user_errors_on_console()
-    return run_command(args.overrides)
+    with watching("run", args.quiet):  # on screen at once, before the slow imports below
+        from flows.commands import run_command
+        import flows.research  # noqa: F401  (imports Prefect, which sets up its console handler, and RunLocked)
+
+        hide_user_errors_on_console()
+        return run_command(args.overrides)
 
 
 def cmd_suite(args) -> int:
-    from flows.commands import suite_command
+    from flows.live_view import watching
 
-    return suite_command(args.overrides)
+    with watching("suite", args.quiet):
+        from flows.commands import suite_command
+
+        return suite_command(args.overrides)
 
 
 def cmd_serve(args) -> int:
@@ -118,11 +124,18 @@ def cmd_report(args) -> int:
 
 
 def cmd_finalize(args) -> int:
-    from flows.commands import finalize_command
-    import flows.finalize  # noqa: F401  (imports Prefect, which sets up its console handler)
+    from flows.live_view import watching
 
-    hide_user_errors_on_console()
-    return finalize_command(args.tag, args.overrides)
+    with watching("finalize", args.quiet):
+        from flows.commands import finalize_command
+        import flows.finalize  # noqa: F401  (imports Prefect, which sets up its console handler)
+
+        hide_user_errors_on_console()
+        return finalize_command(args.tag, args.overrides)
+
+
+WATCHED = ("run", "suite", "finalize")  # the commands that show their progress (flows/live_view.py)
+QUIET_HELP = "show nothing until the end (no live view, no progress lines)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -138,6 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text, description=text)
         p.add_argument("overrides", nargs="*", metavar="key=value", help="Hydra overrides")
         p.set_defaults(func=func)
+        if name in WATCHED:
+            p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     worker = sub.add_parser("worker", help="serve a work pool's train-evaluate runs (research.executor=pool)",
                             description="Serve a work pool's train-evaluate runs, each forked from a warm process.")
     worker.add_argument("--pool", default="gpu", help="work pool name, as research.pool.name (default: gpu)")
@@ -153,6 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("tag", nargs="?", help="run tag (a folder under runs/)")
         p.add_argument("overrides", nargs="*", metavar="key=value", help="Hydra overrides (e.g. paths.runs_dir=...)")
         p.set_defaults(func=func)
+        if name in WATCHED:
+            p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     return parser
 
 

@@ -22,12 +22,14 @@ from flows.parallel import clear_round, open_round, run_round, start_round
 from flows.settle import settle
 from flows.train_evaluate import train_then_evaluate
 from hardware import detect
+from research import events
 from research.decide import (check_baseline, check_stop, finite_or_none, first_seed, judge_baseline, judge_failure,
                              keep_margin, round_loser)
 from research.errors import ProposerFatal, ResearchStopped
 from research.heartbeat import Heartbeat
 from research.layout import RunLayout
 from research.ledger import Ledger
+from research.lifecycle_events import experiment_started, run_finished, run_started
 from research.proposal_record import ProposalRecord
 from research.proposers.base import ProposalContext
 from research.runlock import RunLock
@@ -122,6 +124,7 @@ def run_research(cfg: dict) -> dict:
             _loop(cfg, run_dir, heartbeat)
         except ResearchStopped as exc:
             heartbeat.beat("stopped", message=str(exc))
+            events.publish(run_finished(tag, f"stopped: {exc}", Ledger(layout.results).rows()))
             write_run_report(run_dir)
             raise
         except ProposerFatal as exc:
@@ -135,6 +138,7 @@ def run_research(cfg: dict) -> dict:
         best = [row["best_val_bpb"] for row in rows if row.get("best_val_bpb") is not None]
         counts = dict(Counter(row["status"] for row in rows))
         heartbeat.beat("done", best=best[-1] if best else None, counts=counts, message=f"{len(rows)} experiments recorded")
+        events.publish(run_finished(tag, "done", rows))
     return {"run_dir": str(run_dir), "report": str(report), "plot": str(plot), "rows": len(rows),
             "best_val_bpb": best[-1] if best else None}
 
@@ -153,6 +157,7 @@ def _loop(cfg: dict, run_dir: Path, heartbeat: Heartbeat) -> None:
     run_info = {"dataset": cfg["dataset"]["name"], "data_version": data["data_version"],
                 "code_version": code_version(), "proposer": cfg["proposer"]["name"]}
     runner = ExperimentRunner(cfg, run_dir, run_id, repo, space, data, run_info, heartbeat)
+    events.publish(run_started(cfg, data["data_version"], ledger.rows(), detect(cfg.get("backend") or "auto")))
     max_experiments = int(cfg["research"]["max_experiments"])
     parallel = max(1, int(cfg["research"].get("parallel") or 1))
     while True:
@@ -231,6 +236,7 @@ class ExperimentRunner:
             hparams = apply_change(state.hparams, change)
             seed = first_seed(state.rows, int(cfg["hparams"]["seed"]))  # a seed the incumbent ran: a free pair
             label, message = change.text, f"exp{exp}: {change.text} {change.description}"
+        events.publish(experiment_started(exp, proposal, seed))
         if exp == 0:
             commit_sha = self.repo.tag_sha(0)
         else:
@@ -284,6 +290,9 @@ class ExperimentRunner:
         facts = ExperimentFacts(setup.exp, state, setup.proposal, metrics, evaluation, setup.commit_sha,
                                 setup.seed, setup.started)
         row = decide_task(str(self.run_dir), self.cfg["tag"], facts, decision, runs, incumbent_new, self.run_info)
+        if events.listening():  # the ledger after this row: the view's best, keeps and crashes are the ledger's
+            events.publish(events.verdict_of(setup.exp, decision, row.get("change"),
+                                             Ledger(RunLayout(self.run_dir).results).rows()))
         publish_progress_plot(str(self.run_dir), self.cfg["tag"])
         return row
 

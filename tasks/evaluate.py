@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from prefect import task
 
+from research.progress_lines import evaluation_progress, relay
 from training.launch import finished_metrics, run_isolated
 from training.run_config import ExperimentDir
 
@@ -39,4 +40,4 @@ def evaluate_task(exp: int, exp_dir: str, silence_seconds: float, cache_key: str
         return run_evaluation(exp_dir, silence_seconds)
     # The process's own lines (throttled progress, then `val_bpb: ...`) go to the run's Logs tab in the UI.
     with device_slot(slots, "evaluate", exp_dir, logger.info):
-        return run_evaluation(exp_dir, silence_seconds, lambda line: logger.info(line) if line else None)
+        return run_evaluation(exp_dir, silence_seconds, relay(evaluation_progress, exp, label, logger.info))

@@ -18,8 +18,11 @@ def proposal_line(record) -> str:
 
 
 def verdict_line(exp: int, decision) -> str:
-    """`decision`: research.decide.Decision; its reason is the sentence the rule wrote for this verdict."""
-    return f"exp {exp}: {decision.status.upper()}: {decision.reason}"
+    """`decision`: research.decide.Decision; its reason is the sentence the rule wrote for this verdict. Worded by
+    research.events.Verdict, as the terminal view words it, so the two never disagree."""
+    from research.events import verdict_of
+
+    return f"exp {exp}: {verdict_of(exp, decision).words()}"
 
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from prefect import task
 
+from research.progress_lines import relay, training_progress
 from training.launch import finished_metrics, run_isolated
 from training.run_config import ExperimentDir
 
@@ -40,7 +41,8 @@ def train_task(exp: int, exp_dir: str, deadline_seconds: float | None, cache_key
     from tasks.gpu_slots import device_slot
 
     logger = get_run_logger()
-    on_line = lambda line: logger.info(line) if line else None  # noqa: E731
+    # Each line to the run's Prefect log, and its progress to whoever listens (research.events: the terminal view)
+    on_line = relay(training_progress, exp, label, logger.info)
     files = ExperimentDir(exp_dir)
     if finished_metrics(files.metrics, files.checkpoint) is not None:
         return run_training(exp_dir, deadline_seconds, on_line)  # already done: no device needed to read it
