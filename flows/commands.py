@@ -50,6 +50,10 @@ def summary_lines(metrics: dict, evaluation: dict, depth: int) -> list[str]:
         f"mfu_percent_full_attention: {fmt(metrics.get('mfu_percent_full_attention'), '.2f')}",
         f"total_tokens_M: {fmt(metrics.get('tokens', 0) / 1e6, '.2f')}",
         f"num_steps: {metrics.get('steps')}",
+        # The machine's speed during the training (a fixed matmul, research/speed.py): under a time budget the
+        # run's verdicts take it out of val_bpb; under the cpu preset's FLOP budget val_bpb above is already the
+        # figure they compare.
+        f"machine_speed_gflops: {fmt(metrics.get('machine_speed'), '.1f')}",
         f"num_params_M: {fmt(metrics.get('num_params', 0) / 1e6, '.2f')}",
         f"depth: {depth}",
         f"backend: {metrics.get('backend')}",

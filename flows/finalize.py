@@ -139,7 +139,7 @@ def measure(runner: ExperimentRunner, state, run_dir: Path, run_cfg: dict, arm, 
                              arm.hparams, seed, run_cfg["data"], run_cfg.get("fault"))
     write_training_config(directory, config)
     key = f"{runner.run_id}-finalize-{arm.name}-{seed}-{config_hash(config)}-{runner.run_info['code_version']}"
-    setup = ExperimentSetup(exp, state, directory, None, "", seed, 0.0, False, f"finalize {arm.name} seed {seed}",
+    setup = ExperimentSetup(exp, state, directory, None, "", seed, 0.0, False, f"finalize {arm.name}",
                             key)
     metrics, evaluation = runner.execute(setup)
     ok = metrics.get("status") == "ok" and evaluation and evaluation.get("status") == "ok"

@@ -23,8 +23,8 @@ from flows.settle import settle
 from flows.train_evaluate import train_then_evaluate
 from hardware import detect
 from research import events
-from research.decide import (check_baseline, check_stop, finite_or_none, first_seed, judge_baseline, judge_failure,
-                             keep_margin, round_loser)
+from research.decide import (Trained, check_baseline, check_stop, finite_or_none, first_seed, judge_baseline,
+                             judge_failure, keep_margin, round_loser)
 from research.errors import ProposerFatal, ResearchStopped
 from research.heartbeat import Heartbeat
 from research.layout import RunLayout
@@ -49,13 +49,20 @@ from training.run_config import ExperimentDir, code_version, config_hash, traini
 def training_limits(budget: dict) -> tuple[float | None, float | None]:
     """(deadline, silence) in seconds before a training is killed as hung: generous, never a second budget.
 
-    A time budget bounds the whole run. A steps budget cannot: a bigger proposed model takes longer for the
+    A time budget bounds the whole run. A FLOP or steps budget cannot: a bigger proposed model takes longer for the
     same steps, so there the training is killed only once it has printed nothing (no step, no message) for
     grace * factor seconds."""
     grace = float(budget["grace_seconds"])
     if budget["kind"] == "time":
         return float(budget["seconds"]) * float(budget["deadline_factor"]) + grace, None
     return None, grace * float(budget["deadline_factor"])
+
+
+def describe_budget(budget: dict) -> str:
+    """The budget as the proposer reads it."""
+    amount = {"time": f"{budget['seconds']} s", "flops": f"{float(budget.get('flops') or 0):.3g} FLOPs",
+              "steps": f"{budget['steps']} steps"}.get(budget["kind"], "")
+    return f"{budget['kind']} budget: {amount}"
 
 
 def ensure_run_id(run_dir: Path) -> str:
@@ -234,7 +241,8 @@ class ExperimentRunner:
                                        False, "skip", "", skipped=True)
             change = proposal.change
             hparams = apply_change(state.hparams, change)
-            seed = first_seed(state.rows, int(cfg["hparams"]["seed"]))  # a seed the incumbent ran: a free pair
+            # A seed the incumbent ran (a free pair), or now and then a new one it trains too (a control)
+            seed = first_seed(state.rows, int(cfg["hparams"]["seed"]), int(cfg["decide"].get("control_every") or 0))
             label, message = change.text, f"exp{exp}: {change.text} {change.description}"
         events.publish(experiment_started(exp, proposal, seed))
         if exp == 0:
@@ -248,7 +256,8 @@ class ExperimentRunner:
 
     def execute(self, setup: "ExperimentSetup") -> tuple[dict, dict | None]:
         """Training, then evaluation if the training succeeded: here, or on the work pool."""
-        cfg, state, exp, label = self.cfg, setup.state, setup.exp, setup.label
+        cfg, state, exp = self.cfg, setup.state, setup.exp
+        label = f"{setup.label} seed {setup.seed}"  # the task runs' names: which block, on which seed
         self.heartbeat.beat("baseline" if setup.baseline else "training", exp=exp, best=state.best_val_bpb,
                             counts=state.counts, message=label)
         train_deadline, train_silence = training_limits(cfg["budget"])
@@ -272,24 +281,25 @@ class ExperimentRunner:
         error = failure_reason(setup.proposal, metrics, evaluation)
         if error is None and not setup.skipped and finite_or_none((evaluation or {}).get("val_bpb")) is None:
             error = f"the evaluation gave no finite val_bpb ({(evaluation or {}).get('val_bpb')})"
-        runs, incumbent_new = {}, {}
+        trained = Trained({})
         if setup.skipped:
             decision = judge_failure(state.rows, "skip", error)
         elif error is not None:
             decision = judge_failure(state.rows, "crash", error)
         else:
-            runs = {setup.seed: float(evaluation["val_bpb"])}
+            value, speed = float(evaluation["val_bpb"]), finite_or_none((metrics or {}).get("machine_speed"))
+            trained = Trained({setup.seed: value}, {}, {setup.seed: speed} if speed else {})
             if setup.baseline:
-                decision = judge_baseline(state.rows, setup.seed, runs[setup.seed])
+                decision = judge_baseline(state.rows, setup.seed, value)
             elif selected_from > 1 and setup.exp != winner:
-                decision = round_loser(state.rows, runs, winner)
+                decision = round_loser(state.rows, trained.candidate, winner)
             else:
                 hparams = json.loads(ExperimentDir(setup.directory).config.read_text())["hparams"]
-                decision, runs, incumbent_new = settle(self, setup, hparams, runs[setup.seed], state.rows,
-                                                       selected_from)
+                kind = self.space.kind_of(setup.proposal.change.key if setup.proposal else None)
+                decision, trained = settle(self, setup, hparams, value, state.rows, selected_from, speed, kind)
         facts = ExperimentFacts(setup.exp, state, setup.proposal, metrics, evaluation, setup.commit_sha,
                                 setup.seed, setup.started)
-        row = decide_task(str(self.run_dir), self.cfg["tag"], facts, decision, runs, incumbent_new, self.run_info)
+        row = decide_task(str(self.run_dir), self.cfg["tag"], facts, decision, trained, self.run_info)
         if events.listening():  # the ledger after this row: the view's best, keeps and crashes are the ledger's
             events.publish(events.verdict_of(setup.exp, decision, row.get("change"),
                                              Ledger(RunLayout(self.run_dir).results).rows()))
@@ -304,8 +314,7 @@ class ExperimentRunner:
             baseline_val_bpb=state.baseline_val_bpb, noise_sigma=state.sigma, tried=state.tried,
             in_flight=list(in_flight),
             hardware=describe_hardware(cfg, state.rows),
-            budget=f"{cfg['budget']['kind']} budget: " + (f"{cfg['budget']['seconds']} s" if cfg["budget"]["kind"] == "time"
-                                                           else f"{cfg['budget']['steps']} steps"),
+            budget=describe_budget(cfg["budget"]),
             seq_len=int(cfg["train"]["seq_len"]), seed=int(cfg["hparams"]["seed"]) + exp,
             base_sha=state.base_sha,
             keep_margin=keep_margin(state.rows, cfg["decide"]),

@@ -25,7 +25,7 @@ from typing import Any, Iterable
 
 from research.errors import ResearchStopped
 from research.pairing import estimate_noise, format_runs, incumbent, next_pair_seed, paired_gains
-from research.speed import adjust_runs, adjusted_config_runs, reference_log_speed, speed_slope
+from research.speed import adjust_runs, adjusted_config_runs, fitted_df, reference_log_speed, speed_slope
 from research.sprt import ACCEPT, REJECT, sprt
 
 CONTINUE = "continue"
@@ -221,7 +221,7 @@ def judge_candidate(rows: list[dict], settings: dict, trained: Trained, default_
         return Decision(single.status, single.reason, threshold=single.threshold, verdict="single run vs threshold",
                         **{**figures, "best_val_bpb": single.best_val_bpb, "val_bpb": first})
     noise = estimate_noise(rows, float(settings["sequential"]["prior_df"]), by_config, kind,
-                           **kind_noise_settings(settings["sequential"], kind))
+                           **kind_noise_settings(settings["sequential"], kind), fitted_df=fitted_df(rows, settings))
     return _sequential(settings["sequential"], noise, adjusted, incumbent_runs, gains, figures, default_seed,
                        selected_from, trained.failed_seeds)
 
@@ -286,7 +286,8 @@ def keep_margin(rows: list[dict], settings: dict) -> float | None:
         sigma = noise_sigma([r.get("val_bpb") for r in rows if r.get("status") == "baseline"])
         return base.mean - keep_threshold(base.mean, sigma, settings["min_delta"], settings["sigma_k"])
     seq = settings["sequential"]
-    sigma = estimate_noise(rows, float(seq["prior_df"]), adjusted_config_runs(rows, speed_slope(rows, settings))).paired_sd
+    sigma = estimate_noise(rows, float(seq["prior_df"]), adjusted_config_runs(rows, speed_slope(rows, settings)),
+                           fitted_df=fitted_df(rows, settings)).paired_sd
     if sigma is None:
         return None
     upper = sprt([], sigma, float(seq["effect"]), float(seq["alpha"]), float(seq["beta"])).upper

@@ -10,7 +10,7 @@ import statistics
 
 from research.drift import incumbent_drift
 from research.pairing import config_speeds, estimate_noise
-from research.speed import adjusted_config_runs, adjustment_enabled, speed_slope
+from research.speed import adjusted_config_runs, adjustment_enabled, fitted_df, speed_slope
 
 
 def noise_lines(rows: list[dict], settings: dict) -> list[str]:
@@ -18,7 +18,8 @@ def noise_lines(rows: list[dict], settings: dict) -> list[str]:
     seq = settings.get("sequential") or {}
     slope = speed_slope(rows, settings)
     by_config = adjusted_config_runs(rows, slope)
-    pooled = estimate_noise(rows, float(seq.get("prior_df", 1)), by_config)
+    lost = fitted_df(rows, settings)
+    pooled = estimate_noise(rows, float(seq.get("prior_df", 1)), by_config, fitted_df=lost)
     if pooled.paired_sd is None:
         return []
     lines = [f"- Paired noise (sd of a pair's gain), pooled: {pooled.paired_sd:.6f} ({pooled.paired_df} df measured)"]
@@ -27,7 +28,7 @@ def noise_lines(rows: list[dict], settings: dict) -> list[str]:
     by_kind = []
     for kind in kinds:
         noise = estimate_noise(rows, float(seq.get("prior_df", 1)), by_config, kind,
-                               float(seq.get("kind_prior_df", 2.0)), kind in unpaired)
+                               float(seq.get("kind_prior_df", 2.0)), kind in unpaired, lost)
         by_kind.append(f"{kind} {noise.paired_sd:.6f} ({noise.paired_df} df)")
     if by_kind:
         lines.append("- By kind of change: " + ", ".join(by_kind))

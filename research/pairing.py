@@ -131,7 +131,7 @@ class Noise:
     """How much val_bpb moves between seeds of one config, and between the two halves of a pair."""
 
     seed_sd: float | None   # pooled over every config with runs on two or more seeds
-    seed_df: int
+    seed_df: float          # their degrees of freedom (less what a fitted speed slope used)
     paired_sd: float | None  # spread of paired gains around their mean: the kind's (when asked for one), else pooled
     paired_df: int           # degrees of freedom measured for paired_sd (the kind's own, when asked for one)
     pooled_sd: float | None = None  # the pooled paired spread over every kind: the kind's prior
@@ -169,7 +169,8 @@ def paired_gain_groups(rows: list[dict], by_config: dict[int, dict[int, float]])
 
 
 def estimate_noise(rows: list[dict], prior_df: float, by_config: dict[int, dict[int, float]] | None = None,
-                   kind: str | None = None, kind_prior_df: float = 2.0, kind_unpaired: bool = False) -> Noise:
+                   kind: str | None = None, kind_prior_df: float = 2.0, kind_unpaired: bool = False,
+                   fitted_df: float = 0.0) -> Noise:
     """Seed-to-seed and paired noise, from every run the ledger holds (`by_config`: research.speed's adjusted
     runs; default as measured).
 
@@ -181,12 +182,17 @@ def estimate_noise(rows: list[dict], prior_df: float, by_config: dict[int, dict[
     With a `kind` (research.noise_kinds: shape, batch, optimizer, ...), the paired spread is that kind's: its own
     candidates' spread, with the pooled figure as its prior worth `kind_prior_df` degrees of freedom, so a kind of
     change that moves val_bpb more between seeds is judged with its own, larger noise once the run has seen it.
+    `fitted_df`: the degrees of freedom the speed slope took from the adjusted runs (research.speed.fitted_df).
     `kind_unpaired`: a kind whose changes reshape the model or its batches draws other random numbers from the same
     seed, so the seed's offset does not cancel in its pairs; its prior is then the safe sqrt(2) x seed sd.
     """
     by_config = config_runs(rows) if by_config is None else by_config
     seed_ss, seed_df = _pooled([list(runs.values()) for runs in by_config.values()])
-    seed_sd = math.sqrt(seed_ss / seed_df) if seed_df else None
+    if fitted_df:  # the runs were adjusted by a slope fitted to them: it used up some of their spread
+        seed_df -= fitted_df
+        if seed_df < 1:  # nearly an exact fit (two baselines whose speeds differ a lot): their raw spread, the safe side
+            seed_ss, seed_df = _pooled([list(runs.values()) for runs in config_runs(rows).values()])
+    seed_sd = math.sqrt(seed_ss / seed_df) if seed_df > 0 else None
     groups = paired_gain_groups(rows, by_config)
     paired_ss, paired_df = _pooled([gains for _, gains in groups])
     prior_weight = prior_df if seed_sd is not None else 0.0

@@ -76,6 +76,16 @@ def speed_slope(rows: list[dict], settings: dict) -> float:
     return min((prior_weight * prior + sxy) / (prior_weight + sxx), 0.0)
 
 
+def fitted_df(rows: list[dict], settings: dict) -> float:
+    """The degrees of freedom the slope took from the runs it adjusts: Sxx / (prior weight + Sxx), from 0 (the prior
+    alone) to 1 (the runs alone, whose spread the line then partly explains by construction)."""
+    if not adjustment_enabled(settings):
+        return 0.0
+    sxx, _, _ = within_config_moments(rows)
+    prior_weight = float(settings["speed"]["prior_runs"]) * PRIOR_RUN_LOG_SPEED_VARIANCE
+    return sxx / (prior_weight + sxx) if prior_weight + sxx > 0 else 0.0
+
+
 def adjust_runs(runs: dict[int, float], speeds: dict[int, float], slope: float, reference: float | None) -> dict[int, float]:
     """Each run's val_bpb as if trained at the reference speed (ln); a run without a speed is left as measured."""
     if not slope or reference is None:

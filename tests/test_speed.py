@@ -184,3 +184,19 @@ def test_an_unpaired_kind_starts_from_the_safe_prior_before_the_run_has_seen_it(
     unseen = estimate_noise(rows, 1, kind="shape", kind_unpaired=True)
     assert unseen.paired_df == 0 and unseen.paired_sd == pytest.approx(math.sqrt(2) * pooled.seed_sd)
     assert estimate_noise(rows, 1, kind="attention").paired_sd == pytest.approx(pooled.paired_sd)
+
+
+def test_a_slope_fitted_to_two_baselines_does_not_make_the_noise_vanish():
+    # A loaded CPU under a time budget: the baselines' speeds differ fivefold, so the run's own slope fits them
+    # exactly and their adjusted values agree. The noise then falls back to their raw spread, not to zero.
+    rows = baselines(speeds=(140.0, 730.0), wobble=0.0)
+    rows[1]["val_bpb"] -= 0.3  # and seed noise the line absorbs
+    rows[1]["seed_runs"] = format_runs({43: rows[1]["val_bpb"]})
+    lost = __import__("research.speed", fromlist=["fitted_df"]).fitted_df(rows, settings())
+    assert lost > 0.99
+    noise = estimate_noise(rows, 1, adjusted_config_runs(rows, speed_slope(rows, settings())), fitted_df=lost)
+    raw = estimate_noise(rows, 1)
+    assert speed_slope(rows, settings()) < -0.2 and noise.seed_sd == pytest.approx(raw.seed_sd)
+    assert noise.paired_sd > 0.1
+    modest = Trained({43: rows[1]["val_bpb"] - 0.05}, {}, {43: 730.0})
+    assert judge_candidate(rows, settings(), modest, 42).status != "keep"
