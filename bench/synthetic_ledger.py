@@ -14,7 +14,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.decide_sim import BASE_SEED, REGIMES, World, draw_gain, judge_in_world, rule_settings  # noqa: E402
-from research.decide import decision_fields, first_seed, judge_baseline  # noqa: E402
+from research.decide import Trained, decision_fields, first_seed, judge_baseline  # noqa: E402
 from research.run_costs import trainings  # noqa: E402
 
 VALUES = {"optim.matrix_lr": (0.02, 0.03, 0.05, 0.06), "optim.embedding_lr": (0.3, 0.4, 0.8),
@@ -33,10 +33,10 @@ def synthetic_ledger(experiments: int = 100, seed: int = 7, regime: str = "gpu-s
     model = REGIMES[regime]
     world, settings, rows = World(model, rng), rule_settings("sequential"), []
     for b in range(int(settings["baseline_repeats"])):
-        value = world.measure(0, BASE_SEED + b)
+        value, _ = world.measure(0, BASE_SEED + b)
         decision = judge_baseline(rows, BASE_SEED + b, value)
         rows.append({"exp": b, "status": "baseline", "seed": BASE_SEED + b, "description": f"baseline (seed {BASE_SEED + b})",
-                     **decision_fields(decision, {BASE_SEED + b: value}, {}), **_costs(rng)})
+                     **decision_fields(decision, Trained({BASE_SEED + b: value})), **_costs(rng)})
     best_config = 0
     for exp in range(len(rows), experiments):
         key = rng.choice(sorted(VALUES))
@@ -45,15 +45,15 @@ def synthetic_ledger(experiments: int = 100, seed: int = 7, regime: str = "gpu-s
         if pick < 0.03:
             rows.append({"exp": exp, "status": "skip", **change, "error": "no valid change after 3 asks"})
             continue
-        seed = first_seed(rows, BASE_SEED)
+        seed = first_seed(rows, BASE_SEED, int(settings.get("control_every") or 0))
         if pick < 0.08:
             rows.append({"exp": exp, "status": "crash", "seed": seed, **change, **_costs(rng),
                          "error": "training failed: out of memory"})
             continue
-        world.means[exp] = world.means[best_config] - draw_gain(MIX, rng) * model.seed_sd
-        decision, candidate, incumbent_new, _ = judge_in_world(world, rows, settings, exp, best_config, seed)
+        world.add_config(exp, best_config, draw_gain(MIX, rng) * model.seed_sd)
+        decision, trained, _ = judge_in_world(world, rows, settings, exp, best_config, seed)
         row = {"exp": exp, "seed": seed, **change, "description": f"try {change['change']}",
-               **decision_fields(decision, candidate, incumbent_new), **_costs(rng)}
+               **decision_fields(decision, trained), **_costs(rng)}
         row["total_seconds"] *= trainings(row)  # the row's wall time covers every paired training it ran
         rows.append(row)
         if decision.keep:

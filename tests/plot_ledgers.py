@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import random
 
-from bench.decide_sim import BASE_SEED, judge_in_world
+from bench.decide_sim import BASE_SEED, World, judge_in_world
 from bench.synthetic_ledger import synthetic_ledger
-from research.decide import decision_fields, first_seed, judge_baseline, judge_failure
+from research.decide import Trained, decision_fields, first_seed, judge_baseline, judge_failure
 from research.run_settings import decide_settings
 
 DEFAULTS = decide_settings("/nonexistent/settings.json")  # conf/config.yaml's decide block
@@ -31,9 +31,14 @@ class ScriptedWorld:
         self.means: dict[int, float] = {}
         self.scripted: set[tuple[int, int]] = set()
 
-    def measure(self, config: int, seed: int) -> float:
+    def measure(self, config: int, seed: int) -> tuple[float, None]:
         jitter = 0.0 if (config, seed) in self.scripted else random.Random(f"{config}/{seed}").gauss(0, self.jitter_sd)
-        return self.means[config] + self.offsets.get(seed, 0.0) + jitter
+        return self.means[config] + self.offsets.get(seed, 0.0) + jitter, None  # no machine speed measured
+
+    def crashes(self) -> bool:
+        return False
+
+    train = World.train  # bench/decide_sim.py's `train` callable for research.paired_runs, over this world
 
 
 def scripted_ledger(baselines: list[float], proposals: list, jitter_sd: float = 0.0) -> list[dict]:
@@ -48,22 +53,22 @@ def scripted_ledger(baselines: list[float], proposals: list, jitter_sd: float = 
         decision = judge_baseline(rows, seed, value)
         rows.append({"exp": len(rows), "seed": seed, "description": f"baseline (seed {seed})",
                      "train_seconds": TRAIN_SECONDS,
-                     **decision_fields(decision, {seed: value}, {})})
+                     **decision_fields(decision, Trained({seed: value}))})
     best_config = 0
     for number, first_run in enumerate(proposals):
         exp, change = len(rows), CHANGES[number % len(CHANGES)]
         if first_run in (CRASH, SKIP):
             seconds = TRAIN_SECONDS if first_run == CRASH else None
             rows.append({"exp": exp, "change": change, "train_seconds": seconds,
-                         **decision_fields(judge_failure(rows, first_run, first_run), {}, {})})
+                         **decision_fields(judge_failure(rows, first_run, first_run), Trained({}))})
             continue
         seed = first_seed(rows, BASE_SEED)
         world.means[exp] = first_run - world.offsets.get(seed, 0.0)
         world.scripted.add((exp, seed))
-        decision, candidate, incumbent_new, _ = judge_in_world(world, rows, DEFAULTS, exp, best_config, seed)
+        decision, trained, _ = judge_in_world(world, rows, DEFAULTS, exp, best_config, seed)
         rows.append({"exp": exp, "seed": seed, "change": change, "description": f"try {change}",
                      "train_seconds": TRAIN_SECONDS,
-                     **decision_fields(decision, candidate, incumbent_new)})
+                     **decision_fields(decision, trained)})
         if decision.keep:
             best_config = exp
     return rows

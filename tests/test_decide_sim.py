@@ -1,7 +1,9 @@
-"""The rule's rates in bench/decide_sim.py's three noise regimes, with conf/config.yaml's settings: the issue's
-goals (null kept <= 5%, a 2 seed-sd gain kept >= 80%, <= 1.6 trainings per proposal) with room for sampling
-error. 200 runs x 16 proposals = 3,200 proposals per cell: a binomial s.e. of ~0.4% at a 5% rate (more, as a
-run's proposals share its incumbent)."""
+"""The rule's rates in bench/decide_sim.py's noise regimes, with conf/config.yaml's settings and the product's own paired
+loop (research.paired_runs.settle_pairs): issue 23's goals, a change that does nothing kept in <= 5% of proposals, a
+gain of two sds (the regime's unit) kept in >= 80%, <= 1.6 trainings per proposal when most proposals do nothing.
+Fixed seeds, so each rate is one deterministic draw; the run counts are sized to the test's time, and the bounds are
+the goals themselves: a draw near a goal is what a broken rule pushes over it. Goals the rule misses today are
+strict xfails naming the cause (a fix turns them into failures to be promoted)."""
 import sys
 from pathlib import Path
 
@@ -9,26 +11,74 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
-from decide_sim import CLASSES, REGIMES, rates, rule_settings  # noqa: E402
+from decide_sim import REGIMES, rates, regime_settings, rule_settings  # noqa: E402
 
-RUNS, PROPOSALS = 200, 16
+# Simulated runs per cell, each of 16 proposals (drift: 100): a regime's cost sets its count.
+RUNS = {"gpu-session": 100, "gpu-sessions": 100, "cpu": 100, "h200-speed": 400, "noisy-quarter": 120, "crashes": 120,
+        "drift": 10, "heavy-tails": 100}
+
+
+def _rates(regime, cls, seed, runs=None, **settings):
+    config = regime_settings(regime)
+    for key, value in settings.items():
+        section, _, name = key.partition("__")
+        config = {**config, section: {**config[section], name: value}} if name else {**config, key: value}
+    return rates(config, REGIMES[regime], cls, runs or RUNS[regime], None, seed)
 
 
 @pytest.mark.parametrize("regime", sorted(REGIMES))
-def test_sequential_rule_meets_the_goals(regime):
-    settings, model = rule_settings("sequential"), REGIMES[regime]
-    null = rates(settings, model, CLASSES["null"], RUNS, PROPOSALS, seed=11)
-    double = rates(settings, model, CLASSES["2x"], RUNS, PROPOSALS, seed=12)
-    mix = rates(settings, model, CLASSES["mix"], RUNS, PROPOSALS, seed=13)
-    print(regime, null, double, mix)
+def test_a_change_that_does_nothing_is_kept_in_at_most_5_percent(regime):
+    null = _rates(regime, "null", seed=11)
+    print(regime, null)
     assert null["kept"] <= 0.05
-    assert double["kept"] >= 0.85
-    assert mix["trainings"] <= 1.6 and null["trainings"] <= 1.75
+    assert null["trainings"] <= 1.75
 
 
-def test_the_old_rule_misses_most_gains_of_two_seed_sds_on_the_cpu_preset():
-    # What the new rule fixes: one run against the baselines' mean - 2 sigma keeps ~56% of these (~98% now).
-    model = REGIMES["cpu"]
-    old = rates(rule_settings("single"), model, CLASSES["2x"], RUNS, PROPOSALS, seed=12)
-    new = rates(rule_settings("sequential"), model, CLASSES["2x"], RUNS, PROPOSALS, seed=12)
-    assert old["kept"] < 0.75 < new["kept"]
+@pytest.mark.parametrize("regime", sorted(REGIMES))
+def test_a_gain_of_two_sds_is_kept_in_at_least_80_percent(regime):
+    double = _rates(regime, "2x", seed=12)
+    print(regime, double)
+    assert double["kept"] >= 0.80
+
+
+@pytest.mark.parametrize("regime", sorted(REGIMES))
+def test_most_proposals_useless_cost_at_most_1_6_trainings(regime):
+    mix = _rates(regime, "mix", seed=13)
+    print(regime, mix)
+    assert mix["trainings"] <= 1.6
+
+
+def test_taking_the_speed_out_keeps_gains_todays_rule_misses_on_the_h200():
+    # No seed effect, the speed's 0.82% explains nearly all of the 0.0005 sd: pairs cancel nothing; the adjustment
+    # leaves the 0.0001 residual. A 0.001 gain (2 unadjusted sds): ~98% kept with it, ~55% without.
+    adjusted = rates(rule_settings("sequential", adjust=True), REGIMES["h200-speed"], "2x", 150, None, seed=14)
+    today = rates(rule_settings("sequential", adjust=False), REGIMES["h200-speed"], "2x", 150, None, seed=14)
+    print(adjusted, today)
+    assert adjusted["kept"] >= 0.9 > 0.7 > today["kept"]
+    assert adjusted["trainings"] <= 1.2
+
+
+def test_a_paired_crash_is_retried_so_ten_percent_crashes_cost_little():
+    # 10% of first runs crash (a crash row, never retried): at most ~90% of gains can be kept. A paired run that
+    # crashes is retried once on another seed (decide.paired_crash_retries); without it ~75% are kept.
+    double = _rates("crashes", "2x", seed=15, runs=120)
+    print(double)
+    assert double["kept"] >= 0.80
+
+
+@pytest.mark.xfail(strict=True, reason="cause: at a run's start the paired noise rests on 2 baselines (1 df) and a "
+                   "noisier kind is flagged only once it was seen noisier (not when it is in unpaired_kinds); the "
+                   "unpaired prior sqrt(2) x seed sd understates a 3x kind: ~9-13% of its nulls are kept")
+def test_a_change_of_the_noisier_kind_that_does_nothing_is_kept_in_at_most_5_percent():
+    null = _rates("noisy-quarter", "null", seed=16)
+    print(null)
+    assert null["kept_noisy"] <= 0.05
+
+
+@pytest.mark.xfail(strict=True, reason="cause: the adjusted pairs still cost sqrt(2) x the 0.0001 residual (no seed "
+                   "effect to cancel), so 0.0002 is 1.4 paired sds against the SPRT's effect of 2: ~60% kept at ~2.3 "
+                   "trainings; comparing with the incumbent's mean over its runs would reach it")
+def test_moonshot_a_gain_of_0_0002_is_kept_in_80_percent_at_2_trainings_on_the_h200_with_the_speed_taken_out():
+    moonshot = _rates("h200-speed", "0.0002", seed=17, runs=200)
+    print(moonshot)
+    assert moonshot["kept"] >= 0.80 and moonshot["trainings"] <= 2.0
