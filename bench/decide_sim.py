@@ -212,11 +212,18 @@ def judge_in_world(world: World, rows: list[dict], settings: dict, exp: int, bes
                    kind: str | None = None):
     """The product's verdict on config `exp` against the incumbent `best_config`: its first run on `seed`, then
     research.paired_runs.settle_pairs with every run it asks for trained in the simulated world. Returns
-    (decision, what it trained, trainings spent, the first run included); a first run that crashes is a crash row's
-    decision (judge_failure), as in flows/research.py."""
+    (decision, what it trained, trainings spent, the first run included). A first run that crashes (for a reason
+    that may not repeat) is retried on another seed, and is a crash row only when the retry fails too, as in
+    flows/research.py."""
     if world.crashes():
         world.trainings += 1
-        return judge_failure(rows, "crash", "training failed: killed (simulated)"), Trained({}), 1
+        failure = "killed (simulated)"
+        first = Trained({}, {}, {}, {}, failed_seeds=(seed,))
+        decision, trained, spent = settle_pairs(rows, settings, first, world.train(exp, best_config), BASE_SEED,
+                                                kind=kind, first_failure=failure)
+        if not trained.candidate:
+            return judge_failure(rows, "crash", f"training failed: {failure}"), Trained({}), 1 + spent
+        return decision, trained, 1 + spent
     value, speed = world.measure(exp, seed)
     first = Trained({seed: value}, {}, _speeds(seed, speed), {})
     decision, trained, spent = settle_pairs(rows, settings, first, world.train(exp, best_config), BASE_SEED,
@@ -242,7 +249,9 @@ def simulate_run(settings: dict, model: NoiseModel, mix, proposals: int, rng: ra
     for exp in range(len(rows), len(rows) + proposals):
         gain = draw_gain(mix, rng)
         kind = NOISY if rng.random() < model.noisy_share else PLAIN
-        world.add_config(exp, best_config, gain * unit, noisy=kind == NOISY)
+        # A gain in the change's own noise: a 2x-sd change of the noisier kind gains 2 of its (larger) sds
+        world.add_config(exp, best_config, gain * unit * (model.noisy_ratio if kind == NOISY else 1.0),
+                         noisy=kind == NOISY)
         seed = first_seed(rows, BASE_SEED, int(settings.get("control_every") or 0))  # as flows/research.py
         decision, trained, spent = judge_in_world(world, rows, settings, exp, best_config, seed, kind)
         rows.append({"exp": exp, "seed": seed, **decision_fields(decision, trained), "change_kind": kind})

@@ -23,8 +23,8 @@ from flows.settle import settle
 from flows.train_evaluate import train_then_evaluate
 from hardware import detect
 from research import events
-from research.decide import (Trained, check_baseline, check_stop, finite_or_none, first_seed, judge_baseline,
-                             judge_failure, keep_margin, round_loser)
+from research.decide import (Trained, check_baseline, check_stop, failure_repeats, finite_or_none, first_seed,
+                             judge_baseline, judge_failure, keep_margin, round_loser)
 from research.errors import ProposerFatal, ResearchStopped
 from research.heartbeat import Heartbeat
 from research.layout import RunLayout
@@ -282,8 +282,14 @@ class ExperimentRunner:
         if error is None and not setup.skipped and finite_or_none((evaluation or {}).get("val_bpb")) is None:
             error = f"the evaluation gave no finite val_bpb ({(evaluation or {}).get('val_bpb')})"
         trained = Trained({})
+        kind = self.space.kind_of(setup.proposal.change.key if setup.proposal and setup.proposal.ok else None)
         if setup.skipped:
             decision = judge_failure(state.rows, "skip", error)
+        elif error is not None and self._retries_first_run(setup, metrics, evaluation, selected_from):
+            hparams = json.loads(ExperimentDir(setup.directory).config.read_text())["hparams"]
+            decision, trained = settle(self, setup, hparams, None, state.rows, kind=kind, first_failure=error)
+            if not trained.candidate:  # the retry failed too: a crash, which max_consecutive_crashes counts
+                decision = judge_failure(state.rows, "crash", f"{error}; {decision.error or decision.reason}")
         elif error is not None:
             decision = judge_failure(state.rows, "crash", error)
         else:
@@ -295,7 +301,6 @@ class ExperimentRunner:
                 decision = round_loser(state.rows, trained.candidate, winner)
             else:
                 hparams = json.loads(ExperimentDir(setup.directory).config.read_text())["hparams"]
-                kind = self.space.kind_of(setup.proposal.change.key if setup.proposal else None)
                 decision, trained = settle(self, setup, hparams, value, state.rows, selected_from, speed, kind)
         facts = ExperimentFacts(setup.exp, state, setup.proposal, metrics, evaluation, setup.commit_sha,
                                 setup.seed, setup.started)
@@ -305,6 +310,13 @@ class ExperimentRunner:
                                              Ledger(RunLayout(self.run_dir).results).rows()))
         publish_progress_plot(str(self.run_dir), self.cfg["tag"])
         return row
+
+    def _retries_first_run(self, setup: "ExperimentSetup", metrics, evaluation, selected_from: int) -> bool:
+        """A candidate's first run that failed for a reason that may not repeat gets one more try on another seed
+        (decide.paired_crash_retries); a baseline, a round's member, and a failure that would repeat do not."""
+        return (not setup.baseline and selected_from == 1 and metrics is not None
+                and int(self.cfg["decide"].get("paired_crash_retries", 1)) > 0
+                and not failure_repeats(metrics, evaluation))
 
     def _propose(self, exp: int, state, directory: Path, in_flight: list) -> ProposalRecord:
         cfg = self.cfg

@@ -45,9 +45,11 @@ def extra_run(runner, setup, hparams: dict, seed: int, role: str, paired_exp: in
     return PairedRun(value, finite_or_none((metrics or {}).get("machine_speed")))
 
 
-def settle(runner, setup, candidate_hparams: dict, first_val_bpb: float, rows: list[dict], selected_from: int = 1,
-           first_speed: float | None = None, kind: str | None = None) -> tuple[Decision, Trained]:
-    """(decision, what it trained) once research.decide stops asking for pairs."""
+def settle(runner, setup, candidate_hparams: dict, first_val_bpb: float | None, rows: list[dict], selected_from: int = 1,
+           first_speed: float | None = None, kind: str | None = None,
+           first_failure: str | None = None) -> tuple[Decision, Trained]:
+    """(decision, what it trained) once research.decide stops asking for pairs. `first_failure`: the first run
+    failed for a reason that may not repeat (first_val_bpb is None): the candidate gets its one retry."""
     paired_exp = incumbent(rows).exp
 
     def train(runs: list[tuple[str, int]]) -> dict[tuple[str, int], PairedRun]:
@@ -58,8 +60,11 @@ def settle(runner, setup, candidate_hparams: dict, first_val_bpb: float, rows: l
 
         return dict(zip(runs, run_at_once(one, runs, "paired")))
 
-    first = Trained({setup.seed: first_val_bpb}, {}, {setup.seed: first_speed} if first_speed else {}, {})
+    if first_failure is None:
+        first = Trained({setup.seed: first_val_bpb}, {}, {setup.seed: first_speed} if first_speed else {}, {})
+    else:
+        first = Trained({}, {}, {}, {}, failed_seeds=(setup.seed,))
     width = max(1, int(runner.cfg["research"].get("parallel") or 1))  # trainings at once: one per device
     decision, trained, _ = settle_pairs(rows, runner.cfg["decide"], first, train, int(runner.cfg["hparams"]["seed"]),
-                                        width, selected_from, kind)
+                                        width, selected_from, kind, first_failure)
     return decision, trained

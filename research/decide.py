@@ -211,10 +211,10 @@ def judge_candidate(rows: list[dict], settings: dict, trained: Trained, default_
                    paired_delta=-statistics.fmean(g for _, g in gains) if gains else None,
                    adjusted_val_bpb=statistics.fmean(adjusted.values()) if adjusted else None,
                    speed_slope=slope, change_kind=kind)
-    if failure is not None or mean is None:
+    if failure is not None or (mean is None and not trained.failed_seeds):
         reason = failure or "no finite val_bpb"
         return Decision("discard", f"{reason}; nothing kept.", error=reason, **figures)
-    if settings.get("rule", "sequential") == "single":
+    if settings.get("rule", "sequential") == "single" and candidate:
         baselines = [r.get("val_bpb") for r in rows if r.get("status") == "baseline"]
         first = candidate[min(candidate, key=lambda s: (s not in incumbent_runs, s))]
         single = decide(first, measured.mean, noise_sigma(baselines), settings["min_delta"], settings["sigma_k"])
@@ -232,10 +232,21 @@ def kind_noise_settings(seq: dict, kind: str | None) -> dict:
             "kind_unpaired": kind is not None and kind in (seq.get("unpaired_kinds") or ())}
 
 
-def min_pairs_to_keep(seq: dict, noise) -> int:
-    """A kind seen (or known, decide.sequential.unpaired_kinds) to be noisier than the pooled figure needs
+def judged_sd(noise) -> float:
+    """The paired sd the SPRT is given: the estimate, widened by sqrt(1 + 1 / df) for the uncertainty of an estimate
+    from df degrees of freedom (the SPRT takes sigma as known). At the start of a run it rests on two baselines,
+    one degree of freedom, and a low draw made early pairs look decisive. bench/decide_sim.py, 200 runs a cell:
+    nulls kept 5.3% (h200-speed) and 9% of a 3x-noisier kind without it, 2.0% and 4.8% with it; sqrt(1 + 2 / df)
+    cost too much power (2x gains kept 76% with 10% crashes). Five df widen by 10%, fifty by 1%."""
+    return noise.paired_sd * math.sqrt(1.0 + 1.0 / max(noise.df, 1.0))
+
+
+def min_pairs_to_keep(seq: dict, noise, kind: str | None = None) -> int:
+    """A kind known (decide.sequential.unpaired_kinds) or seen to be noisier than the pooled figure needs
     `noisier_min_pairs` pairs before a keep: one lucky pair judged with a noise figure learned from few pairs is
-    the likeliest false keep."""
+    the likeliest false keep (bench/decide_sim.py: 30 of 44 false keeps of the noisier kind were on one pair)."""
+    if kind is not None and kind in (seq.get("unpaired_kinds") or ()):
+        return int(seq.get("noisier_min_pairs", 2))
     if noise.pooled_sd is None or noise.paired_sd is None:
         return 1
     noisier = noise.paired_sd > float(seq.get("noisier_ratio", 1.2)) * noise.pooled_sd
@@ -247,7 +258,7 @@ def _sequential(seq: dict, noise, candidate, incumbent_runs, gains, figures, def
     if noise.paired_sd is None:
         reason = "no noise estimate yet (decide.baseline_repeats must be 2 or more)"
         return Decision("discard", reason + "; discarded.", error=reason, **figures)
-    sigma = max(noise.paired_sd, 1e-12)  # runs that agree to the last bit: any gain at all is real
+    sigma = max(judged_sd(noise), 1e-12)  # runs that agree to the last bit: any gain at all is real
     figures["paired_se"] = sigma / math.sqrt(len(gains)) if gains else None
     # A round's winner is the best of several first pairs, a choice that favours luck: judge it on the others.
     evidence = [gain for _, gain in gains][1 if selected_from > 1 else 0:]
@@ -255,7 +266,7 @@ def _sequential(seq: dict, noise, candidate, incumbent_runs, gains, figures, def
     kind = f" ({figures['change_kind']} changes)" if figures.get("change_kind") else ""
     said = test.describe() + f", paired sd {sigma:.6f}{kind}"
     gain = statistics.fmean(evidence) if evidence else 0.0
-    needed = min_pairs_to_keep(seq, noise)
+    needed = min_pairs_to_keep(seq, noise, figures.get("change_kind"))
     if test.outcome == ACCEPT and gain >= float(seq["min_gain"]) and len(evidence) >= needed:
         reason = f"keep: paired gain {gain:.6f} over {len(evidence)} pair(s); {said}."
         return Decision("keep", reason, verdict=said, **{**figures, "best_val_bpb": figures["val_bpb"]})
@@ -286,10 +297,11 @@ def keep_margin(rows: list[dict], settings: dict) -> float | None:
         sigma = noise_sigma([r.get("val_bpb") for r in rows if r.get("status") == "baseline"])
         return base.mean - keep_threshold(base.mean, sigma, settings["min_delta"], settings["sigma_k"])
     seq = settings["sequential"]
-    sigma = estimate_noise(rows, float(seq["prior_df"]), adjusted_config_runs(rows, speed_slope(rows, settings)),
-                           fitted_df=fitted_df(rows, settings)).paired_sd
-    if sigma is None:
+    noise = estimate_noise(rows, float(seq["prior_df"]), adjusted_config_runs(rows, speed_slope(rows, settings)),
+                           fitted_df=fitted_df(rows, settings))
+    if noise.paired_sd is None:
         return None
+    sigma = judged_sd(noise)
     upper = sprt([], sigma, float(seq["effect"]), float(seq["alpha"]), float(seq["beta"])).upper
     effect = float(seq["effect"])
     return max(sigma * (effect / 2 + upper / effect), float(seq["min_gain"]))  # LLR(one gain g) >= A, solved for g

@@ -55,12 +55,16 @@ def runs_ahead(decision: Decision, candidate_seeds, incumbent_seeds, default_see
 
 
 def settle_pairs(rows: list[dict], settings: dict, first: Trained, train: Train, default_seed: int, width: int = 1,
-                 selected_from: int = 1, kind: str | None = None) -> tuple[Decision, Trained, int]:
-    """(decision, what it trained, trainings spent past the first run) once research.decide stops asking."""
+                 selected_from: int = 1, kind: str | None = None,
+                 first_failure: str | None = None) -> tuple[Decision, Trained, int]:
+    """(decision, what it trained, trainings spent past the first run) once research.decide stops asking.
+    `first_failure`: the candidate's first run failed for a reason that may not repeat (its seed is in
+    first.failed_seeds): that is the decision's one retry, and its first pair is asked for on the next seed."""
     trained = first
-    retries_left = int(settings.get("paired_crash_retries", 1))
+    retries_left = int(settings.get("paired_crash_retries", 1)) - (1 if first_failure else 0)
     done: dict[tuple[str, int], PairedRun] = {}
-    notes: list[str] = []
+    notes: list[str] = [f"the candidate's first run failed ({first_failure}), a failure that may not repeat: "
+                        f"its pair was asked for on another seed"] if first_failure else []
     spent = 0
     while True:
         decision = judge_candidate(rows, settings, trained, default_seed, selected_from, kind=kind)

@@ -135,6 +135,8 @@ class Noise:
     paired_sd: float | None  # spread of paired gains around their mean: the kind's (when asked for one), else pooled
     paired_df: int           # degrees of freedom measured for paired_sd (the kind's own, when asked for one)
     pooled_sd: float | None = None  # the pooled paired spread over every kind: the kind's prior
+    df: float = 0.0          # degrees of freedom paired_sd rests on: the seeds' and the pairs' (for a kind: its
+                             # prior's weight, at most the pooled figure's, and its own pairs)
 
 
 def _pooled(groups: list[list[float]]) -> tuple[float, int]:
@@ -198,7 +200,9 @@ def estimate_noise(rows: list[dict], prior_df: float, by_config: dict[int, dict[
     prior_weight = prior_df if seed_sd is not None else 0.0
     pooled = _shrunk(2.0 * seed_sd ** 2 if seed_sd is not None else 0.0, prior_weight, paired_ss, paired_df)
     if kind is None or pooled is None:
-        return Noise(seed_sd, seed_df, pooled, paired_df, pooled)
+        return Noise(seed_sd, seed_df, pooled, paired_df, pooled, max(seed_df, 0) + paired_df)
     kind_ss, kind_df = _pooled([gains for group_kind, gains in groups if group_kind == kind])
     prior_var = max(pooled ** 2, 2.0 * seed_sd ** 2) if kind_unpaired and seed_sd is not None else pooled ** 2
-    return Noise(seed_sd, seed_df, _shrunk(prior_var, kind_prior_df, kind_ss, kind_df), kind_df, pooled)
+    kind_prior = min(kind_prior_df, max(seed_df, 0) + paired_df)
+    return Noise(seed_sd, seed_df, _shrunk(prior_var, kind_prior_df, kind_ss, kind_df), kind_df, pooled,
+                 kind_prior + kind_df)

@@ -94,30 +94,33 @@ def test_clearly_worse_stops_after_one_pair_and_clearly_better_is_kept_at_once()
     assert worse.status == "discard" and worse.paired_delta == pytest.approx(0.03) and "no gain" in worse.verdict
     better = judge_candidate(rows, SETTINGS, Trained({42: 0.94}, {}), 42)
     assert better.keep and better.paired_exp == 0 and better.paired_seeds == (42,)
-    assert better.paired_se == pytest.approx(0.01) and better.best_val_bpb == pytest.approx(0.94)
+    # The paired sd prior sqrt(2) x 0.00707 = 0.01 rests on one df (two baselines): judged widened by sqrt(1 + 1/1).
+    assert better.paired_se == pytest.approx(0.01 * math.sqrt(2)) and better.best_val_bpb == pytest.approx(0.94)
 
 
 def test_a_small_positive_gain_is_discarded_with_the_gain_the_test_looks_for():
-    small = judge_candidate(baselines(), SETTINGS, Trained({42: 0.998}, {}), 42)  # +0.002, a tenth of effect x sd = 0.02
+    small = judge_candidate(baselines(), SETTINGS, Trained({42: 0.998}, {}), 42)  # +0.002, a 14th of effect x sd
     assert small.status == "discard" and small.paired_delta == pytest.approx(-0.002)
-    assert "paired gain +0.002000 is nearer none than the +0.020000 the test looks for" in small.reason, small.reason
-    assert "favours no gain over +0.020000" in small.verdict, small.verdict
+    assert "paired gain +0.002000 is nearer none than the +0.028284 the test looks for" in small.reason, small.reason
+    assert "favours no gain over +0.028284" in small.verdict, small.verdict
 
 
 def test_a_promising_candidate_asks_for_more_pairs_and_the_incumbent_runs_seeds_it_lacks():
     rows = baselines()
-    first = judge_candidate(rows, SETTINGS, Trained({42: 0.985}, {}), 42)
+    # Judged paired sd 0.0141 (tests above): gains of 0.02 per pair need three pairs (LLR 0.83, 1.66, then 3.19).
+    first = judge_candidate(rows, SETTINGS, Trained({42: 0.98}, {}), 42)
     assert first.status == CONTINUE and first.next_seed == 43 and not first.incumbent_runs_next
-    second = judge_candidate(rows, SETTINGS, Trained({42: 0.985, 43: 1.005}, {}), 42)
+    second = judge_candidate(rows, SETTINGS, Trained({42: 0.98, 43: 0.99}, {}), 42)
     assert second.status == CONTINUE and second.next_seed == 44 and second.incumbent_runs_next
-    third = judge_candidate(rows, SETTINGS, Trained({42: 0.985, 43: 0.995, 44: 0.99}, {44: 1.01}), 42)
+    third = judge_candidate(rows, SETTINGS, Trained({42: 0.98, 43: 0.99, 44: 0.985}, {44: 1.01}), 42)
     assert third.keep and third.paired_seeds == (42, 43, 44)
-    assert third.best_val_bpb == pytest.approx((0.985 + 0.995 + 0.99) / 3)
+    assert third.best_val_bpb == pytest.approx((0.98 + 0.99 + 0.985) / 3)
 
 
 def test_an_undecided_candidate_is_discarded_at_the_cap():
     rows = baselines()
-    runs = {42: 0.99, 43: 1.00, 44: 0.994, 45: 0.994}  # gains of 0.01, half the tested effect: the LLR stays 0
+    half = 0.01 * math.sqrt(2)  # half the tested effect (2 x the judged sd 0.0141): the LLR stays 0
+    runs = {42: 1.0 - half, 43: 1.01 - half, 44: 1.004 - half, 45: 1.004 - half}
     capped = judge_candidate(rows, SETTINGS, Trained(runs, {44: 1.004, 45: 1.004}), 42)
     assert capped.status == "discard" and "max_pairs" in capped.reason and "cap" in capped.verdict
 

@@ -46,8 +46,9 @@ def test_a_keep_is_recorded_with_its_paired_figures_and_moves_main(run_dir):
     assert decision.keep
     row = record(run_dir, decision, runs, speeds={42: 61.5, 43: 60.25})
     assert row["status"] == "keep" and row["paired_exp"] == 0 and row["paired_seeds"] == "42 43"
-    # Paired sd: the safe prior sqrt(2) x the baselines' seed sd (0.01 / sqrt(2)) = 0.01, over two pairs.
-    assert row["paired_delta"] == pytest.approx(-0.1) and row["paired_se"] == pytest.approx(0.01 / 2 ** 0.5)
+    # Paired sd: the safe prior sqrt(2) x the baselines' seed sd (0.01 / sqrt(2)) = 0.01, widened by sqrt(1 + 1/1)
+    # for its one degree of freedom, over two pairs: 0.01.
+    assert row["paired_delta"] == pytest.approx(-0.1) and row["paired_se"] == pytest.approx(0.01)
     assert "SPRT" in row["verdict"] and row["change_kind"] == "optimizer" and row["seed_speeds"] == "42:61.5 43:60.25"
     assert row["speed_slope"] == 0.0 and row["adjusted_val_bpb"] == pytest.approx(0.905)
     assert row["seed_runs"] == "42:0.9 43:0.91" and row["val_bpb"] == pytest.approx(0.905)

@@ -22,12 +22,12 @@ OUT_OF_MEMORY = {"status": "failed", "kind": "oom", "reason": "out of memory (Ou
 
 SEQ = ["decide.sequential.alpha=0.05", "decide.sequential.beta=0.2", "decide.sequential.effect=2.0",
        "decide.sequential.max_pairs=4", "decide.sequential.prior_df=1", "decide.sequential.min_gain=0.0"]
-# Baselines 1.00 (seed 42) and 1.01 (43): a paired sd prior of 0.01, so a gain of 0.015 per pair is kept on the
-# third pair (tests/test_decide_paired.py). Seed 44 is new to the incumbent.
+# Baselines 1.00 (seed 42) and 1.01 (43): a paired sd prior of 0.01 judged as 0.0141 (one df), so a gain of 0.02
+# per pair, then 0.025, is kept on the third pair (tests/test_decide_paired.py). Seed 44 is new to the incumbent.
 ROWS = [{"exp": i, "status": "baseline", "seed": 42 + i, "val_bpb": v, "seed_runs": format_runs({42 + i: v})}
         for i, v in enumerate((1.00, 1.01))]
-GAINING = {("seed", 43): 0.995, ("incumbent", 44): 1.00, ("seed", 44): 0.985, ("incumbent", 45): 1.00,
-           ("seed", 45): 0.985}
+GAINING = {("seed", 43): 0.99, ("incumbent", 44): 1.00, ("seed", 44): 0.975, ("incumbent", 45): 1.00,
+           ("seed", 45): 0.975}
 
 
 class TableRunner:
@@ -63,7 +63,7 @@ def settle_with(parallel: int, table: dict, tmp_path: Path):
     setup = ExperimentSetup(2, SimpleNamespace(hparams=runner.cfg["hparams"]), directory, None, "sha", 42, 0.0,
                             False, "optim.matrix_lr=0.05", "key")
     candidate_hparams = {**runner.cfg["hparams"], "optim": {**runner.cfg["hparams"]["optim"], "matrix_lr": 0.05}}
-    decision, trained = settle(runner, setup, candidate_hparams, 0.985, ROWS)
+    decision, trained = settle(runner, setup, candidate_hparams, 0.98, ROWS)
     return runner, decision, trained.candidate, trained.incumbent_new
 
 
@@ -73,7 +73,7 @@ def test_several_devices_train_the_pairs_ahead_together_and_reach_the_same_verdi
     assert alone == together  # decision, candidate runs, incumbent's new runs
     decision, candidate, incumbent_new = together
     assert decision.keep and decision.paired_seeds == (42, 43, 44)
-    assert candidate == {42: 0.985, 43: 0.995, 44: 0.985} and incumbent_new == {44: 1.00}
+    assert candidate == {42: 0.98, 43: 0.99, 44: 0.975} and incumbent_new == {44: 1.00}
     # One device: exactly the runs the verdict read, one at a time, the incumbent's before the candidate's.
     assert one.trained == [("seed", 43), ("incumbent", 44), ("seed", 44)] and one.most_at_once == 1
     # Four: the next four runs at once (the third pair's incumbent run too, trained but never read).
@@ -83,10 +83,10 @@ def test_several_devices_train_the_pairs_ahead_together_and_reach_the_same_verdi
 
 @pytest.mark.parametrize("parallel", [1, 2])
 def test_a_paired_run_killed_on_one_seed_is_asked_for_again_on_the_next(tmp_path, parallel):
-    table = {**GAINING, ("incumbent", 44): KILLED, ("incumbent", 46): 1.00, ("seed", 46): 0.985}  # 46: two devices look ahead
+    table = {**GAINING, ("incumbent", 44): KILLED, ("incumbent", 46): 1.00, ("seed", 46): 0.975}  # 46: two devices look ahead
     runner, decision, candidate, incumbent_new = settle_with(parallel, table, tmp_path)
     assert decision.keep and decision.paired_seeds == (42, 43, 45)
-    assert candidate == {42: 0.985, 43: 0.995, 45: 0.985} and incumbent_new == {45: 1.00}
+    assert candidate == {42: 0.98, 43: 0.99, 45: 0.975} and incumbent_new == {45: 1.00}
     assert "the incumbent's paired run on seed 44 failed (training was killed (signal 9))" in decision.verdict
     assert "asked for on another seed" in decision.verdict
     # One device never trains the candidate's run of a pair whose incumbent run failed; two train both at once.
@@ -95,10 +95,10 @@ def test_a_paired_run_killed_on_one_seed_is_asked_for_again_on_the_next(tmp_path
 
 @pytest.mark.parametrize("parallel", [1, 2])
 def test_a_second_failure_or_one_that_would_repeat_ends_the_decision_the_same_way(tmp_path, parallel):
-    twice = {**GAINING, ("incumbent", 44): KILLED, ("seed", 45): KILLED, ("incumbent", 46): 1.0, ("seed", 46): 0.985}
+    twice = {**GAINING, ("incumbent", 44): KILLED, ("seed", 45): KILLED, ("incumbent", 46): 1.0, ("seed", 46): 0.975}
     _, decision, candidate, _ = settle_with(parallel, twice, tmp_path)
     assert decision.status == "discard" and decision.error.startswith("the candidate's paired run on seed 45 failed")
-    assert candidate == {42: 0.985, 43: 0.995}
+    assert candidate == {42: 0.98, 43: 0.99}
     runner, decision, candidate, incumbent_new = settle_with(parallel, {**GAINING, ("seed", 43): OUT_OF_MEMORY},
                                                              tmp_path / "oom")
     assert decision.status == "discard" and "out of memory" in decision.error and decision.verdict is None  # no retry
