@@ -159,18 +159,21 @@ def table(report: dict) -> str:
     lines.append("environment: " + ", ".join(f"{k} {v}" for k, v in env.items()))
     lines.append(f"flex gradients: {json.dumps(report['flex_gradients'])}")
     lines.append("")
-    lines.append("| run | status | steps | tokens/s | MFU % (causal) | MFU % (6N+12hdT) | peak GB | first step s | val_bpb | eval s |")
-    lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    lines.append("| run | status | steps | tokens/s | MFU % (causal) | MFU % (6N+12hdT) | peak GB | first step s | "
+                 "machine GFLOP/s | val_bpb | eval s |")
+    lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, m in report["runs"].items():
         if m.get("status") != "ok":
-            lines.append(f"| {name} | {m.get('status')}: {m.get('reason')} | | | | | | | | |")
+            lines.append(f"| {name} | {m.get('status')}: {m.get('reason')} | | | | | | | | | |")
             continue
         cell = lambda v, spec: "" if v is None else format(v, spec)  # noqa: E731
         lines.append(f"| {name} | ok | {m['steps']} | {m['tokens_per_second']:,.0f} | {cell(m['mfu_causal'], '.1f')} | "
                      f"{cell(m['mfu_full_attention'], '.1f')} | {cell(m.get('peak_memory_gb'), '.1f')} | "
-                     f"{m['warmup_seconds']:.1f} | {cell(m.get('val_bpb'), '.4f')} | {cell(m.get('eval_seconds'), '.1f')} |")
+                     f"{m['warmup_seconds']:.1f} | {cell(m.get('machine_speed'), ',.0f')} | "
+                     f"{cell(m.get('val_bpb'), '.4f')} | {cell(m.get('eval_seconds'), '.1f')} |")
     lines.append("")
     lines.append("first step s: the warm-up forward/backward before the budget starts (torch.compile included); "
+                 "machine GFLOP/s: the speed probe's mean (training.loop.SpeedProbe, research/speed.py); "
                  "eval s: the uncompiled evaluation process, start to end.")
     return "\n".join(lines) + "\n"
 

@@ -151,8 +151,14 @@ def test_research_deployment_completes_with_artifacts(research_run, served):
         limit = client.read_global_concurrency_limit_by_name("autoresearch-cpu")
         assert limit.limit == 1 and limit.active_slots == 0
         task_names = {run.name for run in client.read_task_runs() if run.flow_run_id == research_run.id}
-    # README's naming: the train task of a proposal is `exp-N train key=value` (exp 2 is the first proposal).
-    assert any(re.fullmatch(r"exp-2 train [a-z_]+\.[a-z0-9_]+=[A-Za-z0-9_.+-]+", name) for name in task_names), task_names
+    # README's naming: every training and evaluation says the block it trains (the baseline, a proposal's
+    # key=value, or the incumbent by its experiment) and its seed, with no word doubled.
+    assert any(re.fullmatch(r"exp-2 train [a-z_]+\.[a-z0-9_]+=[A-Za-z0-9_.+-]+ seed \d+", name) for name in task_names), task_names
+    assert {"exp-0 train baseline seed 42", "exp-1 evaluate baseline seed 43"} <= task_names, task_names
+    block = r"(baseline|incumbent \((baseline|exp \d+)\)|[a-z_]+\.[a-z0-9_]+=[A-Za-z0-9_.+-]+)"
+    runs = [name for name in task_names if re.match(r"exp-\d+ (train|evaluate) ", name)]
+    assert runs and all(re.fullmatch(rf"exp-\d+ (train|evaluate) {block} seed \d+", name) for name in runs), runs
+    assert not any(re.search(r"\b(\w+) \1\b", name) for name in task_names), task_names
 
 
 def test_cron_schedule_creates_upcoming_runs(served):
