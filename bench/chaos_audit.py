@@ -88,7 +88,9 @@ def audit(run_dir: Path, experiments: int, snapshots: list[dict]) -> dict:
             continue
         committed = yaml.safe_load(git(repo, "show", f"exp{exp}:hparams.yaml"))
         config = read_json(ExperimentDir(layout.exp_dir(exp)).config) or {}
-        if committed != config.get("hparams"):
+        # The block committed is the block trained, apart from the seed: a candidate's first run takes the
+        # incumbent's most recent seed (the row's `seed`), the committed block keeps the run's base seed.
+        if committed is None or {**committed, "seed": row.get("seed")} != config.get("hparams"):
             config_mismatch.append(exp)
         if row.get("commit_sha") != tags.get(exp):
             sha_mismatch.append(exp)

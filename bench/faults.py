@@ -190,7 +190,7 @@ def _stop_children_later(parent_pid: int, after: float, done: threading.Event) -
 def run_training_scenario(scenario: TrainingScenario, exp_dir: Path, run_dir: Path, exp: int) -> dict:
     """run_training -> run_evaluation -> decide_experiment on a prepared experiment folder; returns the row."""
     from research.state import RunState
-    from research.decide import judge_baseline, judge_failure
+    from research.decide import Trained, judge_baseline, judge_failure
     from tasks.decide import ExperimentFacts, decide_experiment, failure_reason
     from tasks.evaluate import run_evaluation
     from tasks.train import run_training
@@ -215,7 +215,7 @@ def run_training_scenario(scenario: TrainingScenario, exp_dir: Path, run_dir: Pa
     # Every scenario should end in a crash row; one that trained fine is recorded as a plain run and fails the check.
     decision = judge_failure([], "crash", error) if error else judge_baseline([], 0, evaluation["val_bpb"])
     row = decide_experiment(str(run_dir), ExperimentFacts(exp, state, None, metrics, evaluation, "", 0, time.time()),
-                            decision, {}, {}, run_info)
+                            decision, Trained({}), run_info)
     return {"scenario": scenario.name, "status": row["status"], "error": row.get("error") or "",
             "seconds": round(time.monotonic() - started, 1),
             "ok": row["status"] == "crash" and scenario.words in (row.get("error") or "")}

@@ -9,8 +9,9 @@ The flow asks and records; it never judges. The answers are one type, `Decision`
 
 Two rules (decide.rule):
 - `sequential` (default): paired and sequential. Every candidate run uses a seed the incumbent also ran, so
-  the seed's own offset cancels in the gain (incumbent - candidate on that seed); the gains feed Wald's SPRT
-  (research/sprt.py) with the paired noise of research/pairing.py, one pair at a time, up to
+  the seed's own offset cancels in the gain (incumbent - candidate on that seed); the gains, with the machine's
+  measured speed taken out (research/speed.py), feed Wald's SPRT (research/sprt.py) with the paired noise of the
+  change's kind (research/pairing.py), widened for its few degrees of freedom, one pair at a time, up to
   decide.sequential.max_pairs. A parallel round's winner is the best of several noisy first pairs, so its
   first pair is biased toward luck: its verdict rests on the pairs after it.
 - `single`: the rule before issue 15, kept for comparison (bench/decide_sim.py): one run, kept when

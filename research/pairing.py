@@ -181,7 +181,7 @@ def estimate_noise(rows: list[dict], prior_df: float, by_config: dict[int, dict[
     freedom; each candidate paired on k seeds adds k - 1 degrees of freedom of measured paired spread, and the
     estimate moves from the safe prior to what the run itself shows (a scaled inverse chi-square update).
 
-    With a `kind` (research.noise_kinds: shape, batch, optimizer, ...), the paired spread is that kind's: its own
+    With a `kind` (conf/space.yaml kinds: shape, batch, optimizer, ...), the paired spread is that kind's: its own
     candidates' spread, with the pooled figure as its prior worth `kind_prior_df` degrees of freedom, so a kind of
     change that moves val_bpb more between seeds is judged with its own, larger noise once the run has seen it.
     `fitted_df`: the degrees of freedom the speed slope took from the adjusted runs (research.speed.fitted_df).

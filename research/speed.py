@@ -35,12 +35,11 @@ def adjustment_enabled(settings: dict) -> bool:
     return (settings.get("speed") or {}).get("adjust") in (True, "true")
 
 
-def within_config_moments(rows: list[dict]) -> tuple[float, float, int]:
-    """(Sxx, Sxy, degrees of freedom): x = ln(speed) and y = val_bpb around each config's own means, over the
-    configs with two or more runs that recorded a speed."""
+def within_config_moments(rows: list[dict]) -> tuple[float, float]:
+    """(Sxx, Sxy): x = ln(speed) and y = val_bpb around each config's own means, over the configs with two or more
+    runs that recorded a speed."""
     values, speeds = config_runs(rows), config_speeds(rows)  # as measured: the slope is fitted on those
     sxx = sxy = 0.0
-    df = 0
     for exp, runs in values.items():
         pairs = [(log_speed(speeds.get(exp, {}).get(seed)), value) for seed, value in runs.items()]
         pairs = [(x, y) for x, y in pairs if x is not None]
@@ -50,8 +49,7 @@ def within_config_moments(rows: list[dict]) -> tuple[float, float, int]:
         mean_y = statistics.fmean(y for _, y in pairs)
         sxx += sum((x - mean_x) ** 2 for x, _ in pairs)
         sxy += sum((x - mean_x) * (y - mean_y) for x, y in pairs)
-        df += len(pairs) - 1
-    return sxx, sxy, df
+    return sxx, sxy
 
 
 # The spread of ln(speed) a prior run is taken to have: 1% (an H200's step count varies by 0.82% between runs).
@@ -70,7 +68,7 @@ def speed_slope(rows: list[dict], settings: dict) -> float:
     speed = settings["speed"]
     prior = float(speed["prior_slope"])
     prior_weight = float(speed["prior_runs"]) * PRIOR_RUN_LOG_SPEED_VARIANCE
-    sxx, sxy, _ = within_config_moments(rows)
+    sxx, sxy = within_config_moments(rows)
     if prior_weight + sxx <= 0:
         return min(prior, 0.0)
     return min((prior_weight * prior + sxy) / (prior_weight + sxx), 0.0)
@@ -81,7 +79,7 @@ def fitted_df(rows: list[dict], settings: dict) -> float:
     alone) to 1 (the runs alone, whose spread the line then partly explains by construction)."""
     if not adjustment_enabled(settings):
         return 0.0
-    sxx, _, _ = within_config_moments(rows)
+    sxx, _ = within_config_moments(rows)
     prior_weight = float(settings["speed"]["prior_runs"]) * PRIOR_RUN_LOG_SPEED_VARIANCE
     return sxx / (prior_weight + sxx) if prior_weight + sxx > 0 else 0.0
 

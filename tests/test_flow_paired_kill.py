@@ -20,8 +20,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.slow
 def test_kill_9_during_a_paired_run_resumes_the_decision_without_repeating_a_run(tmp_path):
     run_dir = tmp_path / "pairkill"
-    # A tiny tested effect keeps the SPRT undecided up to the cap of 3 pairs, so exp 2 trains seeds 42, 43, 44
-    # and the incumbent trains 44. The kill lands within 0.2 s of the second pair's start, while its process
+    # A tiny tested effect keeps the SPRT undecided up to the cap of 3 pairs, so exp 2 trains seeds 43 (the
+    # incumbent's most recent), 42 and 44, and the incumbent trains 44. The kill lands within 0.2 s of the second pair's start, while its process
     # still starts up, so 20 steps are enough (this test: 77 s on an idle machine; with 60 steps it took 445 s
     # in a full suite under load 3-5).
     command = [sys.executable, "-m", "flows.cli", "run", *TINY_RUN, "budget.steps=20", "proposer=local",
@@ -31,9 +31,9 @@ def test_kill_9_during_a_paired_run_resumes_the_decision_without_repeating_a_run
                              stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 500
-        while train_starts(run_dir / "exp" / "2" / "seed-43") < 1 and time.time() < deadline and first.poll() is None:
+        while train_starts(run_dir / "exp" / "2" / "seed-42") < 1 and time.time() < deadline and first.poll() is None:
             time.sleep(0.2)
-        assert train_starts(run_dir / "exp" / "2" / "seed-43") >= 1, "the second pair never started"
+        assert train_starts(run_dir / "exp" / "2" / "seed-42") >= 1, "the second pair never started"
         os.killpg(first.pid, signal.SIGKILL)
     finally:
         first.wait()
@@ -46,5 +46,5 @@ def test_kill_9_during_a_paired_run_resumes_the_decision_without_repeating_a_run
     assert rows[2]["paired_seeds"] == "42 43 44" and "cap" in rows[2]["verdict"]
     exp2 = run_dir / "exp" / "2"
     # The first pair was re-used, the pair cut by the kill ran again, the runs after it ran once.
-    assert [train_starts(exp2), train_starts(exp2 / "seed-43")] == [1, 2]
+    assert [train_starts(exp2), train_starts(exp2 / "seed-42")] == [1, 2]
     assert train_starts(exp2 / "seed-44") == 1 and train_starts(exp2 / "incumbent-44") == 1
