@@ -173,7 +173,7 @@ def table(report: dict) -> str:
                      f"{cell(m.get('val_bpb'), '.4f')} | {cell(m.get('eval_seconds'), '.1f')} |")
     lines.append("")
     lines.append("first step s: the warm-up forward/backward before the budget starts (torch.compile included); "
-                 "machine GFLOP/s: the speed probe's mean (training.loop.SpeedProbe, research/speed.py); "
+                 "machine GFLOP/s: the speed probe's median (training.loop.SpeedProbe, research/speed.py); "
                  "eval s: the uncompiled evaluation process, start to end.")
     return "\n".join(lines) + "\n"
 

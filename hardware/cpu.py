@@ -73,7 +73,10 @@ class CPUAdapter(Adapter):
     name = "cpu"
     fixed_preset = "cpu"
     attention_impl = "sdpa"
-    speed_probe_size = 512  # ~2 GFLOP per probe: 10-30 ms on two cores
+    # 29 GFLOP per probe (14 ms on this 2-core AMX machine, ~0.2 s where fp32 is all there is): a probe must outlast
+    # the scheduler's slices to see other jobs. Measured beside one busy process: at 512 (1-2 ms) the rate did not
+    # move (a training slowed 5x read the same 775 GFLOP/s), at 1536 it fell from ~2,100 to ~750 GFLOP/s.
+    speed_probe_size = 1536
 
     def compiles_by_default(self, budget_kind: str) -> bool:
         # A time or FLOP budget pays the compile back in steps (or seconds); a steps budget is the tests' and

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import gc
 import math
+import statistics
 import sys
 import time
 from dataclasses import dataclass
@@ -133,7 +134,7 @@ class Budget:
 class SpeedProbe:
     """The machine's speed while a training runs, on a workload no change of the block can alter: a fixed matmul
     (the port's `workload`, `flops` FLOPs, waited for) timed before the first step and then every `every_seconds`
-    of training, outside the budget's clock. Its mean rate is the run's `machine_speed` (GFLOP/s): a loaded CPU,
+    of training, outside the budget's clock. Its median rate is the run's `machine_speed` (GFLOP/s): a loaded CPU,
     a hot or throttled GPU score lower, whatever the block."""
 
     def __init__(self, workload: Callable[[], object], flops: float, every_seconds: float):
@@ -153,7 +154,9 @@ class SpeedProbe:
 
     @property
     def gflops(self) -> float | None:
-        return sum(self.rates) / len(self.rates) if self.rates else None
+        """The median rate: one probe caught by a frequency step or a cold cache (idle CPU samples spread
+        1,600-2,200 GFLOP/s here) must not move the run's figure."""
+        return statistics.median(self.rates) if self.rates else None
 
 
 class Progress:
