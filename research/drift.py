@@ -23,6 +23,7 @@ class Drift:
     se: float | None    # its standard error (None with too few runs to tell)
     runs: int           # runs of repeated configs it rests on
     span: int           # experiments from the first run to the last
+    first: int = 0      # the experiment of the first run
 
 
 def recorded_runs(rows: list[dict]) -> dict[int, list[tuple[int, float]]]:
@@ -40,13 +41,13 @@ def recorded_runs(rows: list[dict]) -> dict[int, list[tuple[int, float]]]:
 
 
 def incumbent_drift(rows: list[dict]) -> Drift | None:
-    """The pooled within-config trend of val_bpb over the run; None before any config was re-run later on."""
+    """The pooled within-config trend of val_bpb over the run; None before any config was run at three moments."""
     sxx = sxy = syy = 0.0
     count = groups = 0
     first, last = math.inf, -math.inf
     for runs in recorded_runs(rows).values():
-        if len({exp for exp, _ in runs}) < 2:
-            continue  # all recorded at once: no time between them
+        if len({exp for exp, _ in runs}) < 3:
+            continue  # recorded at fewer than three moments: a config's first runs (two baselines) are its seed noise
         mean_x = statistics.fmean(exp for exp, _ in runs)
         mean_y = statistics.fmean(value for _, value in runs)
         sxx += sum((exp - mean_x) ** 2 for exp, _ in runs)
@@ -60,4 +61,4 @@ def incumbent_drift(rows: list[dict]) -> Drift | None:
     span = int(last - first)
     df = count - groups - 1  # one mean per config, one slope
     se = math.sqrt(max(syy - slope * sxy, 0.0) / df / sxx) * span if df > 0 else None
-    return Drift(slope * span, se, count, span)
+    return Drift(slope * span, se, count, span, int(first))

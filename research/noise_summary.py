@@ -44,6 +44,7 @@ def noise_lines(rows: list[dict], settings: dict) -> list[str]:
     drift = incumbent_drift(rows)
     if drift is not None:
         error = f" +- {drift.se:.6f}" if drift.se is not None else ""
-        lines.append(f"- Drift: the re-run configs' val_bpb moved {drift.moved:+.6f}{error} over {drift.span} "
-                     f"experiments ({drift.runs} runs; decide.control_every re-runs the incumbent)")
+        lines.append(f"- Drift: the re-run configs' val_bpb moved {drift.moved:+.6f}{error} from experiment "
+                     f"{drift.first} to {drift.first + drift.span} ({drift.runs} runs; decide.control_every re-runs "
+                     f"the incumbent)")
     return lines

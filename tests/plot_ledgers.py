@@ -7,10 +7,12 @@ judge_in_world then asks for every pair the rule wants, as the flow does.
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 from bench.decide_sim import BASE_SEED, World, judge_in_world
 from bench.synthetic_ledger import synthetic_ledger
 from research.decide import Trained, decision_fields, first_seed, judge_baseline, judge_failure
+from research.ledger import Ledger
 from research.run_settings import decide_settings
 
 DEFAULTS = decide_settings("/nonexistent/settings.json")  # conf/config.yaml's decide block
@@ -95,5 +97,15 @@ def hundred_row_run() -> list[dict]:
     return synthetic_ledger(100)
 
 
+RECORDED = Path(__file__).resolve().parent / "ledgers"
+
+
+def recorded_cpu_run() -> list[dict]:
+    """A real ledger: `autoresearch run` on the defaults (cpu preset, FLOP budget, local proposer), 2026-12-05,
+    copied from runs/<tag>/results.tsv as the product wrote it."""
+    return Ledger(RECORDED / "cpu_defaults_first_run.tsv").rows()
+
+
 LEDGERS = {"fresh clone": fresh_clone_run, "nothing kept": nothing_kept_run,
-           "crashes and keeps": crashes_and_keeps_run, "100 rows": hundred_row_run}
+           "crashes and keeps": crashes_and_keeps_run, "100 rows": hundred_row_run,
+           "recorded cpu run": recorded_cpu_run}

@@ -45,8 +45,9 @@ def test_drift_is_the_trend_of_a_configs_runs_over_the_experiments_that_recorded
     mx, my = sum(xs) / 4, sum(ys) / 4
     slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
     assert drift.moved == pytest.approx(slope * 21) and drift.moved > 0 and drift.se is not None
-    assert incumbent_drift(run_rows(3)) is not None  # the two baselines, one experiment apart
-    assert incumbent_drift(run_rows(3)[:1]) is None
+    # The two baselines alone are the default block's seed noise, not a trend: a config run at three moments is.
+    assert incumbent_drift(run_rows(3)) is None
+    assert incumbent_drift(run_rows(12, {11: {44: 1.03}})).runs == 3
 
 
 def test_the_reports_noise_section_says_the_speed_the_slope_and_the_drift():
@@ -59,6 +60,6 @@ def test_the_reports_noise_section_says_the_speed_the_slope_and_the_drift():
     assert "By kind of change: optimizer" in lines
     # The slower baseline scored worse: the slope moves from the prior -0.059 toward theirs (-0.5 per unit ln speed).
     assert "50.0 to 51.0 GFLOP/s" in lines and "paired gains adjusted by -0.2" in lines
-    assert "Drift: the re-run configs' val_bpb moved +" in lines
+    assert "Drift: the re-run configs' val_bpb moved +" in lines and "from experiment 0 to 11" in lines
     off = "\n".join(noise_lines(run_rows(2), {**settings, "speed": {"adjust": False}}))
     assert "not taken out" in off and noise_lines(run_rows(0)[:1], settings) == []

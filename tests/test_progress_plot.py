@@ -3,7 +3,8 @@ band inside the noise, each keep labelled with its change, crashes on the top ed
 against cumulative training hours with finalize's verified gain. Read from the figure's artists: on a
 100-experiment ledger the real decision rule produced (bench/synthetic_ledger.py), and, for its geometry (what
 lies inside the axes, what the legend covers, where the diamond sits), on the real-shaped ledgers of
-tests/plot_ledgers.py: the fresh clone's first run, a run that kept nothing, one with crashes and keeps."""
+tests/plot_ledgers.py: the fresh clone's first run, a run that kept nothing, one with crashes and keeps, and a
+ledger a real `autoresearch run` on the defaults wrote (tests/ledgers/)."""
 from __future__ import annotations
 
 import math
@@ -154,6 +155,7 @@ def test_the_ledgers_are_what_their_names_say():
     assert "keep" not in statuses["nothing kept"]
     assert {"keep", "crash", "skip", "discard"} <= set(statuses["crashes and keeps"])
     assert len(statuses["100 rows"]) == 100 and {"keep", "crash"} <= set(statuses["100 rows"])
+    assert statuses["recorded cpu run"][:2] == ["baseline"] * 2 and len(statuses["recorded cpu run"]) == 6
 
 
 def test_a_point_far_beyond_what_must_be_shown_is_off_scale_on_its_side():
