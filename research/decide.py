@@ -26,7 +26,7 @@ from typing import Any, Iterable
 
 from research.errors import ResearchStopped
 from research.pairing import estimate_noise, format_runs, incumbent, next_pair_seed, paired_gains
-from research.speed import adjust_runs, adjusted_config_runs, fitted_df, reference_log_speed, speed_slope
+from research.speed import adjust_runs, adjusted_config_runs, fit_speed, reference_log_speed
 from research.sprt import ACCEPT, REJECT, sprt
 
 CONTINUE = "continue"
@@ -196,7 +196,7 @@ def judge_candidate(rows: list[dict], settings: dict, trained: Trained, default_
     Raw figures (val_bpb, best_val_bpb, delta) are as measured; the paired figures the test reads are adjusted to
     the run's reference machine speed (research/speed.py; unchanged when the adjustment is off)."""
     candidate, incumbent_new = trained.candidate, trained.incumbent_new
-    slope = speed_slope(rows, settings)
+    slope, slope_df = fit_speed(rows, settings)
     by_config = adjusted_config_runs(rows, slope)
     reference = reference_log_speed(rows)
     base, measured = incumbent(rows, by_config), incumbent(rows)
@@ -222,7 +222,7 @@ def judge_candidate(rows: list[dict], settings: dict, trained: Trained, default_
         return Decision(single.status, single.reason, threshold=single.threshold, verdict="single run vs threshold",
                         **{**figures, "best_val_bpb": single.best_val_bpb, "val_bpb": first})
     noise = estimate_noise(rows, float(settings["sequential"]["prior_df"]), by_config, kind,
-                           **kind_noise_settings(settings["sequential"], kind), fitted_df=fitted_df(rows, settings))
+                           **kind_noise_settings(settings["sequential"], kind), fitted_df=slope_df)
     return _sequential(settings["sequential"], noise, adjusted, incumbent_runs, gains, figures, default_seed,
                        selected_from, trained.failed_seeds)
 
@@ -298,8 +298,8 @@ def keep_margin(rows: list[dict], settings: dict) -> float | None:
         sigma = noise_sigma([r.get("val_bpb") for r in rows if r.get("status") == "baseline"])
         return base.mean - keep_threshold(base.mean, sigma, settings["min_delta"], settings["sigma_k"])
     seq = settings["sequential"]
-    noise = estimate_noise(rows, float(seq["prior_df"]), adjusted_config_runs(rows, speed_slope(rows, settings)),
-                           fitted_df=fitted_df(rows, settings))
+    slope, slope_df = fit_speed(rows, settings)
+    noise = estimate_noise(rows, float(seq["prior_df"]), adjusted_config_runs(rows, slope), fitted_df=slope_df)
     if noise.paired_sd is None:
         return None
     sigma = judged_sd(noise)

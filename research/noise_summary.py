@@ -10,15 +10,14 @@ import statistics
 
 from research.drift import incumbent_drift
 from research.pairing import config_speeds, estimate_noise
-from research.speed import adjusted_config_runs, adjustment_enabled, fitted_df, speed_slope
+from research.speed import adjusted_config_runs, adjustment_enabled, fit_speed
 
 
 def noise_lines(rows: list[dict], settings: dict) -> list[str]:
     """Markdown bullet lines; empty before the run has two measured runs."""
     seq = settings.get("sequential") or {}
-    slope = speed_slope(rows, settings)
+    slope, lost = fit_speed(rows, settings)
     by_config = adjusted_config_runs(rows, slope)
-    lost = fitted_df(rows, settings)
     pooled = estimate_noise(rows, float(seq.get("prior_df", 1)), by_config, fitted_df=lost)
     if pooled.paired_sd is None:
         return []

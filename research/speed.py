@@ -58,30 +58,31 @@ def within_config_moments(rows: list[dict]) -> tuple[float, float]:
 PRIOR_RUN_LOG_SPEED_VARIANCE = 0.01 ** 2
 
 
-def speed_slope(rows: list[dict], settings: dict) -> float:
-    """val_bpb per unit of ln(machine speed) for this run: the pooled within-config least-squares slope combined with
+def fit_speed(rows: list[dict], settings: dict) -> tuple[float, float]:
+    """(slope, the degrees of freedom it took from the runs), from one pass over the runs.
+
+    The slope is val_bpb per unit of ln(machine speed): the pooled within-config least-squares slope combined with
     the prior slope (a normal prior on the slope: the data's weight is its Sxx, the prior's `prior_runs` x a 1%
-    spread), never above 0 (a faster machine trains more steps, which does not make a block worse); 0 when the
-    adjustment is off."""
+    spread), never above 0 (a faster machine trains more steps, which does not make a block worse). The degrees of
+    freedom are Sxx / (prior weight + Sxx), from 0 (the prior alone) to 1 (the runs alone, whose spread the line
+    then partly explains by construction). (0, 0) when the adjustment is off."""
     if not adjustment_enabled(settings):
-        return 0.0
+        return 0.0, 0.0
     speed = settings["speed"]
     prior = float(speed["prior_slope"])
     prior_weight = float(speed["prior_runs"]) * PRIOR_RUN_LOG_SPEED_VARIANCE
     sxx, sxy = within_config_moments(rows)
     if prior_weight + sxx <= 0:
-        return min(prior, 0.0)
-    return min((prior_weight * prior + sxy) / (prior_weight + sxx), 0.0)
+        return min(prior, 0.0), 0.0
+    return min((prior_weight * prior + sxy) / (prior_weight + sxx), 0.0), sxx / (prior_weight + sxx)
+
+
+def speed_slope(rows: list[dict], settings: dict) -> float:
+    return fit_speed(rows, settings)[0]
 
 
 def fitted_df(rows: list[dict], settings: dict) -> float:
-    """The degrees of freedom the slope took from the runs it adjusts: Sxx / (prior weight + Sxx), from 0 (the prior
-    alone) to 1 (the runs alone, whose spread the line then partly explains by construction)."""
-    if not adjustment_enabled(settings):
-        return 0.0
-    sxx, _ = within_config_moments(rows)
-    prior_weight = float(settings["speed"]["prior_runs"]) * PRIOR_RUN_LOG_SPEED_VARIANCE
-    return sxx / (prior_weight + sxx) if prior_weight + sxx > 0 else 0.0
+    return fit_speed(rows, settings)[1]
 
 
 def adjust_runs(runs: dict[int, float], speeds: dict[int, float], slope: float, reference: float | None) -> dict[int, float]:
