@@ -44,8 +44,11 @@ run: install
 prepare: install
 	$(VENV)/bin/autoresearch prepare $(ARGS)
 
+# The tests run in a shuffled order (pytest-randomly; the seed is printed at the top). TEST_SEED fixes the
+# shuffle so CI repeats an order that was checked; `make test TEST_SEED=` draws a fresh one.
+TEST_SEED ?= 20261205
 test: install-dev
-	$(PY) -m pytest -q --durations=15 $(ARGS)
+	$(PY) -m pytest -q --durations=15 $(if $(TEST_SEED),--randomly-seed=$(TEST_SEED)) $(ARGS)
 
 test-fast: install-dev
 	$(PY) -m pytest -q -m "not slow" $(ARGS)
