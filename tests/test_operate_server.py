@@ -226,13 +226,11 @@ def pool(server, client_settings, tiny_dataset, tmp_path_factory):
             stop(worker)
 
 
-def _experiment(pool: dict, name: str) -> Path:
+def _experiment(pool: dict, name: str, budget: list[str]) -> Path:
     from flows.compose import compose
     from training.run_config import training_config, write_training_config
 
-    # Longer than TINY's 3 steps: the second worker's run starts a few seconds after the first (process start
-    # on 2 cores), and the trainings must still overlap clearly when nothing serialises them.
-    cfg = compose([*TINY, "budget.steps=12"])
+    cfg = compose([*TINY, *budget])
     data = {"shard_dir": str(pool["data"]["shard_dir"]), "tokenizer_dir": str(pool["data"]["tokenizer_dir"]),
             "data_version": "test"}
     directory = pool["runs"] / name
@@ -241,13 +239,13 @@ def _experiment(pool: dict, name: str) -> Path:
     return directory
 
 
-def _two_pool_runs(pool: dict, prefix: str, slots: dict) -> list[dict]:
+def _two_pool_runs(pool: dict, prefix: str, slots: dict, budget: list[str]) -> list[dict]:
     from prefect.client.orchestration import get_client
     from prefect.deployments import run_deployment
 
     runs = []
     for i in range(2):
-        directory = _experiment(pool, f"{prefix}{i}")
+        directory = _experiment(pool, f"{prefix}{i}", budget)
         runs.append((directory, run_deployment(pool["deployment"], timeout=0, as_subflow=False, parameters={
             "exp": i, "exp_dir": str(directory), "train_deadline": 300.0, "eval_silence": 300.0,
             "cache_key": f"{prefix}-{i}-{time.time()}", "label": prefix, "slots": slots, "backend": "cpu"})))
@@ -264,9 +262,13 @@ def _two_pool_runs(pool: dict, prefix: str, slots: dict) -> list[dict]:
 
 
 def test_two_workers_train_at_once_and_the_device_limit_serialises_them(pool):
-    free = _two_pool_runs(pool, "free", {"enabled": False})
+    # Free: each training lasts 15 s of training time whatever the load, because the second worker's flow run
+    # starts seconds after the first (process start on 2 busy cores; 12 steps, ~3 s, were outlasted once in CI).
+    # Limited: any length shows serialisation, so the cheap step budget.
+    free = _two_pool_runs(pool, "free", {"enabled": False}, ["budget.kind=time", "budget.seconds=15",
+                                                              "train.compile=false"])
     assert overlap_seconds(*free) > 0, free  # two workers, one run each, at the same time: the intervals overlap
-    limited = _two_pool_runs(pool, "limited", {"enabled": True, "devices": "auto"})
+    limited = _two_pool_runs(pool, "limited", {"enabled": True, "devices": "auto"}, ["budget.steps=12"])
     assert [entry["slot"] for entry in limited] == ["autoresearch-cpu", "autoresearch-cpu"]
     assert overlap_seconds(*limited) <= 0.0, limited  # one training per device: one after the other
 
