@@ -34,6 +34,13 @@ os.environ.pop("ANTHROPIC_API_KEY", None)  # tests that need a key set their own
 TINY_DOCUMENTS_PER_FILE = 80  # ~450 KB of text: enough to train on, quick to build
 
 
+def pytest_terminal_summary(terminalreporter, config) -> None:
+    """The shuffle's seed at the end, where a failure is read (pytest -q hides pytest-randomly's header line)."""
+    seed = getattr(config.option, "randomly_seed", None)
+    if seed is not None and config.pluginmanager.hasplugin("randomly"):
+        terminalreporter.write_line(f"test order: pytest-randomly, repeat it with --randomly-seed={seed}")
+
+
 def pytest_sessionfinish(session) -> None:
     """Stop Prefect's temporary servers while pytest's output streams are still open. Left to Prefect's own
     atexit hook, the stop logs to a stream pytest has closed and every run ends in a 'Logging error' traceback."""
