@@ -4,30 +4,29 @@
 """
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Any, Mapping
 
 from research.errors import ProposerFatal
 from research.proposers.base import Proposal, ProposalContext, Proposer, ProposerTransient
 
-__all__ = ["make_proposer", "Proposal", "ProposalContext", "Proposer", "ProposerTransient", "NAMES"]
+__all__ = ["make_proposer", "Proposal", "ProposalContext", "Proposer", "ProposerTransient", "PROPOSERS"]
 
-NAMES = ("claude", "local", "random")
+# The registry style of the project (hardware._ADAPTERS, data.sources.KINDS, training.entry.PORTS): a name maps to
+# where its class lives, imported on first use, so that `random` never pays for the anthropic SDK.
+PROPOSERS = {
+    "claude": ("research.proposers.claude", "ClaudeProposer"),
+    "local": ("research.proposers.local", "LocalProposer"),
+    "random": ("research.proposers.random_proposer", "RandomProposer"),
+}
 
 
 def make_proposer(proposer_cfg: Mapping[str, Any] | None) -> Proposer:
     """The proposer named by `proposer_cfg["name"]`. Claude without ANTHROPIC_API_KEY raises ProposerFatal."""
     cfg = dict(proposer_cfg or {})
     name = cfg.get("name")
-    if name == "claude":
-        from research.proposers.claude import ClaudeProposer
-
-        return ClaudeProposer(cfg)
-    if name == "local":
-        from research.proposers.local import LocalProposer
-
-        return LocalProposer(cfg)
-    if name == "random":
-        from research.proposers.random_proposer import RandomProposer
-
-        return RandomProposer(cfg)
-    raise ProposerFatal(f"Unknown proposer {name!r}; run with proposer=claude, proposer=local or proposer=random.")
+    if name not in PROPOSERS:
+        choices = ", ".join(f"proposer={known}" for known in PROPOSERS)
+        raise ProposerFatal(f"Unknown proposer {name!r}; run with one of {choices}.")
+    module, cls = PROPOSERS[name]
+    return getattr(import_module(module), cls)(cfg)
