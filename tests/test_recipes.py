@@ -1,0 +1,108 @@
+"""docs/INTERFACES.md's recipes, followed once each: a throwaway proposer and a throwaway backend are added the way
+the recipe says (a module, its registry entry, its settings) and the product is seen using them.
+
+If a recipe forgets a file the product needs, these tests fail at the step the document left out.
+"""
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from data.layout import PROJECT_ROOT
+
+PROPOSER_MODULE = '''
+from research.proposers.base import Proposal, ProposalContext, Proposer, first_valid_change
+from research.space import get_value
+
+
+class HalvingProposer(Proposer):
+    """Halves one configured key: the smallest proposer the recipe allows."""
+    name = "halving"
+
+    def __init__(self, cfg):
+        self.key = cfg["key"]
+
+    def propose(self, context: ProposalContext) -> Proposal:
+        value = get_value(context.hparams, self.key) / 2
+        return first_valid_change(iter([(self.key, value, "halved by the recipe's proposer")]), context, self.name,
+                                  "the halving proposer found no valid change")
+'''
+
+BACKEND_MODULE = '''
+from hardware.cpu import CPUAdapter
+
+
+class RecipeAdapter(CPUAdapter):
+    """The CPU under another name, with a peak the test knows, so MFU can be checked to the digit."""
+    name = "recipe"
+    fixed_preset = "cpu"
+
+    def peak_flops(self):
+        return 2.0e12
+'''
+
+
+def _module(tmp_path: Path, monkeypatch, name: str, source: str) -> None:
+    (tmp_path / f"{name}.py").write_text(textwrap.dedent(source))
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+
+def test_a_new_proposer_added_by_the_recipe_is_composed_built_and_recorded(tmp_path, monkeypatch):
+    from flows.compose import compose
+    from research.proposers import PROPOSERS
+    from research.proposers.base import ProposalContext
+    from research.space import load_space
+    from tasks.propose import propose_change
+
+    _module(tmp_path, monkeypatch, "recipe_proposer", PROPOSER_MODULE)  # step 1: the module
+    monkeypatch.setitem(PROPOSERS, "halving", ("recipe_proposer", "HalvingProposer"))  # step 2: the registry entry
+    conf = tmp_path / "conf" / "proposer"  # step 3: conf/proposer/<name>.yaml (here on Hydra's search path)
+    conf.mkdir(parents=True)
+    (conf / "halving.yaml").write_text("name: halving\nkey: optim.matrix_lr\n")
+
+    cfg = compose(["proposer=halving", f"hydra.searchpath=[file://{tmp_path / 'conf'}]"])
+    context = ProposalContext(hparams=cfg["hparams"], space=load_space(PROJECT_ROOT / "conf" / "space.yaml"),
+                              seq_len=int(cfg["train"]["seq_len"]), seed=0)
+    record = propose_change(str(tmp_path / "exp"), cfg["proposer"], context)  # what the flow's propose task calls
+
+    written = json.loads((tmp_path / "exp" / "proposal.json").read_text())
+    assert written["proposer"] == "halving"
+    assert record.change.key == "optim.matrix_lr"
+    assert record.change.value == pytest.approx(cfg["hparams"]["optim"]["matrix_lr"] / 2)
+
+
+@pytest.mark.slow
+def test_a_new_backend_added_by_the_recipe_trains_and_reports_energy_and_mfu(tmp_path, monkeypatch, tiny_dataset):
+    import hardware
+    from flows.compose import compose
+    from hardware import detection, energy
+    from training.entry import run
+    from training.run_config import training_config, write_training_config
+
+    _module(tmp_path, monkeypatch, "recipe_backend", BACKEND_MODULE)  # step 1: hardware/<name>.py
+    monkeypatch.setitem(hardware._ADAPTERS, "recipe", ("recipe_backend", "RecipeAdapter"))  # step 2
+    joules = iter(range(0, 10**9, 3600))  # a meter that counts 3.6 kJ (1 Wh) per reading
+    monkeypatch.setitem(energy.SOURCES, "recipe",
+                        lambda: [energy.Counter("recipe meter", lambda: float(next(joules)))])  # step 2: energy
+    monkeypatch.setattr(detection, "BACKENDS", ("recipe", *detection.BACKENDS))  # step 3: its probe and place
+    monkeypatch.setattr(detection, "recipe_available", lambda: True, raising=False)
+
+    cfg = compose(["preset=cpu", "backend=recipe", "budget.kind=steps", "budget.steps=3", "hparams.model.depth=2",
+                   "hparams.batch.total_batch_tokens=1024", "hparams.batch.device_batch_size=4",
+                   "train.eval_tokens=8192"])
+    data = {"shard_dir": str(tiny_dataset["shard_dir"]), "tokenizer_dir": str(tiny_dataset["tokenizer_dir"]),
+            "data_version": "test"}
+    exp_dir = tmp_path / "exp"
+    exp_dir.mkdir()
+    write_training_config(exp_dir, training_config(cfg, cfg["hparams"], 42, data))
+
+    metrics = run(exp_dir)  # the training process's own entry, in this process so the registries above apply
+
+    assert metrics["backend"] == "recipe"
+    assert metrics["energy_kwh"] is not None and metrics["energy_kwh"] > 0  # the meter of its SOURCES entry
+    expected_mfu = 100 * metrics["flops_per_token"] * metrics["tokens_per_second"] / 2.0e12
+    assert metrics["mfu_percent"] == pytest.approx(expected_mfu, rel=1e-6)  # its peak, not the CPU's
