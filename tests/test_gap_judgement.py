@@ -1,0 +1,112 @@
+"""The judgement's edges that issue 28's review broke without a test noticing: the incumbent after two keeps,
+decide.sequential.min_gain above 0, the SPRT exactly at its boundaries, and the paired standard error as a
+number (not "> 0"). Every expected value is worked out by hand in the comments, not by calling the code again."""
+import math
+
+import pytest
+
+from research.decide import CONTINUE, Trained, first_seed, judge_candidate, keep_margin
+from research.pairing import estimate_noise, format_runs, incumbent, next_pair_seed, paired_gains
+from research.sprt import ACCEPT, CONTINUE as SPRT_CONTINUE, REJECT, boundaries, sprt
+
+SEQ = {"alpha": 0.05, "beta": 0.2, "effect": 2.0, "max_pairs": 4, "prior_df": 1, "min_gain": 0.0}
+SETTINGS = {"rule": "sequential", "min_delta": 0.001, "sigma_k": 2.0, "sequential": SEQ}
+
+
+def baselines(values=(1.00, 1.01)):
+    return [{"exp": i, "status": "baseline", "seed": 42 + i, "val_bpb": v, "seed_runs": format_runs({42 + i: v})}
+            for i, v in enumerate(values)]
+
+
+def two_keeps():
+    """Baselines 1.00/1.01 on seeds 42/43, then two keeps on both seeds, each 0.05 better than the one before.
+    Every config is 0.01 apart between its seeds, so the seed sd is sqrt(0.01^2 / 2) for all three."""
+    return baselines() + [
+        {"exp": 2, "status": "keep", "seed": 42, "seed_runs": "42:0.95 43:0.96", "paired_exp": 0},
+        {"exp": 3, "status": "keep", "seed": 42, "seed_runs": "42:0.9 43:0.91", "paired_exp": 2},
+    ]
+
+
+def test_after_two_keeps_the_candidate_is_paired_with_the_last_keep():
+    rows = two_keeps()
+    assert incumbent(rows).exp == 3 and incumbent(rows).runs == {42: 0.9, 43: 0.91}
+    # The ledger's rows in another order (a resumed run appends; a report may sort): still the latest keep.
+    assert incumbent(list(reversed(rows))).exp == 3
+    decision = judge_candidate(rows, SETTINGS, Trained({43: 0.905}, {}), 42)
+    # Against exp 3 on seed 43: 0.91 - 0.905 = +0.005 (exp 2 would give +0.055, the baselines +0.105).
+    assert decision.paired_exp == 3 and decision.paired_seeds == (43,)
+    assert decision.paired_delta == pytest.approx(-0.005, abs=1e-12)
+    assert decision.best_val_bpb == pytest.approx(0.905)  # the incumbent's mean, (0.9 + 0.91) / 2
+    assert decision.delta == pytest.approx(0.905 - 0.905)
+    # Noise by hand: seed sd^2 = 0.01^2 / 2 = 5e-5 on 3 df; the keeps' pairs gained 0.05 on both seeds (0 spread,
+    # 2 df); paired var = (1 x 2 x 5e-5 + 0) / (1 + 2) = 1/3 e-4 on 3 + 2 = 5 df, widened x (1 + 1/5): 4e-5.
+    assert decision.paired_se == pytest.approx(math.sqrt(4e-5), rel=1e-9)
+    # +0.005 is between the bounds: one more pair, on the incumbent's other seed, which it already ran.
+    assert decision.status == CONTINUE and decision.next_seed == 42 and not decision.incumbent_runs_next
+    assert first_seed(rows, 7) == 43  # the last keep's most recent run, not a baseline's
+
+
+def test_the_noise_of_two_keeps_is_what_the_ledger_says():
+    noise = estimate_noise(two_keeps(), prior_df=1)
+    assert noise.seed_sd == pytest.approx(math.sqrt(5e-5)) and noise.seed_df == 3
+    assert noise.paired_df == 2 and noise.paired_sd == pytest.approx(math.sqrt(1e-4 / 3)) and noise.df == 5
+
+
+def test_a_keep_exactly_at_min_gain_is_kept_and_just_under_it_is_not():
+    rows = baselines()
+    # min_gain far above what the SPRT needs on one pair (LLR(g) = 0.02828 / 2e-4 x (g - 0.01414) >= ln 16 at
+    # g >= 0.0338), so only min_gain decides. The gain on seed 42 is 1.00 - 0.95, exactly min_gain.
+    min_gain = 1.00 - 0.95
+    settings = {**SETTINGS, "sequential": {**SEQ, "min_gain": min_gain}}
+    at = judge_candidate(rows, settings, Trained({42: 0.95}, {}), 42)
+    assert at.keep, at.reason
+    under = judge_candidate(rows, settings, Trained({42: 0.9501}, {}), 42)
+    assert under.status == "discard" and "below decide.sequential.min_gain" in under.reason
+    assert under.verdict.startswith("SPRT favours a gain of")  # the test accepted: min_gain alone discarded it
+    # With min_gain 0 the same candidate is kept: the setting, not the SPRT, made the difference.
+    assert judge_candidate(rows, SETTINGS, Trained({42: 0.9501}, {}), 42).keep
+    # The margin the proposer is told is min_gain when min_gain is the larger.
+    assert keep_margin(rows, settings) == min_gain
+
+
+def test_the_margin_told_to_the_proposer_is_where_one_pair_settles_the_test():
+    # Judged sd 0.01 x sqrt(2) = 0.014142 (two baselines 0.01 apart, one df); effect 2: the LLR of one gain g is
+    # (2 / sigma) (g - sigma) >= ln 16, so g >= sigma (1 + ln 16 / 2).
+    sigma = 0.01 * math.sqrt(2)
+    margin = keep_margin(baselines(), SETTINGS)
+    assert margin == pytest.approx(sigma * (1 + math.log(16) / 2), rel=1e-12)
+
+
+def test_sprt_exactly_on_its_boundaries():
+    upper, lower = boundaries(0.05, 0.2)
+    assert (upper, lower) == (math.log(0.8 / 0.05), math.log(0.2 / 0.95))
+    # sigma 1, effect 2 (d1 = 2): LLR = 2 (sum - n). A gain on the upper bound keeps, on the lower one discards.
+    at_upper = sprt([1 + upper / 2], 1.0, 2.0, 0.05, 0.2)
+    assert at_upper.outcome == ACCEPT and at_upper.llr == pytest.approx(upper)
+    assert sprt([1 + upper / 2 - 1e-9], 1.0, 2.0, 0.05, 0.2).outcome == SPRT_CONTINUE
+    assert sprt([1 + lower / 2], 1.0, 2.0, 0.05, 0.2).outcome == REJECT
+    assert sprt([1 + lower / 2 + 1e-9], 1.0, 2.0, 0.05, 0.2).outcome == SPRT_CONTINUE
+    # The LLR of several pairs, by hand: sigma 0.5, effect 1 (d1 0.5): 0.5 / 0.25 x (0.7 - 2 x 0.25) = 0.4.
+    two = sprt([0.3, 0.4], 0.5, 1.0, 0.05, 0.2)
+    assert two.llr == pytest.approx(0.4) and two.pairs == 2 and two.target == 0.5 and two.outcome == SPRT_CONTINUE
+    empty = sprt([], 0.5, 1.0, 0.05, 0.2)
+    assert (empty.outcome, empty.llr, empty.pairs, empty.target) == (SPRT_CONTINUE, 0.0, 0, 0.5)
+    assert two.describe() == "SPRT cannot yet tell no gain from +0.500000: LLR +0.40 after 2 pair(s), bounds [-1.56, +2.77]"
+
+
+@pytest.mark.parametrize("alpha,beta", [(0.0, 0.2), (1.0, 0.2), (0.05, 0.0), (0.05, 1.0), (0.5, 0.5)])
+def test_sprt_refuses_error_rates_outside_its_domain(alpha, beta):
+    with pytest.raises(ValueError, match="decide.sequential"):
+        boundaries(alpha, beta)
+
+
+def test_sprt_accepts_error_rates_just_inside_its_domain():
+    upper, lower = boundaries(0.49, 0.5)  # alpha + beta 0.99 < 1
+    assert upper == pytest.approx(math.log(0.5 / 0.49)) and lower == pytest.approx(math.log(0.5 / 0.51))
+
+
+def test_paired_gains_and_pair_seeds_are_exact():
+    assert paired_gains({44: 0.9, 42: 1.0, 50: 2.0}, {42: 1.5, 44: 1.0}) == [(42, 0.5), (44, 1.0 - 0.9)]
+    assert next_pair_seed([], [], 42) == (42, True)  # nothing run yet: the first seed, which the incumbent lacks
+    assert next_pair_seed([42], [], 42) == (42, False)
+    assert next_pair_seed({42: 1}, {45: 1}, 42) == (45, True)  # the candidate's unpaired seed first
