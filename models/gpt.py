@@ -200,15 +200,17 @@ class GPT(nn.Module):
         6 * N for every parameter used in a matmul (block matrices and lm_head; embedding lookups and the
         scalar lambdas/gates are excluded: they cost no matmul), plus attention's two matmuls (QK^T and AV):
         2 FLOPs * 2 matmuls * 3 (fwd + bwd) = 12 * n_head * head_dim per attended key. The keys attended
-        are counted per layer by its real window over causal positions: position i (0-based) sees
-        min(i + 1, w) keys, so the mean context over a sequence of T tokens is
+        are counted per layer by its real window over causal positions: a layer of window (reach) W sees
+        w = W + 1 keys (models/attention.py), so position i (0-based) sees min(i + 1, w) keys and the mean
+        context over a sequence of T tokens is
             ctx(w) = (w * (w + 1) / 2 + (T - w) * w) / T   for w < T,   (T + 1) / 2 for w >= T.
         Note: this counts causal work only, so full-attention FLOPs are about half of the 12 * h * d * T
         convention of nanochat, PaLM and the reference trainer (flops_per_token_full_attention); a short window
         lowers the count, as it lowers the real work.
         """
         T = self.config.seq_len
-        causal = [(T + 1) / 2 if w >= T else (w * (w + 1) / 2 + (T - w) * w) / T for w in self.windows]
+        keys = [reach + 1 for reach in self.windows]
+        causal = [(T + 1) / 2 if w >= T else (w * (w + 1) / 2 + (T - w) * w) / T for w in keys]
         return self._flops_per_token(causal)
 
     def flops_per_token_full_attention(self) -> float:

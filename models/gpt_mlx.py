@@ -46,12 +46,12 @@ _masks: dict = {}
 
 
 def window_mask(T: int, window: int, dtype=mx.float32) -> mx.array:
-    """Additive (T, T) mask: 0 where 0 <= i - j < window, -inf elsewhere."""
+    """Additive (T, T) mask: 0 where 0 <= i - j <= window (window + 1 keys, as models.attention), -inf elsewhere."""
     key = (T, window, dtype)
     if key not in _masks:
         pos = np.arange(T)
         delta = pos[:, None] - pos[None, :]
-        allowed = (delta >= 0) & (delta < window)
+        allowed = (delta >= 0) & (delta <= window)
         _masks[key] = mx.array(np.where(allowed, 0.0, -np.inf).astype(np.float32)).astype(dtype)
     return _masks[key]
 
@@ -62,7 +62,7 @@ def attention(q: mx.array, k: mx.array, v: mx.array, window: int | None) -> mx.a
     groups = q.shape[1] // k.shape[1]
     if groups > 1:
         k, v = mx.repeat(k, groups, axis=1), mx.repeat(v, groups, axis=1)
-    mask = "causal" if window is None or window >= T else window_mask(T, window, q.dtype)
+    mask = "causal" if window is None or window >= T - 1 else window_mask(T, window, q.dtype)
     return mx.fast.scaled_dot_product_attention(q, k, v, scale=1.0 / math.sqrt(D), mask=mask)
 
 

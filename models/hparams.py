@@ -71,7 +71,7 @@ class GPTConfig:
     n_kv_head: int = 4            # key/value heads (GQA when fewer than n_head)
     head_dim: int = 128           # channels per head
     window_pattern: str = "SSSL"  # one letter per layer after tiling: S = short window, L = full context
-    short_window: int = 1024      # tokens an S layer sees (itself included)
+    short_window: int = 1024      # how far back an S layer reaches: it sees short_window + 1 keys, as the reference
     mlp_hidden: int = 2048        # MLP hidden width
     activation: str = "relu2"     # relu2 | gelu | swiglu
     value_residual: bool = True   # value embeddings on alternating layers, the last one included
@@ -120,7 +120,7 @@ class GPTConfig:
         )
 
     def windows(self) -> list[int]:
-        """Tokens each layer attends to; a full layer sees the whole sequence."""
+        """Each layer's reach (models.attention: W + 1 keys); a full layer sees the whole sequence."""
         pattern = self.window_pattern
         short = min(self.short_window, self.seq_len)
         last = self.n_layer - 1

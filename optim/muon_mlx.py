@@ -17,7 +17,7 @@ from mlx.utils import tree_flatten
 
 from models.gpt_mlx import set_parameter
 from optim import param_group_specs
-from optim.muon import ns_coefficients, second_moment_shape
+from optim.muon import NORMALISE_EPS, ns_coefficients, second_moment_shape
 from optim.schedule import muon_momentum
 
 
@@ -28,7 +28,7 @@ def orthogonalize(G: mx.array, ns_steps: int, dtype=mx.bfloat16) -> mx.array:
     if transposed:
         X = X.swapaxes(-1, -2)
     fro = mx.sqrt(mx.sum(mx.square(X.astype(mx.float32)), axis=(-2, -1), keepdims=True))
-    X = (X / (fro * 1.02 + 1e-7)).astype(dtype)
+    X = (X / (fro * 1.02 + NORMALISE_EPS)).astype(dtype)
     for a, b, c in ns_coefficients(ns_steps):
         A = X @ X.swapaxes(-1, -2)
         B = b * A + c * (A @ A) if c else b * A

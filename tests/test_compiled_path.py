@@ -55,7 +55,7 @@ def test_compiled_flex_forward_matches_the_dense_reference(monkeypatch):
     with torch.no_grad(), use_attention_impl("flex"):
         got = compiled(x)
         again = compiled(torch.roll(x, 1, dims=1))  # new data, same shapes: no recompile needed
-    assert set(calls) == {64, SEQ}  # traced with both windows: the S layer and the full L layer
+    assert set(calls) == {65, SEQ}  # traced with both spans: the S layer (reach 64 + itself) and the full L layer
     torch.testing.assert_close(got, expected, atol=2e-4, rtol=1e-4)
     assert not torch.allclose(again, got)
 
@@ -86,6 +86,6 @@ def test_the_cuda_adapters_policies_run_on_the_cpu(monkeypatch):
     compiled = adapter.compile(model)
     with torch.no_grad(), use_attention_impl(adapter.attention_impl), adapter.autocast():
         got = compiled(x)
-    assert adapter.attention_impl == "flex" and adapter.autocast_dtype == torch.bfloat16 and set(calls) == {64, SEQ}
+    assert adapter.attention_impl == "flex" and adapter.autocast_dtype == torch.bfloat16 and set(calls) == {65, SEQ}
     assert got.dtype == torch.float32  # logits are soft-capped in fp32 under autocast too
     assert (got - expected).abs().mean() < 0.05 * expected.abs().mean()  # bf16 rounding, not a wrong model

@@ -29,11 +29,11 @@ def test_tokens_outside_the_window_have_no_effect(impl):
     q, k, v = qkv(T)
     out = attention(q, k, v, window, impl)
     k2, v2 = k.clone(), v.clone()
-    k2[:, :, :100] += 5.0  # positions 0..99 are outside the window of every query from 169 on
+    k2[:, :, :100] += 5.0  # positions 0..99 are beyond the reach (70 back) of every query from 170 on
     v2[:, :, :100] -= 3.0
     out2 = attention(q, k2, v2, window, impl)
-    torch.testing.assert_close(out[:, :, 169:], out2[:, :, 169:], atol=1e-6, rtol=0)
-    assert not torch.allclose(out[:, :, 100:169], out2[:, :, 100:169])  # inside the window: it matters
+    torch.testing.assert_close(out[:, :, 170:], out2[:, :, 170:], atol=1e-6, rtol=0)
+    assert not torch.allclose(out[:, :, 169], out2[:, :, 169])  # 169 reaches back to 99: it matters
 
 
 @pytest.mark.parametrize("impl,window", [("sdpa", 50), ("sdpa", None), ("naive", 50)])
@@ -81,10 +81,11 @@ def test_impl_hook_and_fallbacks():
 @pytest.mark.filterwarnings("ignore")
 @pytest.mark.parametrize("T,window", [(200, 37), (256, 64), (128, 128)])
 def test_flex_block_mask_semantics_match_naive(T, window):
-    """The compiled path's mask_mod, run by flex_attention's eager reference on CPU (routing never goes there eagerly)."""
+    """The compiled path's mask_mod, run by flex_attention's eager reference on CPU (routing never goes there eagerly).
+    _flex takes the span (keys seen: the reach plus the query itself)."""
     from models import attention as attention_module
 
     if attention_module.flex_attention is None:
         pytest.skip("this torch has no flex_attention")
     q, k, v = qkv(T, H=4, Hkv=2)
-    torch.testing.assert_close(attention_module._flex(q, k, v, window), attention(q, k, v, window, "naive"), atol=2e-5, rtol=1e-4)
+    torch.testing.assert_close(attention_module._flex(q, k, v, window + 1), attention(q, k, v, window, "naive"), atol=2e-5, rtol=1e-4)

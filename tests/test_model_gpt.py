@@ -109,8 +109,8 @@ def test_sliding_window_limits_what_a_layer_sees():
     x2 = x.clone()
     x2[:, :20] = (x2[:, :20] + 1) % VOCAB
     a, b = model(x), model(x2)
-    torch.testing.assert_close(a[:, 27:], b[:, 27:])  # 20 + window - 1: out of reach
-    assert not torch.allclose(a[:, 20:27], b[:, 20:27])
+    torch.testing.assert_close(a[:, 28:], b[:, 28:])  # 19 + a reach of 8: out of reach from 28 on
+    assert not torch.allclose(a[:, 20:28], b[:, 20:28])
 
 
 def test_size_knobs():
@@ -237,11 +237,11 @@ def test_num_params_and_flops():
     assert full_model.flops_per_token() == pytest.approx(6 * matmul + full)
     short = build(window_pattern="S", short_window_frac=0.125).flops_per_token()
     assert 6 * matmul < short < full_model.flops_per_token()
-    # a window of 1 attends to exactly one key per position
+    # a window (reach) of 1 attends to two keys per position, one at position 0
     w1 = build(window_pattern="S", short_window_frac=1 / SEQ)
     assert w1.windows[0] == 1
     per_layer = 12 * c.n_head * c.head_dim
-    assert w1.flops_per_token() == pytest.approx(6 * matmul + per_layer * (2 * 1 + (SEQ + 1) / 2))
+    assert w1.flops_per_token() == pytest.approx(6 * matmul + per_layer * (2 * (2 * SEQ - 1) / SEQ + (SEQ + 1) / 2))
 
 
 def test_full_attention_flops_follow_the_reference_convention():
