@@ -62,22 +62,56 @@ def test_missing_backend_is_one_clear_sentence(machine, monkeypatch):
         hardware.get_adapter("tpu")
 
 
-def test_real_probes_report_what_this_machine_has():
-    """The probes against what torch and the platform say here, asked directly (on the CPU VM: only cpu)."""
-    import importlib.util
-    import platform
+def _fake_module(name, **attributes):
+    import types
+
+    module = types.ModuleType(name)
+    module.__dict__.update(attributes)
+    return module
+
+
+@pytest.mark.parametrize("machine_kind,expected", [
+    ("nvidia", ["cuda", "cpu"]),
+    ("amd", ["rocm", "cpu"]),
+    ("gaudi", ["hpu", "cpu"]),
+    ("gaudi without a card", ["cpu"]),
+    ("apple silicon", ["mlx", "mps", "cpu"]),
+    ("intel mac", ["mps", "cpu"]),
+    ("cpu only", ["cpu"]),
+])
+def test_each_probe_answers_from_what_torch_and_the_platform_say(monkeypatch, machine_kind, expected):
+    """The probes on fake machines: the answers are written out, not derived from the probes' own rules."""
     import sys
 
-    cuda_like = torch.cuda.is_available()
-    truth = {
-        "hpu": importlib.util.find_spec("habana_frameworks") is not None,
-        "rocm": cuda_like and torch.version.hip is not None,
-        "cuda": cuda_like and torch.version.hip is None,
-        "mlx": sys.platform == "darwin" and platform.machine() == "arm64" and importlib.util.find_spec("mlx") is not None,
-        "mps": torch.backends.mps.is_available(),
-        "cpu": True,
-    }
-    assert hardware.available() == [name for name in detection.BACKENDS if truth[name]]
+    hip = "6.2" if machine_kind == "amd" else None
+    gpu = machine_kind in ("nvidia", "amd")
+    apple = machine_kind in ("apple silicon", "intel mac")
+    monkeypatch.setattr(torch.version, "hip", hip)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpu)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: apple)
+    monkeypatch.setattr(detection.sys, "platform", "darwin" if apple else "linux")
+    monkeypatch.setattr(detection.platform, "machine", lambda: "arm64" if machine_kind == "apple silicon" else "x86_64")
+    metal = _fake_module("mlx.core.metal", is_available=lambda: True)
+    monkeypatch.setitem(sys.modules, "mlx", _fake_module("mlx"))
+    monkeypatch.setitem(sys.modules, "mlx.core", _fake_module("mlx.core", metal=metal))
+    if machine_kind.startswith("gaudi"):
+        cards = 1 if machine_kind == "gaudi" else 0
+        hpu = _fake_module("habana_frameworks.torch.hpu", is_available=lambda: True, device_count=lambda: cards)
+        monkeypatch.setitem(sys.modules, "habana_frameworks", _fake_module("habana_frameworks"))
+        monkeypatch.setitem(sys.modules, "habana_frameworks.torch", _fake_module("habana_frameworks.torch", hpu=hpu))
+        monkeypatch.setitem(sys.modules, "habana_frameworks.torch.hpu", hpu)
+    else:
+        monkeypatch.setitem(sys.modules, "habana_frameworks", None)  # `import habana_frameworks...` fails
+    monkeypatch.delenv(detection.ENV_VAR, raising=False)
+    assert hardware.available() == expected
+    assert hardware.detect() == expected[0]
+
+
+def test_real_probes_answer_here_without_raising():
+    """On the real machine: cpu always, last; a CUDA-like device exactly where torch sees one."""
+    found = hardware.available()
+    assert found[-1] == "cpu" and len(found) == len(set(found))
+    assert bool({"cuda", "rocm"} & set(found)) is torch.cuda.is_available()
 
 
 @pytest.mark.parametrize("name,attention,compile_,dtype", [

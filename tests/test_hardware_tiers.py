@@ -44,3 +44,16 @@ def test_l40_is_not_an_l4(monkeypatch):
     for name, peak in (("NVIDIA L40", 181.05e12), ("NVIDIA L40S", 362.05e12), ("NVIDIA L4", 121e12)):
         monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a, name=name: name)
         assert cuda.peak_flops() == peak
+
+
+@pytest.mark.parametrize("memory,preset", [
+    (64 * GIB, "datacenter"),       # the threshold itself
+    (64 * GIB - 1, "consumer"),     # one byte under it
+    (int(63.5 * GIB), "consumer"),
+    (int(79.2 * GIB), "datacenter"),  # what an 80 GB H100 reports
+    (48 * GIB, "consumer"),
+    (0, "consumer"),
+])
+def test_the_datacenter_preset_starts_at_64_gib(memory, preset):
+    """README: a GPU with 64 GB or more gets datacenter. The threshold exactly, not cards far from it."""
+    assert preset_for("cuda", memory) == preset and preset_for("rocm", memory) == preset
