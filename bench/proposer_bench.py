@@ -128,6 +128,7 @@ def main() -> None:
     parser.add_argument("--run-sigma", type=float, default=NOISE_SIGMA, help="noise of every single measurement")
     parser.add_argument("--seed-sigma", type=float, default=0.0, help="spread of the per-training-seed offset")
     parser.add_argument("--baselines", type=int, default=1, help="baseline repeats (seeds 42, 43, ...)")
+    parser.add_argument("--proposers", default="local,random", help="conf/proposer names, comma-separated: local,tpe,random")
     parser.add_argument("--local", action="append", default=[], metavar="KEY=VALUE",
                         help="override a setting of conf/proposer/local.yaml (YAML value), e.g. priors={} paired=false")
     args = parser.parse_args()
@@ -139,8 +140,8 @@ def main() -> None:
         if not sep:
             parser.error(f"--local takes KEY=VALUE, got {item!r}")
         overrides[key] = yaml.safe_load(value)
-    results = compare(args.seeds, args.proposals, sigma=args.run_sigma, seed_sigma=args.seed_sigma,
-                      baselines=args.baselines, local_overrides=overrides)
+    results = compare(args.seeds, args.proposals, names=tuple(args.proposers.split(",")), sigma=args.run_sigma,
+                      seed_sigma=args.seed_sigma, baselines=args.baselines, local_overrides=overrides)
     print(f"synthetic objective, {args.proposals} proposals per run, {args.seeds} seeds, run noise {args.run_sigma}, "
           f"seed noise {args.seed_sigma}, {args.baselines} baseline(s), keep threshold 2 sigma"
           + (f", local with {overrides}" if overrides else ""))
@@ -150,7 +151,7 @@ def main() -> None:
     for name, r in results.items():
         print(f"| {name} | {r['mean_gain']:.4f} | {r['median_gain']:.4f} | {r['std_gain']:.4f} | "
               f"{r['mean_keeps']:.2f} | {r['ms_per_proposal']:.1f} |")
-    if results.get("random", {}).get("mean_gain"):
+    if results.get("random", {}).get("mean_gain") and "local" in results:
         ratio = results["local"]["mean_gain"] / results["random"]["mean_gain"]
         print()
         print(f"local / random mean gain: {ratio:.2f}x")

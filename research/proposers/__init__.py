@@ -1,4 +1,5 @@
-"""Proposers: claude (the Anthropic API), local (offline bandit, the default without a key), random (control).
+"""Proposers: claude (the Anthropic API), local (offline bandit, the default without a key), tpe (Optuna's TPE under
+the one-change rule, the standard tool as a yardstick), random (control).
 
 `make_proposer(proposer_cfg)` builds one from a conf/proposer/*.yaml block (a plain dict with `name:`).
 """
@@ -18,6 +19,7 @@ PROPOSERS = {
     "claude": ("research.proposers.claude", "ClaudeProposer"),
     "local": ("research.proposers.local", "LocalProposer"),
     "random": ("research.proposers.random_proposer", "RandomProposer"),
+    "tpe": ("research.proposers.tpe", "TPEProposer"),
 }
 
 
