@@ -56,7 +56,8 @@ def exp_snapshot(run_dir: Path) -> dict[int, dict]:
             continue
         files = ExperimentDir(folder)
         out[int(folder.name)] = {
-            "trained": finished(files.metrics) and files.checkpoint.is_file(),
+            # the checkpoint is deleted once evaluated (train.keep_checkpoints=false): a scored training was trained
+            "trained": finished(files.metrics) and (files.checkpoint.is_file() or finished(files.evaluation)),
             "evaluated": finished(files.evaluation),
             "train_starts": count_lines(files.train_log, "step     1 "),
             "eval_runs": count_lines(files.eval_log, "val_bpb:"),

@@ -194,7 +194,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except BaseException as exc:  # Ctrl-C, or SIGTERM surfacing as Prefect's TerminationSignal
         if not _is_interrupt(exc):
-            raise
+            from flows.disk_full import disk_full_sentence, written_folders
+
+            full = None  # a full disk anywhere (ledger, run repository, checkpoint, Prefect's database): one sentence
+            if isinstance(exc, Exception):
+                full = disk_full_sentence(exc, written_folders(getattr(args, "overrides", None)))
+            if full is None:
+                raise
+            print(f"error: {full}", file=sys.stderr)
+            return 2
         print("interrupted: everything recorded so far is kept; run the same command again to resume.", file=sys.stderr)
         return 130
 

@@ -135,7 +135,11 @@ def measure(runner: ExperimentRunner, state, run_dir: Path, run_cfg: dict, arm, 
     """Train and score one arm on one seed; the finalize.tsv row."""
     directory = RunLayout(run_dir).finalize_dir(arm.name, seed)
     directory.mkdir(parents=True, exist_ok=True)
-    config = training_config({"train": run_cfg["train"], "budget": run_cfg["budget"], "backend": run_cfg["backend"]},
+    keep = bool(runner.cfg["train"].get("keep_checkpoints", False))
+    on_test = arm.name in TEST_ARMS and has_test_split(run_cfg)
+    # An arm scored on the test split too keeps its checkpoint past the val evaluation; released after the test.
+    train = {**run_cfg["train"], "keep_checkpoints": keep or on_test}
+    config = training_config({"train": train, "budget": run_cfg["budget"], "backend": run_cfg["backend"]},
                              arm.hparams, seed, run_cfg["data"], run_cfg.get("fault"))
     write_training_config(directory, config)
     key = f"{runner.run_id}-finalize-{arm.name}-{seed}-{config_hash(config)}-{runner.run_info['code_version']}"
@@ -145,8 +149,10 @@ def measure(runner: ExperimentRunner, state, run_dir: Path, run_cfg: dict, arm, 
     ok = metrics.get("status") == "ok" and evaluation and evaluation.get("status") == "ok"
     error = None if ok else (evaluation or metrics or {}).get("reason", "training failed")
     test_bpb = None
-    if ok and arm.name in TEST_ARMS and has_test_split(run_cfg):
-        test_bpb = score_test(runner, setup, config)
+    if ok and on_test:
+        test_bpb = score_test(runner, setup, config, keep)
+        if not keep:  # both splits scored: nothing needs the weights now
+            ExperimentDir(directory).checkpoint.unlink(missing_ok=True)
     return {"arm": arm.name, "seed": seed, "val_bpb": evaluation.get("val_bpb") if ok else None, "test_bpb": test_bpb,
             "steps": metrics.get("steps"), "error": error, "config_hash": config_hash(config)}
 
@@ -157,15 +163,18 @@ def has_test_split(run_cfg: dict) -> bool:
     return bool(read_manifest(run_cfg["data"]["shard_dir"]).get("tokens", {}).get("test"))
 
 
-def score_test(runner: ExperimentRunner, setup: ExperimentSetup, config: dict) -> float | None:
+def score_test(runner: ExperimentRunner, setup: ExperimentSetup, config: dict, keep: bool = False) -> float | None:
     """The same checkpoint scored on the held-out test split, in <arm>/<seed>/test/ (its own cached task)."""
     from tasks.evaluate import evaluate_task
+    from training.launch import finished_metrics
 
     directory = ExperimentDir(setup.directory).test_split
     directory.mkdir(parents=True, exist_ok=True)
-    write_training_config(directory, {**config, "train": {**config["train"], "eval_split": "test"}})
+    write_training_config(directory, {**config, "train": {**config["train"], "eval_split": "test",
+                                                          "keep_checkpoints": keep}})
     trained, checkpoint = ExperimentDir(setup.directory).checkpoint, ExperimentDir(directory).checkpoint
-    if not checkpoint.is_file():
+    # Scored already (a finalize resumed after it): the arm's checkpoint may be gone, and is not needed.
+    if not checkpoint.is_file() and finished_metrics(ExperimentDir(directory).evaluation) is None:
         try:
             os.link(trained, checkpoint)  # no copy of the weights where links work
         except OSError:

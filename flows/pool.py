@@ -18,7 +18,7 @@ from prefect import flow
 from flows.pool_watch import heartbeat, wait_for_pool_run
 from flows.train_evaluate import train_then_evaluate
 from tasks.gpu_slots import resolve_slots
-from training.launch import finished_metrics
+from training.launch import finished_metrics, finished_training
 from training.run_config import ExperimentDir
 
 FLOW_NAME = "train-evaluate"
@@ -86,7 +86,7 @@ def _log(message: str) -> None:
 
 def _read_outcome(directory: Path) -> tuple[dict | None, dict | None]:
     files = ExperimentDir(directory)
-    metrics = finished_metrics(files.metrics, files.checkpoint)
+    metrics = finished_training(directory)  # its checkpoint may be deleted after the evaluation
     evaluation = finished_metrics(files.evaluation) if metrics and metrics.get("status") == "ok" else None
     return metrics, evaluation
 

@@ -1,26 +1,31 @@
 """Train task: start `python -m training.entry EXP_DIR` in isolation and return its metrics.
 
-Idempotent: a finished training (metrics.json says ok and the checkpoint exists) or a recorded failure is
-returned as it is, never redone; only a training cut short (no metrics.json) runs again.
+Idempotent: a finished training (metrics.json says ok and the checkpoint exists, or was released after its
+evaluation) or a recorded failure is returned as it is, never redone; only a training cut short (no metrics.json)
+runs again. Before one starts, the disk must hold what it will write (training/disk.py); a child that ran out of
+disk anyway stops the run (data.atomic.DiskFull) instead of recording the block as a crash.
 """
 from __future__ import annotations
 
 from prefect import task
 
 from research.progress_lines import relay, training_progress
-from training.launch import finished_metrics, run_isolated
-from training.run_config import ExperimentDir
+from training.disk import ensure_room
+from training.launch import finished_metrics, finished_training, run_isolated
+from training.run_config import ExperimentDir, load_run_config
 
 
 def run_training(exp_dir: str, deadline_seconds: float | None, on_line=None,
                  silence_seconds: float | None = None) -> dict:
     files = ExperimentDir(exp_dir)
-    done = finished_metrics(files.metrics, files.checkpoint)
+    done = finished_training(files.root)
     if done is not None:
         return {**done, "reused": True}
     files.metrics.unlink(missing_ok=True)
+    ensure_room(files.root, load_run_config(files.root))
     result = run_isolated("training.entry", files.root, files.train_log, deadline_seconds, on_line,
                           silence_seconds=silence_seconds)
+    result.raise_if_disk_full(files.root)
     metrics = finished_metrics(files.metrics, files.checkpoint)
     if metrics is None or (result.returncode != 0 and metrics.get("status") == "ok"):
         metrics = {"status": "failed", "kind": "process", "reason": f"training {result.describe_failure()}"}
@@ -44,7 +49,7 @@ def train_task(exp: int, exp_dir: str, deadline_seconds: float | None, cache_key
     # Each line to the run's Prefect log, and its progress to whoever listens (research.events: the terminal view)
     on_line = relay(training_progress, exp, label, logger.info)
     files = ExperimentDir(exp_dir)
-    if finished_metrics(files.metrics, files.checkpoint) is not None:
+    if finished_training(files.root) is not None:
         return run_training(exp_dir, deadline_seconds, on_line)  # already done: no device needed to read it
     with device_slot(slots, "train", exp_dir, logger.info):
         return run_training(exp_dir, deadline_seconds, on_line, silence_seconds)

@@ -2,7 +2,9 @@
 
 Writes EXP_DIR/metrics.json (always, atomically) and EXP_DIR/checkpoint.npz (on success). Exits 0 on
 success; on a failure (NaN or exploded loss, out of memory, invalid config, missing data, unavailable
-backend) it writes the reason into metrics.json and exits 1, so the orchestrator records a `crash` with it.
+backend) it writes the reason into metrics.json and exits 1, so the orchestrator records a `crash` with it. A
+full disk is not the block's fault: it prints `disk full: <sentence>` and exits DISK_FULL_EXIT without a
+metrics.json, and the orchestrator stops the run (the same command trains this experiment again later).
 
 Both child processes (this one and `python -m training.evaluate`) pick their port the same way
 (`port_for`): the backend adapter names its framework, and the port of that framework trains or evaluates.
@@ -20,7 +22,7 @@ from importlib import import_module
 from pathlib import Path
 from types import ModuleType
 
-from data.atomic import atomic_write_json
+from data.atomic import DISK_FULL_EXIT, DiskFull, atomic_write_json, disk_full_folder, is_disk_full
 from models.hparams import check_block
 from training.run_config import ConfigError, ExperimentDir, load_run_config
 
@@ -103,6 +105,14 @@ def exp_dir_argument(argv: list[str] | None, module: str) -> Path | None:
     return Path(argv[0])
 
 
+def report_disk_full(exc: BaseException, exp_dir: Path) -> int:
+    """The one line the orchestrator reads back (training.launch.ProcessResult.raise_if_disk_full), and the exit
+    code that says it; no result file is written, so nothing records the block as a crash."""
+    sentence = str(exc) if isinstance(exc, DiskFull) else str(DiskFull(disk_full_folder(exc) or exp_dir))
+    print(f"disk full: {sentence}", file=sys.stderr, flush=True)
+    return DISK_FULL_EXIT
+
+
 def main(argv: list[str] | None = None) -> int:
     exp_dir = exp_dir_argument(argv, "training.entry")
     if exp_dir is None:
@@ -112,20 +122,25 @@ def main(argv: list[str] | None = None) -> int:
     die_with_parent()
     started = time.time()
     try:
-        metrics = run(exp_dir)
-    except KeyboardInterrupt:
-        atomic_write_json(metrics_path, {"status": "failed", "kind": "interrupted",
-                                         "reason": "training was interrupted", "total_seconds": time.time() - started})
-        return 130
-    except Exception as exc:  # noqa: BLE001 - every failure becomes a recorded reason, never a lost experiment
-        kind, reason = classify(exc)
-        if kind == "error":  # unexpected: the traceback is what a developer needs; expected failures are one line
-            traceback.print_exc()
-        atomic_write_json(metrics_path, {"status": "failed", "kind": kind, "reason": reason,
-                                         "total_seconds": time.time() - started})
-        print(f"training failed: {reason}", file=sys.stderr)
-        return 1
-    atomic_write_json(metrics_path, metrics)
+        try:
+            metrics = run(exp_dir)
+        except KeyboardInterrupt:
+            atomic_write_json(metrics_path, {"status": "failed", "kind": "interrupted",
+                                             "reason": "training was interrupted", "total_seconds": time.time() - started})
+            return 130
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a recorded reason, never a lost experiment
+            if is_disk_full(exc):
+                return report_disk_full(exc, exp_dir)
+            kind, reason = classify(exc)
+            if kind == "error":  # unexpected: the traceback is what a developer needs; expected failures are one line
+                traceback.print_exc()
+            atomic_write_json(metrics_path, {"status": "failed", "kind": kind, "reason": reason,
+                                             "total_seconds": time.time() - started})
+            print(f"training failed: {reason}", file=sys.stderr)
+            return 1
+        atomic_write_json(metrics_path, metrics)
+    except DiskFull as exc:  # the result itself could not be written: the checkpoint alone is no finished training
+        return report_disk_full(exc, exp_dir)
     return 0
 
 

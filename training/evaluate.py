@@ -15,10 +15,10 @@ from typing import Callable
 
 import numpy as np
 
-from data.atomic import atomic_write_json
+from data.atomic import DiskFull, atomic_write_json, is_disk_full
 from data.loader import validation_batches
 from data.metric import accumulate, bits_per_byte, load_token_bytes
-from training.entry import die_with_parent, exp_dir_argument, port_for
+from training.entry import die_with_parent, exp_dir_argument, port_for, report_disk_full
 from training.faults import Fault
 from training.run_config import ExperimentDir, load_run_config, shard_dir, tokenizer_dir
 
@@ -69,15 +69,20 @@ def main(argv: list[str] | None = None) -> int:
     die_with_parent()
     started = time.time()
     try:
-        result = evaluate(exp_dir)
-    except Exception as exc:  # noqa: BLE001 - recorded as the experiment's crash reason
-        traceback.print_exc()
-        reason = str(exc) if isinstance(exc, (FileNotFoundError, ValueError)) else f"{type(exc).__name__}: {exc}"
-        atomic_write_json(eval_path, {"status": "failed", "reason": f"evaluation failed: {reason}"})
-        print(f"evaluation failed: {reason}", file=sys.stderr)
-        return 1
-    result["eval_seconds"] = time.time() - started
-    atomic_write_json(eval_path, result)
+        try:
+            result = evaluate(exp_dir)
+        except Exception as exc:  # noqa: BLE001 - recorded as the experiment's crash reason
+            if is_disk_full(exc):  # not the block's fault: the orchestrator stops the run (training/entry.py)
+                return report_disk_full(exc, exp_dir)
+            traceback.print_exc()
+            reason = str(exc) if isinstance(exc, (FileNotFoundError, ValueError)) else f"{type(exc).__name__}: {exc}"
+            atomic_write_json(eval_path, {"status": "failed", "reason": f"evaluation failed: {reason}"})
+            print(f"evaluation failed: {reason}", file=sys.stderr)
+            return 1
+        result["eval_seconds"] = time.time() - started
+        atomic_write_json(eval_path, result)
+    except DiskFull as exc:
+        return report_disk_full(exc, exp_dir)
     print(f"val_bpb: {result['val_bpb']:.6f}")
     return 0
 

@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from data.atomic import DISK_FULL_EXIT, DiskFull, is_disk_full
 from data.layout import PROJECT_ROOT
+from training.run_config import ExperimentDir
 
 SECRET_ENV_VARS = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
 
@@ -53,6 +55,14 @@ class ProcessResult:
             return f"killed by {name}"
         return f"exited with code {self.returncode}"
 
+    def raise_if_disk_full(self, folder: Path) -> None:
+        """A child that ran out of disk exits DISK_FULL_EXIT after printing `disk full: <sentence>`: stop the run
+        with that sentence (nothing was recorded for it, so the same command runs it again later)."""
+        if self.returncode != DISK_FULL_EXIT:
+            return
+        said = [line.split("disk full: ", 1)[1] for line in self.log_tail.splitlines() if "disk full: " in line]
+        raise DiskFull(folder, said[-1] if said else None)
+
 
 @contextmanager
 def child_env(extra: dict[str, str]):
@@ -83,6 +93,15 @@ def run_isolated(
 ) -> ProcessResult:
     """`deadline_seconds` bounds the whole run, `silence_seconds` the time between two lines of output;
     either may be None (no such limit)."""
+    try:
+        return _run_isolated(module, exp_dir, log_path, deadline_seconds, on_line, env, silence_seconds)
+    except OSError as exc:  # the log could not be written: the child is killed, nothing of it is recorded
+        if is_disk_full(exc):
+            raise DiskFull(Path(log_path).parent) from exc
+        raise
+
+
+def _run_isolated(module, exp_dir, log_path, deadline_seconds, on_line, env, silence_seconds) -> ProcessResult:
     started = time.monotonic()
     tail: list[str] = []
     with open(log_path, "a", encoding="utf-8") as log:
@@ -171,6 +190,17 @@ def finished_metrics(result: Path, needs: Path | None = None) -> dict | None:
     if metrics.get("status") == "failed" and metrics.get("kind") != "interrupted":
         return metrics
     return None
+
+
+def finished_training(exp_dir: str | os.PathLike) -> dict | None:
+    """metrics.json's outcome if the training ended: a success whose checkpoint is on disk or was released after
+    its evaluation scored it (train.keep_checkpoints=false deletes it then, tasks/evaluate.py), or a real failure.
+    None when it must run (again): a resumed run never retrains a finished training for a deleted checkpoint."""
+    files = ExperimentDir(exp_dir)
+    done = finished_metrics(files.metrics, files.checkpoint)
+    if done is None and (finished_metrics(files.evaluation) or {}).get("status") == "ok":
+        done = finished_metrics(files.metrics)
+    return done
 
 
 def run_attached(module: str, exp_dir: Path) -> int:
