@@ -36,7 +36,7 @@ def main() -> None:
     parser.add_argument("--proposals", type=int, default=16)
     parser.add_argument("--baselines", type=int, default=2, help="baseline repeats: their spread is the noise sigma")
     parser.add_argument("--proposers", default="local,random",
-                        help="comma-separated, from local and random (one arm alone halves the time)")
+                        help="comma-separated conf/proposer names: local, random, tpe, hybrid, claude")
     add_budget_arguments(parser)
     parser.add_argument("--base-seeds", default="42", help="comma-separated base seeds, one run per proposer each")
     parser.add_argument("--remeasure", type=int, default=0, metavar="REPEATS",

@@ -11,6 +11,7 @@ that fixes it; the CLI prints it and exits 2. No Prefect inside.
 """
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any, Callable, Mapping
 
@@ -116,6 +117,8 @@ def check_proposer(cfg: Mapping[str, Any], warn: Warn) -> None:
             require_api_key()
         except ProposerFatal as exc:
             raise ConfigurationError(f"proposer=claude: {exc}") from None
+    if name == "hybrid" and not os.environ.get("ANTHROPIC_API_KEY"):
+        warn("proposer=hybrid without ANTHROPIC_API_KEY: TPE proposes alone (the ledger says so per row).")
 
 
 # ----------------------------------------------------------------------------------------------- device

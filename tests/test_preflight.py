@@ -155,3 +155,14 @@ def test_a_good_config_passes_in_silence():
     check_before_training(compose(["preset=cpu", "proposer=local"]), warn=said.append)
     check_before_training(compose(["preset=cpu", *TINY, "fault={kind:'nan',step:1}"]), warn=said.append)
     assert said == []
+
+
+def test_the_hybrid_without_a_key_is_said_once_and_runs_on_tpe(monkeypatch):
+    said = []
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    check_before_training(compose(["preset=cpu", "proposer=hybrid"]), warn=said.append)
+    assert len(said) == 1 and "TPE proposes alone" in said[0], said
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-preflight")
+    said.clear()
+    check_before_training(compose(["preset=cpu", "proposer=hybrid"]), warn=said.append)
+    assert said == []

@@ -98,3 +98,14 @@ def test_tpe_asks_values_on_the_side_that_gained():
         study.tell(trial, state=TrialState.FAIL)
     low = sum(value < 0.02 for value in asked)
     assert low / len(asked) >= 0.8, asked
+
+
+def test_the_good_changes_shown_to_claude_are_the_best_trained_ones_never_a_crash():
+    crashes = [{"exp": i, "key": "optim.matrix_lr", "value": 0.1 + 0.01 * i, "status": "crash", "val_bpb": None}
+               for i in range(1, 4)]
+    assert make_proposer(TPE).good_changes(context([baseline(), *crashes])) == []
+    trained = [{"exp": 10 + i, "key": "optim.embedding_lr", "value": 0.3 + 0.1 * i, "status": "discard",
+                "delta": 0.001 * (5 - i), "val_bpb": 1.0 + 0.001 * (5 - i)} for i in range(12)]
+    good = make_proposer(TPE).good_changes(context([baseline(), *crashes, *trained]))
+    # 12 trained trials: the best 10%, rounded up as in Optuna's split (2): the two largest values here.
+    assert [(key, value) for key, value, _ in good] == [("optim.embedding_lr", 1.4), ("optim.embedding_lr", 1.3)]

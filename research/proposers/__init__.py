@@ -20,6 +20,7 @@ PROPOSERS = {
     "local": ("research.proposers.local", "LocalProposer"),
     "random": ("research.proposers.random_proposer", "RandomProposer"),
     "tpe": ("research.proposers.tpe", "TPEProposer"),
+    "hybrid": ("research.proposers.hybrid", "HybridProposer"),
 }
 
 

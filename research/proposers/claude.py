@@ -200,7 +200,7 @@ class ClaudeProposer(Proposer):
     # ------------------------------------------------------------------------------------------- propose
     def propose(self, context: ProposalContext) -> Proposal:
         space = context.space_obj()
-        system, user_text = build_prompt(context, full_rows=self.full_rows, stagnation_after=self.stagnation_after)
+        system, user_text = self._prompt(context)
         tool = tool_definition(space.keys)
         messages: list[dict] = [{"role": "user", "content": [{"type": "text", "text": user_text}]}]
         usage = empty_usage()
@@ -227,6 +227,10 @@ class ClaudeProposer(Proposer):
             return Proposal(change=change, attempts=attempts, model=self.model, rejected_reasons=reasons,
                             proposer=self.name, **usage)
         raise exhausted(reasons, attempts=attempts, usage=usage, model=self.model, proposer=self.name)
+
+    def _prompt(self, context: ProposalContext) -> tuple[list, str]:
+        """(system blocks, user text); the hybrid proposer adds its classical model's advice to the user text."""
+        return build_prompt(context, full_rows=self.full_rows, stagnation_after=self.stagnation_after)
 
     def _add_usage(self, total: dict, message: Any) -> None:
         raw = getattr(message, "usage", None)

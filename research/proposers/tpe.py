@@ -120,7 +120,7 @@ class TPEProposer(Proposer):
         for key, value, gain in finished:
             spec = params_of(key, value)
             if spec is not None:
-                study.add_trial(create_trial(params=spec[0], distributions=spec[1],
+                study.add_trial(create_trial(params=spec[0], distributions=spec[1], user_attrs={"crash": gain is None},
                                              value=crash_value if gain is None else float(gain)))
         for item in context.in_flight or []:
             key, value = in_flight_pair(item)
@@ -148,6 +148,17 @@ class TPEProposer(Proposer):
         space = context.space_obj()
         return first_valid_change(self._asks(context, space), context, self.name,
                                   f"TPE asked {self.max_asks} times and found no valid change; check conf/space.yaml.")
+
+    def good_changes(self, context: ProposalContext, limit: int = 5) -> list[tuple[str, Any, float]]:
+        """The past changes TPE's good density l(x) is fitted on (Optuna's default split: the best 10%, at least
+        one), best first, as (key, value, paired gain); crashes are never among them."""
+        from optuna.trial import TrialState
+
+        study, _, _ = self._study(context, context.space_obj())
+        done = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.value)
+        done = [t for t in done if not t.user_attrs.get("crash")]
+        good = done[:max(1, math.ceil(0.1 * len(done)))] if done else []
+        return [(t.params["key"], t.params[f"v:{t.params['key']}"], float(t.value)) for t in good[:limit]]
 
 
 def _suggest(trial, name: str, distribution, param: Param) -> Any:
