@@ -59,3 +59,29 @@ def test_a_tiny_corpus_still_gets_a_test_document(tmp_path):
     _fill(tmp_path / "my_corpus")
     meta = build_corpus("mine", tmp_path, spec={**SPEC, "test_fraction": 0.0001})  # no hash falls in so narrow a range
     assert meta["documents"]["test"] == 1 and meta["documents"]["val"] >= 1 and meta["documents"]["train"] >= 1
+
+
+def test_the_training_loader_never_opens_the_held_out_test_split(tiny_bundled_with_test_split, monkeypatch):
+    """A dataset with a test split: the training loader reads the training shards and nothing else (issue 28: no
+    test built a training loader on such a dataset, so training could have read the test split unnoticed)."""
+    import data.loader as loader
+    from data.loader import TrainLoader
+
+    manifest = tiny_bundled_with_test_split["manifest"]
+    shard_dir = tiny_bundled_with_test_split["shard_dir"]
+    by_split = {}
+    for entry in manifest["shards"]:
+        by_split.setdefault(entry["split"], []).append(entry["file"])
+    assert by_split["test"] and by_split["val"] and by_split["train"]  # the fixture has all three
+    opened = []
+    real_open = loader.open_shard
+    monkeypatch.setattr(loader, "open_shard", lambda path, entry, m: opened.append(path.name) or real_open(path, entry, m))
+    train = TrainLoader(shard_dir, batch_size=2, seq_len=32, seed=0)
+    assert opened == by_split["train"] and [path.name for path in train.shard_files] == by_split["train"]
+    assert train.train_tokens == manifest["tokens"]["train"]
+    # A whole pass over the training split: every token it yields is from the training shards (the test split's
+    # documents start at other offsets, so the pieces it indexes cover exactly the training tokens).
+    assert int(train.piece_data_len.sum()) == manifest["tokens"]["train"]
+    for _ in range(3):
+        next(train)
+    assert opened == by_split["train"]  # batches open nothing more
