@@ -253,3 +253,27 @@ def test_the_verified_diamond_sits_at_the_baseline_mean_minus_the_gain_with_its_
     assert sorted(cap.get_ydata()[0] for cap in caps) == pytest.approx([expected - VERIFIED.se, expected + VERIFIED.se])
     bottom, top = right.get_ylim()
     assert bottom < expected - VERIFIED.se and expected + VERIFIED.se < top
+
+
+def test_the_verified_diamond_on_a_ledger_worked_by_hand():
+    """Baselines 1.00 and 1.02 (mean 1.01), a keep at 0.99 and a verified gain 0.012 +- 0.002: the diamond at
+    1.01 - 0.012 = 0.998 (from the baselines, not from the best at the end), its caps at 0.996 and 1.000, at the
+    last experiment's training hours (three trainings of 600 s: 0.5 h)."""
+    rows = [{"exp": 0, "status": "baseline", "val_bpb": 1.00, "seed_runs": "42:1.0", "train_seconds": 600.0},
+            {"exp": 1, "status": "baseline", "val_bpb": 1.02, "seed_runs": "43:1.02", "train_seconds": 600.0},
+            {"exp": 2, "status": "keep", "val_bpb": 0.99, "best_val_bpb": 0.99, "seed_runs": "43:0.99",
+             "train_seconds": 600.0, "change": "optim.lr=0.05"},
+            {"exp": 3, "status": "skip", "train_seconds": 600.0}]
+    _, right = progress_figure(rows, "t", None, Paired(0.012, 0.002, 4)).axes
+    diamond, caps, bars = right.containers[0].lines
+    assert diamond.get_xydata().tolist() == [[0.5, pytest.approx(0.998)]]
+    assert sorted(cap.get_ydata()[0] for cap in caps) == [pytest.approx(0.996), pytest.approx(1.0)]
+    assert [cap.get_xdata()[0] for cap in caps] == [0.5, 0.5]
+    xs, ys = _artist(right, "best val_bpb").get_data()
+    # From the end of the last baseline (two trainings) on; the skip adds no training hours.
+    assert list(xs) == [pytest.approx(1200 / 3600), 0.5, 0.5]
+    assert list(ys) == [pytest.approx(1.01), pytest.approx(0.99), pytest.approx(0.99)]
+    assert _artist(right, "baseline mean").get_ydata()[0] == pytest.approx(1.01)
+    # Without a standard error (one fresh seed) the diamond has no error bar to speak of: +- 0.
+    _, single = progress_figure(rows, "t", None, Paired(0.012, None, 1)).axes
+    assert sorted(cap.get_ydata()[0] for cap in single.containers[0].lines[1]) == [pytest.approx(0.998)] * 2
