@@ -102,12 +102,43 @@ server_env() {
   export PREFECT_UI_API_URL="${PREFECT_UI_API_URL:-http://$server_host:$server_port/api}"
 }
 
+server_running() {
+  # Gone, or a zombie its parent has not reaped yet: either way it serves no more. Without ps, kill -0 alone.
+  kill -0 "$1" 2>/dev/null || return 1
+  command -v ps >/dev/null 2>&1 || return 0
+  case "$(ps -o stat= -p "$1" 2>/dev/null)" in Z*) return 1 ;; esac
+}
+
+while_server_runs() {
+  # Runs "${@:2}" quietly and stops it if server $1 goes first: the call's status, or 1 when it was stopped.
+  local server="$1" call
+  shift
+  "$@" >/dev/null 2>&1 &
+  call=$!
+  while kill -0 "$call" 2>/dev/null; do
+    if ! server_running "$server"; then
+      kill "$call" 2>/dev/null || true
+      wait "$call" 2>/dev/null || true
+      return 1
+    fi
+    sleep 0.2
+  done
+  wait "$call"
+}
+
 create_pool_when_ready() {
-  # In the background: the pool can be created only once the server answers; an existing pool is kept.
-  local api="http://127.0.0.1:$server_port/api"
+  # In the background: the pool can be created only once the server answers; an existing pool is kept. It ends
+  # with the server ($1, this script's pid, which exec makes the server's): bash starts a background job with
+  # SIGINT ignored, so the Ctrl-C that stops the server does not stop this loop, and without this check it went
+  # on calling the stopped server for 240 tries (16 minutes in a test).
+  local server="$1" api="http://127.0.0.1:$server_port/api"
   for _ in $(seq 1 240); do
-    if PREFECT_API_URL="$api" "$prefect" work-pool inspect "$pool" >/dev/null 2>&1; then return 0; fi
-    if PREFECT_API_URL="$api" "$prefect" work-pool create "$pool" --type process >/dev/null 2>&1; then
+    server_running "$server" || return 0
+    if while_server_runs "$server" env PREFECT_API_URL="$api" "$prefect" work-pool inspect "$pool"; then
+      echo "work pool '$pool' found"; return 0
+    fi
+    server_running "$server" || return 0
+    if while_server_runs "$server" env PREFECT_API_URL="$api" "$prefect" work-pool create "$pool" --type process; then
       echo "work pool '$pool' created"; return 0
     fi
     sleep 0.5
@@ -120,7 +151,7 @@ case "${1:-start}" in
     init_database
     start_database
     server_env
-    create_pool_when_ready &
+    create_pool_when_ready "$$" &
     echo "Prefect server on http://$server_host:$server_port (database: PostgreSQL on 127.0.0.1:$pg_port)"
     # exec: SIGINT to this process stops the server, as Ctrl-C does to `prefect server start`.
     exec "$prefect" server start --host "$server_host" --port "$server_port"

@@ -15,9 +15,11 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
-from tests.operate_helpers import PROJECT_ROOT, VENV_BIN, free_port, server_env, start, stop, wait_healthy
+from tests.operate_helpers import (PROJECT_ROOT, VENV_BIN, free_port, server_env, start, stop, wait_for,
+                                  wait_healthy)
 
 HEAD_SCRIPT = PROJECT_ROOT / "scripts" / "head_node.sh"
 POOL = "pg-pool"
@@ -43,7 +45,7 @@ def postgres_missing() -> str | None:
 class Head:
     """scripts/head_node.sh in a temp folder on free ports: start, stop (the server only), close (all)."""
 
-    def __init__(self):
+    def __init__(self, extra_env: dict | None = None):
         # Outside pytest's 0700 temp root: as root the database belongs to `postgres`, which must enter it.
         self.dir = Path(tempfile.mkdtemp(prefix="ar-head-"))
         self.port, self.pg_port = free_port(), free_port()
@@ -54,14 +56,24 @@ class Head:
         self.log = self.dir / "head.log"
         self.env = {**server_env(self.home), "AUTORESEARCH_HEAD_DIR": str(self.dir),
                     "AUTORESEARCH_PG_PORT": str(self.pg_port), "PREFECT_SERVER_PORT": str(self.port),
-                    "AUTORESEARCH_POOL": POOL}
+                    "AUTORESEARCH_POOL": POOL, **(extra_env or {})}
         self.proc = None
 
     def start(self, timeout: float = 180.0) -> float:
+        """Until the server answers and the pool exists: head_node.sh creates the pool in the background once the
+        server answers, and a test that deploys to the pool right after the health check found no pool."""
         started = time.monotonic()
         self.proc = start([str(HEAD_SCRIPT), "start"], self.env, self.log)
         wait_healthy(self.base, self.proc, self.log, timeout)
+        wait_for(self.pool_exists, max(10.0, timeout - (time.monotonic() - started)), f"the work pool {POOL}")
         return time.monotonic() - started
+
+    def pool_exists(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.api}/work_pools/{POOL}", timeout=5) as response:
+                return response.status == 200
+        except OSError:  # 404 (not yet created) included: HTTPError is an OSError
+            return False
 
     def stop_server(self) -> None:
         if self.proc is not None:
@@ -127,3 +139,30 @@ def kill_tree(pid: int) -> list[int]:
         with contextlib.suppress(ProcessLookupError):
             os.kill(victim, signal.SIGKILL)
     return victims
+
+
+def head_processes(head_dir: Path) -> list[str]:
+    """'pid command' of every live process started with this head's environment (AUTORESEARCH_HEAD_DIR), but
+    PostgreSQL, which outlives the server on purpose (`head_node.sh stop-db` stops it)."""
+    marker = f"AUTORESEARCH_HEAD_DIR={head_dir}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        with contextlib.suppress(OSError):
+            if marker not in (entry / "environ").read_bytes().split(b"\0"):
+                continue
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            if (entry / "comm").read_text().strip() == "postgres" or state == "Z":
+                continue
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            found.append(f"{entry.name} {command}")
+    return found
+
+
+def head_leftovers(head_dir: Path, seconds: float = 10.0) -> list[str]:
+    """head_processes once they had `seconds` to end (a call under way is stopped within a fraction of one)."""
+    deadline = time.monotonic() + seconds
+    while (found := head_processes(head_dir)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return found

@@ -9,8 +9,11 @@ leaves the workers as it found them.
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -18,9 +21,9 @@ from pathlib import Path
 import pytest
 
 from research.ledger import Ledger
-from tests.operate_helpers import overlap_seconds, read_intervals, stop, wait_for
-from tests.pool_helpers import (POOL, Head, kill_tree, postgres_missing, research_command, start_research,
-                                start_worker)
+from tests.operate_helpers import overlap_seconds, read_intervals, start, stop, wait_for
+from tests.pool_helpers import (HEAD_SCRIPT, POOL, Head, head_leftovers, head_processes, kill_tree,
+                                postgres_missing, research_command, start_research, start_worker)
 
 pytestmark = pytest.mark.slow
 LOST_AFTER = 30  # seconds without a heartbeat before a pool run is lost (production: 60); above a pool run's
@@ -211,6 +214,7 @@ def test_a_server_restart_mid_run_is_waited_out(head, workers, tmp_path):
     try:
         wait_for(lambda: training_in_progress(run_dir), 240, "a training on a worker")
         head.stop_server()
+        assert head_leftovers(head.dir) == [], "head_node.sh left a process behind the stopped server"
         time.sleep(3)
         head.start()
         proc.wait(400)
@@ -278,3 +282,41 @@ def test_the_worker_forks_each_run_from_its_warm_process_with_the_jobs_environme
     assert died.state.is_crashed() and "status code 3" in (died.state.message or ""), died.state
     again = run_deployment("pool-probe/probe", parameters={"out": str(tmp_path / "again.json")}, timeout=120)
     assert again.state.is_completed() and json.loads((tmp_path / "again.json").read_text())["probe_env"] is None
+
+
+# Stands in for `prefect` (head_node.sh's PREFECT_BIN): a server that runs and never answers, so the script's
+# background pool creation is still trying when the server stops; each try takes 3 s, as a real CLI call does.
+FAKE_PREFECT = """#!/bin/sh
+case "$1" in
+  server) exec sleep 600 ;;
+  work-pool) echo "$*" >> "$0.calls"; sleep 3 & trap 'kill $!; exit 143' TERM; wait $!; exit 1 ;;
+esac
+exit 2
+"""
+
+
+def test_the_head_node_leaves_no_process_behind_its_server(tmp_path):
+    """Ctrl-C stops the server (SIGINT to the process group); head_node.sh's pool creation, caught mid-try, ends
+    with it instead of calling the stopped server for its 240 tries."""
+    reason = postgres_missing()
+    if reason:
+        pytest.skip(reason)
+    fake = tmp_path / "prefect"
+    fake.write_text(FAKE_PREFECT)
+    fake.chmod(0o755)
+    head = Head({"PREFECT_BIN": str(fake)})
+    try:
+        proc = start([str(HEAD_SCRIPT), "start"], head.env, head.log)
+        try:
+            wait_for(lambda: fake.with_name("prefect.calls").is_file() or proc.poll() is not None, 120,
+                     "head_node.sh's first try at the pool")
+            assert proc.poll() is None, head.log.read_text()[-3000:]
+            assert head_processes(head.dir), "nothing of the head node found to check"
+        finally:
+            stop(proc)
+        assert head_leftovers(head.dir) == [], "left behind the stopped server"
+    finally:
+        for line in head_processes(head.dir):  # after a failure: nothing of this test goes on calling
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(line.split()[0]), signal.SIGKILL)
+        head.close()
