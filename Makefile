@@ -10,7 +10,7 @@ export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
 
-.PHONY: install install-dev run prepare test test-fast bench clean
+.PHONY: install install-dev run prepare test test-fast mutation bench clean
 
 $(VENV)/.torch:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,14 @@ test: install-dev
 
 test-fast: install-dev
 	$(PY) -m pytest -q -m "not slow" $(ARGS)
+
+# Mutation testing (scripts/mutation.py, docs/MUTATION.md): each module of the judgement and its neighbours against the
+# fast tests that claim it. `make mutation MODULES="research/sprt.py hardware/cpu.py"` runs those only;
+# `make mutation BASE=origin/main` the modules a change touches. Exits 1 when a module scores under 90%.
+MODULES ?=
+BASE ?=
+mutation: install-dev
+	$(PY) scripts/mutation.py $(if $(BASE),--changed $(BASE)) $(MODULES) $(ARGS)
 
 bench: install-dev
 	$(PY) bench/data_bench.py

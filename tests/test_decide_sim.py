@@ -4,6 +4,7 @@ gain of two sds (the regime's unit) kept in >= 80%, <= 1.6 trainings per proposa
 Fixed seeds, so each rate is one deterministic draw; the run counts are sized to the test's time, and the bounds are
 the goals themselves: a draw near a goal is what a broken rule pushes over it. Goals the rule misses today are
 strict xfails naming the cause (a fix turns them into failures to be promoted)."""
+import functools
 import sys
 from pathlib import Path
 
@@ -26,9 +27,15 @@ def _rates(regime, cls, seed, runs=None, **settings):
     return rates(config, REGIMES[regime], cls, runs or RUNS[regime], None, seed)
 
 
+@functools.lru_cache(maxsize=None)
+def _null(regime):
+    """The null draw of a regime, once per session: the goal test and the pooled one below read the same draw."""
+    return _rates(regime, "null", seed=11)
+
+
 @pytest.mark.parametrize("regime", sorted(REGIMES))
 def test_a_change_that_does_nothing_is_kept_in_at_most_5_percent(regime):
-    null = _rates(regime, "null", seed=11)
+    null = _null(regime)
     print(regime, null)
     assert null["kept"] <= 0.05
     assert null["trainings"] <= 1.75
@@ -39,6 +46,22 @@ def test_a_gain_of_two_sds_is_kept_in_at_least_80_percent(regime):
     double = _rates(regime, "2x", seed=12)
     print(regime, double)
     assert double["kept"] >= 0.80
+
+
+# The 5% goal above is the promise, and it is loose: the rule keeps 1-2.4% of null changes per regime, so a rule with
+# alpha doubled (2-4%) still meets it in every regime. Pooled over the eight regimes' null proposals (17,640), today's
+# rule kept 303 (1.72%, binomial sd 0.10%) and one with alpha doubled 431 (2.44%): a bound 3.3 sds above today's draw
+# and 4 under the doubled rule's. A change of the rule that moves the draw (another order of random draws) may land
+# anywhere within about +-0.2% of 1.72%; past 2.05% it keeps measurably more nulls than today.
+POOLED_NULL_BOUND = 0.0205
+
+
+def test_pooled_over_the_regimes_a_change_that_does_nothing_is_kept_as_rarely_as_today():
+    draws = [_null(regime) for regime in sorted(REGIMES)]
+    kept = sum(round(draw["kept"] * draw["proposals"]) for draw in draws)
+    proposals = sum(draw["proposals"] for draw in draws)
+    print(f"pooled null: {kept} of {proposals} kept ({kept / proposals:.4f})")
+    assert proposals == 17640 and kept / proposals <= POOLED_NULL_BOUND
 
 
 # With 10% of trainings crashing, each crash costs a training no rule can avoid, and a first or paired run that
