@@ -6,6 +6,7 @@ file gives a blank cell instead of an error.
 """
 from __future__ import annotations
 
+import os
 import socket
 import time
 from pathlib import Path
@@ -44,6 +45,28 @@ def liveness(heartbeat: dict | None, now: float, stale_after_s: float = DEFAULT_
     return "stale" if isinstance(beat, (int, float)) and now - beat > stale_after_s else "alive"
 
 
+def disk_use(folder: Path) -> tuple[int, int]:
+    """(bytes, checkpoints) of the files under a run folder; a hard link counts once (finalize's test split links
+    its arm's checkpoint). What a run keeps on disk: the checkpoints unless train.keep_checkpoints deleted them."""
+    seen, total, checkpoints = set(), 0, 0
+    for root, _, names in os.walk(folder):
+        for name in names:
+            try:
+                stat = os.lstat(os.path.join(root, name))
+            except OSError:  # deleted while we walk: a run writes as we read
+                continue
+            if (stat.st_dev, stat.st_ino) in seen:
+                continue
+            seen.add((stat.st_dev, stat.st_ino))
+            total += stat.st_size
+            checkpoints += name == "checkpoint.npz"
+    return total, checkpoints
+
+
+def size_text(n: int) -> str:
+    return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.0f} kB"
+
+
 def run_line(layout: RunLayout, now: float) -> dict:
     heartbeat = read_heartbeat(layout.heartbeat)
     rows = _rows(layout)
@@ -53,7 +76,8 @@ def run_line(layout: RunLayout, now: float) -> dict:
     return {"tag": layout.root.name, "phase": (heartbeat or {}).get("phase") or "unknown",
             "done": f"{len(rows)} of {planned}" if planned else str(len(rows)),
             "best": "" if best is None else f"{best:.6f}",
-            "last": ago(now - max(times)) if times else "", "alive": liveness(heartbeat, now)}
+            "last": ago(now - max(times)) if times else "", "alive": liveness(heartbeat, now),
+            "disk": size_text(disk_use(layout.root)[0])}
 
 
 def runs_table(runs_root: Path, now: float | None = None) -> str:
@@ -63,10 +87,11 @@ def runs_table(runs_root: Path, now: float | None = None) -> str:
                                                                      or RunLayout(p).results.is_file())]
     folders.sort(key=lambda p: max(f.stat().st_mtime for f in (RunLayout(p).heartbeat, RunLayout(p).results)
                                    if f.is_file()), reverse=True)
-    lines = ["| run | phase | experiments | best val_bpb | last activity | process |", "|---|---|---:|---:|---|---|"]
+    lines = ["| run | phase | experiments | best val_bpb | last activity | process | disk |",
+             "|---|---|---:|---:|---|---|---:|"]
     for folder in folders:
         line = run_line(RunLayout(folder), now)
-        lines.append("| {tag} | {phase} | {done} | {best} | {last} | {alive} |".format(**line))
+        lines.append("| {tag} | {phase} | {done} | {best} | {last} | {alive} | {disk} |".format(**line))
     return "\n".join(lines) + "\n"
 
 
@@ -77,6 +102,8 @@ def run_detail(layout: RunLayout, now: float | None = None, last: int = 5) -> st
     out = [describe_status(heartbeat, now) if heartbeat else f"No heartbeat in {layout.root} yet."]
     planned = planned_experiments(layout.settings)
     out.append(f"Experiments recorded: {len(rows)}" + (f" of {planned} planned." if planned else "."))
+    used, checkpoints = disk_use(layout.root)
+    out.append(f"Disk use: {size_text(used)} in {layout.root}, {checkpoints} checkpoint{'s' * (checkpoints != 1)} kept.")
     if rows:
         out += ["", f"Last {min(last, len(rows))} experiments:", "", results_table_markdown(rows, limit=last).rstrip()]
     return "\n".join(out) + "\n"

@@ -48,7 +48,7 @@ def test_status_without_a_tag_lists_every_run(tmp_path):
     (tmp_path / "not-a-run").mkdir()
     table = runs_table(tmp_path)
     lines = table.splitlines()
-    assert lines[0] == "| run | phase | experiments | best val_bpb | last activity | process |"
+    assert lines[0] == "| run | phase | experiments | best val_bpb | last activity | process | disk |"
     assert len(lines) == 2 + 3 and "not-a-run" not in table
     by_tag = {line.split("|")[1].strip(): [cell.strip() for cell in line.split("|")[2:-1]] for line in lines[2:]}
     assert by_tag["night1"][:2] == ["done", "12 of 12"] and by_tag["night1"][4] == "finished"
@@ -64,6 +64,7 @@ def test_status_of_one_run_gives_the_heartbeat_and_the_last_five_rows(tmp_path):
     detail = run_detail(layout)
     assert "Run 'night1': training experiment 12" in detail
     assert "Experiments recorded: 12 of 40 planned." in detail
+    assert f"in {layout.root}, 0 checkpoints kept." in detail
     table_rows = [line for line in detail.splitlines() if line.startswith("| ") and not line.startswith("| exp")]
     assert [int(line.split("|")[1]) for line in table_rows] == [7, 8, 9, 10, 11]
 
@@ -85,3 +86,16 @@ def test_the_end_of_run_sentence_counts_the_noise_and_names_the_keep_line():
                                "inside the noise (paired gains up to ")
     assert "the keep line now asks a first run to gain 0.00" in sentence and sentence.endswith(").")
     assert noise_sentence(rows[:1], DECIDE) == "0 proposals judged; no keep line yet (the baselines give no noise estimate)."
+
+
+def test_status_shows_each_runs_disk_use(tmp_path):
+    """Bytes under the run folder, a hard-linked checkpoint (finalize's test split) counted once."""
+    layout = make_run(tmp_path, "night1", synthetic_ledger(3), "done", 3)
+    arm = layout.root / "finalize" / "final" / "1000"
+    (arm / "test").mkdir(parents=True)
+    (arm / "checkpoint.npz").write_bytes(b"\0" * 2_000_000)
+    os.link(arm / "checkpoint.npz", arm / "test" / "checkpoint.npz")
+    table = runs_table(tmp_path)
+    disk = table.splitlines()[2].split("|")[7].strip()
+    assert disk.endswith(" MB") and 2.0 <= float(disk.split()[0]) < 2.1
+    assert "1 checkpoint kept." in run_detail(layout)  # two names, one file on disk
