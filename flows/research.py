@@ -21,7 +21,7 @@ from flows.compose import CONF_DIR, compose, resolve_path, run_layout
 from flows.parallel import clear_round, open_round, run_round, start_round
 from flows.settle import settle
 from flows.train_evaluate import train_then_evaluate
-from hardware import detect
+from hardware import detect, get_adapter
 from research import events
 from research.decide import (Trained, check_baseline, check_stop, failure_repeats, finite_or_none, first_seed,
                              judge_baseline, judge_failure, keep_margin, round_loser)
@@ -43,7 +43,9 @@ from tasks.gpu_slots import check_parallel_fits, resolve_slots
 from tasks.prepare import prepare_task
 from tasks.propose import propose_task
 from tasks.run_log import send_logs_now
-from training.run_config import ExperimentDir, code_version, config_hash, training_config, write_training_config
+from training.fit import Fit, FitCheck, device_facts, measured_flops_per_second
+from training.run_config import (ExperimentDir, code_version, config_hash, training_config, vocab_size,
+                                 write_training_config)
 
 
 def training_limits(budget: dict) -> tuple[float | None, float | None]:
@@ -214,6 +216,30 @@ class ExperimentRunner:
             self.pool_deployment = ensure_pool_deployment(cfg["research"]["pool"])
         else:  # the pool's workers hold their own hosts' devices; here, this machine's GPUs must fit the round
             check_parallel_fits(max(1, int(cfg["research"].get("parallel") or 1)), self.slots)
+        self.fit_check, self.peak_flops = self._fit_check()
+
+    def _fit_check(self) -> tuple[FitCheck | None, float | None]:
+        """What training.fit needs to judge a block on this machine's device; None where the block trains
+        elsewhere (a work pool's hosts) or research.fit_check=false."""
+        cfg = self.cfg
+        if self.pool_deployment or not cfg["research"].get("fit_check", True):
+            return None, None
+        adapter = get_adapter(detect(cfg.get("backend") or "auto"))
+        seq_len = int(cfg["train"]["seq_len"])
+        facts = device_facts(adapter, cfg["train"].get("compile", "auto"), cfg["budget"]["kind"], seq_len)
+        return FitCheck(seq_len, vocab_size({"data": self.data}), dict(cfg["budget"]), facts), adapter.peak_flops()
+
+    def fit(self, hparams: dict, rows: list[dict]) -> Fit | None:
+        """training.fit's verdict on a block about to train (run, lowered or skip), with the run's measured speed
+        as the reference for a time budget's steps; None without a fit check."""
+        if self.fit_check is None:
+            return None
+        return self.fit_check.with_speed(measured_flops_per_second(rows, self.peak_flops)).decide(hparams)
+
+    def fitted_hparams(self, hparams: dict, rows: list[dict]) -> dict:
+        """The block as it will train: device_batch_size lowered where only it does not fit (paired runs)."""
+        fit = self.fit(hparams, rows)
+        return fit.hparams if fit is not None and fit.status == "lowered" else hparams
 
     def run(self, exp: int, state) -> dict:
         setup = self.set_up(exp, state)
@@ -244,15 +270,23 @@ class ExperimentRunner:
             # A seed the incumbent ran (a free pair), or now and then a new one it trains too (a control)
             seed = first_seed(state.rows, int(cfg["hparams"]["seed"]), int(cfg["decide"].get("control_every") or 0))
             label, message = change.text, f"exp{exp}: {change.text} {change.description}"
+        fit = self.fit(hparams, state.rows)
+        if fit is not None and fit.status == "skip":  # no process is started for a block that cannot fit
+            if baseline:
+                raise ResearchStopped(f"The baseline block is {fit.note}; choose a smaller block or preset.")
+            return ExperimentSetup(exp, state, directory, proposal, "", seed, started, False, label, "",
+                                   skipped=True, fit=fit)
         events.publish(experiment_started(exp, proposal, seed))
         if exp == 0:
             commit_sha = self.repo.tag_sha(0)
         else:
             commit_sha = self.repo.commit_experiment(exp, hparams_yaml(hparams), message, state.base_sha)
-        run_cfg = training_config(cfg, hparams, seed, self.data, cfg.get("fault"))
+        # The commit is the block as proposed; config.json is what trains (device_batch_size lowered if it must be).
+        run_cfg = training_config(cfg, fit.hparams if fit else hparams, seed, self.data, cfg.get("fault"))
         write_training_config(directory, run_cfg)
         key = f"{self.run_id}-exp{exp}-{config_hash(run_cfg)}-{self.run_info['code_version']}"
-        return ExperimentSetup(exp, state, directory, proposal, commit_sha, seed, started, baseline, label, key)
+        return ExperimentSetup(exp, state, directory, proposal, commit_sha, seed, started, baseline, label, key,
+                               fit=fit)
 
     def execute(self, setup: "ExperimentSetup") -> tuple[dict, dict | None]:
         """Training, then evaluation if the training succeeded: here, or on the work pool."""
@@ -279,6 +313,8 @@ class ExperimentRunner:
         parallel round passes the state at decision time, its size, and the winner for every other member."""
         state = state or setup.state
         error = failure_reason(setup.proposal, metrics, evaluation)
+        if setup.fit is not None and setup.fit.status == "skip":
+            error = setup.fit.note
         if error is None and not setup.skipped and finite_or_none((evaluation or {}).get("val_bpb")) is None:
             error = f"the evaluation gave no finite val_bpb ({(evaluation or {}).get('val_bpb')})"
         trained = Trained({})
@@ -303,7 +339,7 @@ class ExperimentRunner:
                 hparams = json.loads(ExperimentDir(setup.directory).config.read_text())["hparams"]
                 decision, trained = settle(self, setup, hparams, value, state.rows, selected_from, speed, kind)
         facts = ExperimentFacts(setup.exp, state, setup.proposal, metrics, evaluation, setup.commit_sha,
-                                setup.seed, setup.started)
+                                setup.seed, setup.started, setup.fit.ledger_fields() if setup.fit else None)
         row = decide_task(str(self.run_dir), self.cfg["tag"], facts, decision, trained, self.run_info)
         if events.listening():  # the ledger after this row: the view's best, keeps and crashes are the ledger's
             events.publish(events.verdict_of(setup.exp, decision, row.get("change"),
@@ -330,6 +366,8 @@ class ExperimentRunner:
             seq_len=int(cfg["train"]["seq_len"]), seed=int(cfg["hparams"]["seed"]) + exp,
             base_sha=state.base_sha,
             keep_margin=keep_margin(state.rows, cfg["decide"]),
+            fit=(self.fit_check.with_speed(measured_flops_per_second(state.rows, self.peak_flops))
+                 if self.fit_check else None),
         )
         cache_key = f"{self.run_id}-exp{exp}-{state.base_sha}-{config_hash(state.hparams)}-propose"
         if in_flight:  # the same block with other changes in flight is another question to the proposer
@@ -351,4 +389,5 @@ class ExperimentSetup:
     baseline: bool
     label: str
     key: str               # cache key prefix of its train/evaluate tasks
-    skipped: bool = False  # the proposer gave no valid change: recorded as `skip`, nothing to train
+    skipped: bool = False  # no valid change, or a block predicted not to fit: recorded as `skip`, nothing to train
+    fit: Fit | None = None  # training.fit's verdict on what trains (None: no prediction made)

@@ -32,7 +32,9 @@ def extra_run(runner, setup, hparams: dict, seed: int, role: str, paired_exp: in
     """`hparams` trained and evaluated on `seed` for this decision."""
     directory = Path(setup.directory) / f"{role}-{seed}"
     directory.mkdir(parents=True, exist_ok=True)
-    run_cfg = training_config(runner.cfg, hparams, seed, runner.data, runner.cfg.get("fault"))
+    fitted = getattr(runner, "fitted_hparams", None)  # device_batch_size lowered where only it does not fit
+    run_cfg = training_config(runner.cfg, fitted(hparams, []) if fitted else hparams, seed, runner.data,
+                              runner.cfg.get("fault"))
     write_training_config(directory, run_cfg)
     extra = replace(setup, directory=directory, seed=seed, label=block_label(setup, role, paired_exp),
                     key=f"{setup.key}-{role}{seed}-{config_hash(run_cfg)}")

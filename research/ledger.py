@@ -37,6 +37,9 @@ COLUMNS: tuple[str, ...] = (
     # the machine's speed per run and the adjustment the paired figures carry (research/speed.py), the change's kind
     "seed_speeds", "incumbent_speeds", "speed_slope", "adjusted_val_bpb", "change_kind",
     "steps", "tokens", "tokens_per_second", "peak_memory_gb", "num_params_M",
+    # the block's fit predicted before it ran (training/fit.py) beside what the training measured: peak memory of
+    # live tensors and optimizer steps (measured steps: `steps`), and a sentence when it was skipped or lowered
+    "predicted_peak_gb", "measured_peak_gb", "predicted_steps", "fit",
     "train_seconds", "total_seconds",
     "backend", "device_name", "dataset", "data_version", "code_version", "seed",
     "proposer", "llm_model", "llm_input_tokens", "llm_output_tokens", "llm_cost_usd",
@@ -45,23 +48,26 @@ COLUMNS: tuple[str, ...] = (
 )
 STATUSES: tuple[str, ...] = ("baseline", "keep", "discard", "crash", "skip")
 
-INT_COLUMNS = frozenset({"exp", "steps", "tokens", "seed", "llm_input_tokens", "llm_output_tokens", "paired_exp"})
+INT_COLUMNS = frozenset({"exp", "steps", "tokens", "seed", "llm_input_tokens", "llm_output_tokens", "paired_exp",
+                         "predicted_steps"})
 FLOAT_COLUMNS = frozenset({
     "val_bpb", "mfu", "delta", "best_val_bpb", "paired_delta", "paired_se", "speed_slope", "adjusted_val_bpb", "tokens_per_second", "peak_memory_gb", "num_params_M",
-    "train_seconds", "total_seconds", "llm_cost_usd", "energy_kwh",
+    "train_seconds", "total_seconds", "llm_cost_usd", "energy_kwh", "predicted_peak_gb", "measured_peak_gb",
 })
 # Everything else is text. `value` stays text on purpose: it is the hyperparameter value as written in the
 # override (`0.04`, `true`, `SSSL`), and guessing its type here would be a second source of truth.
 
 HEADER = "\t".join(COLUMNS)
-# Ledgers written before the paired columns, or before the speed columns, existed are read (those columns empty)
-# and upgraded on the next write.
+# Ledgers written before the paired columns, the speed columns or the fit columns existed are read (those columns
+# empty) and upgraded on the next write.
 PAIRED_COLUMNS = ("paired_exp", "paired_seeds", "paired_delta", "paired_se", "verdict", "seed_runs", "incumbent_runs")
 SPEED_COLUMNS = ("seed_speeds", "incumbent_speeds", "speed_slope", "adjusted_val_bpb", "change_kind")
+FIT_COLUMNS = ("predicted_peak_gb", "measured_peak_gb", "predicted_steps", "fit")
 EARLIER_LAYOUTS: dict[str, tuple[str, ...]] = {
     "\t".join(columns): columns for columns in (
-        tuple(c for c in COLUMNS if c not in PAIRED_COLUMNS + SPEED_COLUMNS),
-        tuple(c for c in COLUMNS if c not in SPEED_COLUMNS))}
+        tuple(c for c in COLUMNS if c not in PAIRED_COLUMNS + SPEED_COLUMNS + FIT_COLUMNS),
+        tuple(c for c in COLUMNS if c not in SPEED_COLUMNS + FIT_COLUMNS),
+        tuple(c for c in COLUMNS if c not in FIT_COLUMNS))}
 
 _ESCAPES = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0"}
 _UNESCAPES = {"\\": "\\", "t": "\t", "n": "\n", "r": "\r", "0": "\0"}

@@ -130,6 +130,13 @@ def build_prompt(context: Any, *, full_rows: int = FULL_ROWS, stagnation_after: 
         out.append(f"keep threshold: a change is kept at once when its first paired run beats the best by more than "
                    f"{_fmt_num(margin, 3)}; a smaller gain that looks real is re-run on more seeds before a verdict")
 
+    if getattr(context, "fit", None) is not None:
+        from research.headroom import headroom_lines
+
+        out.append("")
+        out.append("## Device fit (predicted before training; a block that does not fit is skipped, not trained)")
+        out.extend(headroom_lines(context.fit, space, context.hparams))
+
     experiments = [r for r in history if r.get("status") != "baseline"]
     out.append("")
     out.append(f"## History ({len(experiments)} experiments; negative is better. delta = val_bpb - best before; "

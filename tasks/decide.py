@@ -37,6 +37,7 @@ class ExperimentFacts:
     commit_sha: str                   # its commit in the run repository
     seed: int
     started_at: float                 # time.time() when it was prepared
+    fit: dict | None = None           # training.fit's prediction and verdict (Fit.ledger_fields), None when not made
 
 
 def build_row(facts: ExperimentFacts, status: str, run_info: dict, error: str | None) -> dict:
@@ -59,6 +60,8 @@ def build_row(facts: ExperimentFacts, status: str, run_info: dict, error: str | 
         "tokens": metrics.get("tokens"),
         "tokens_per_second": metrics.get("tokens_per_second"),
         "peak_memory_gb": metrics.get("peak_memory_gb"),
+        "measured_peak_gb": metrics.get("peak_tensor_gb"),
+        **(facts.fit or {}),
         "num_params_M": None if num_params is None else num_params / 1e6,
         "train_seconds": metrics.get("training_seconds"),
         "total_seconds": time.time() - facts.started_at,

@@ -14,7 +14,8 @@ def full_row(exp, **overrides):
         "seed_speeds": "42:61.5 43:60.25", "incumbent_speeds": None, "speed_slope": -0.06, "adjusted_val_bpb": 0.9903,
         "change_kind": "optimizer",
         "steps": 950, "tokens": 498_073_600, "tokens_per_second": 1.6e6,
-        "peak_memory_gb": 44.2, "num_params_M": 50.3, "train_seconds": 300.1, "total_seconds": 371.0,
+        "peak_memory_gb": 44.2, "predicted_peak_gb": 43.1, "measured_peak_gb": 44.0, "predicted_steps": 940,
+        "fit": None, "num_params_M": 50.3, "train_seconds": 300.1, "total_seconds": 371.0,
         "backend": "cuda", "device_name": "NVIDIA H100", "dataset": "climbmix", "data_version": "1a2b3c",
         "code_version": "deadbee", "seed": 42, "proposer": "claude", "llm_model": "claude-x",
         "llm_input_tokens": 12000, "llm_output_tokens": 300, "llm_cost_usd": 0.05, "energy_kwh": None,
@@ -76,9 +77,9 @@ def test_record_is_idempotent(tmp_path):
 
 @pytest.mark.parametrize("missing", ["paired and speed", "speed"])
 def test_a_ledger_from_before_the_paired_or_speed_columns_is_read_and_upgraded_on_the_next_write(tmp_path, missing):
-    from research.ledger import PAIRED_COLUMNS, SPEED_COLUMNS, format_row
+    from research.ledger import FIT_COLUMNS, PAIRED_COLUMNS, SPEED_COLUMNS, format_row
 
-    absent = SPEED_COLUMNS + (PAIRED_COLUMNS if missing == "paired and speed" else ())
+    absent = FIT_COLUMNS + SPEED_COLUMNS + (PAIRED_COLUMNS if missing == "paired and speed" else ())
     old_columns = [column for column in COLUMNS if column not in absent]
     old_row = {key: value for key, value in full_row(0, status="baseline").items() if key not in absent}
     line = "\t".join(format_row(old_row).split("\t")[i] for i, column in enumerate(COLUMNS) if column in old_columns)

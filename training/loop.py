@@ -207,11 +207,15 @@ class LoopResult:
 
 def budgeted_training(step: Callable[[], float], param_groups: list[dict], budget: Budget, schedule: dict,
                       fault: Fault | None, vocab_size: int, tokens_per_step: int,
-                      log_every_seconds: float, probe: SpeedProbe | None = None) -> LoopResult:
+                      log_every_seconds: float, probe: SpeedProbe | None = None, tensor_peak=None) -> LoopResult:
     """Run optimizer steps until the budget is used. `step` must return the step's mean loss as a float,
     which forces the device to finish the step, so the clock measures real work. `probe` times the machine
-    between steps, off the clock."""
+    between steps, off the clock. `tensor_peak` (training.tensor_peak.CPUTensorPeak) measures the first steps'
+    peak of live tensors where the device's allocator does not."""
     limit = explosion_limit(vocab_size)
+    if tensor_peak is not None:  # before gc.freeze: frozen objects are no longer listed by the collector
+        tensor_peak.start()
+        step = tensor_peak.wrap(step)
     progress = Progress(budget.describe(), log_every_seconds)
     steps, elapsed, loss = 0, 0.0, float("nan")
     # Everything built so far (model, optimizer, compiled graphs) lives to the end: freezing it keeps the
@@ -238,6 +242,8 @@ def budgeted_training(step: Callable[[], float], param_groups: list[dict], budge
     finally:
         progress.close()
         gc.unfreeze()
+        if tensor_peak is not None:
+            tensor_peak.stop()
     return LoopResult(steps, elapsed, loss)
 
 
@@ -250,6 +256,7 @@ class RunPlan:
     seq_len: int
     device_batch: int
     accum: int  # micro-batches per optimizer step
+    tensor_peak: object = None  # training.tensor_peak.CPUTensorPeak where the port measures the CPU's tensors
 
     @classmethod
     def from_config(cls, cfg: dict) -> "RunPlan":
@@ -275,7 +282,7 @@ class RunPlan:
         self.budget.resolve(flops_per_token, self.tokens_per_step)
         return budgeted_training(step, param_groups, self.budget, self.cfg["hparams"]["schedule"],
                                  Fault.from_config(self.cfg.get("fault")), vocab_size, self.tokens_per_step,
-                                 float(self.cfg["train"].get("log_every_seconds", 5.0)), probe)
+                                 float(self.cfg["train"].get("log_every_seconds", 5.0)), probe, self.tensor_peak)
 
     def speed_probe(self, workload: Callable[[], object], flops: float) -> SpeedProbe:
         """A SpeedProbe at this run's interval (train.speed_probe_seconds; 0 turns it off)."""
@@ -287,6 +294,10 @@ class RunPlan:
         machine's measured speed."""
         if probe is not None:
             extra = {**extra, "machine_speed": probe.gflops, "machine_speed_samples": len(probe.rates)}
+        # The measured peak of live tensors, what training.fit predicts: the CPU meter's, else the device
+        # allocator's (torch.cuda.max_memory_allocated on CUDA and ROCm, reset after the warm-up).
+        measured = self.tensor_peak.peak_bytes if self.tensor_peak is not None else adapter.peak_memory_bytes()
+        extra = {**extra, "peak_tensor_gb": measured / 1e9 if measured else None}
         return training_metrics(
             result, tokens_per_step=self.tokens_per_step, **flops, peak_flops=adapter.peak_flops(),
             peak_memory_bytes=adapter.peak_memory_bytes(), num_params=num_params, warmup_seconds=warmup_seconds,

@@ -23,6 +23,7 @@ from training.evaluate import score_validation
 from training.faults import InjectedOutOfMemory
 from training.loop import FirstStepFit, RunPlan, TrainingFailure, timed_warmup
 from training.metrics import model_flops
+from training.tensor_peak import CPUTensorPeak
 from training.run_config import vocab_size
 
 
@@ -50,13 +51,16 @@ def build_model(cfg: dict, adapter) -> GPT:
     hp = cfg["hparams"]
     model_config = GPTConfig.from_hparams(hp["model"], vocab_size=vocab_size(cfg), seq_len=cfg["train"]["seq_len"])
     torch.manual_seed(int(hp["seed"]))
-    return GPT(model_config).to(adapter.device)  # GPT() initialises its weights (init_weights) itself
+    model = GPT(model_config).to(adapter.device)  # GPT() initialises its weights (init_weights) itself
+    model.store_embeddings_in(cfg["train"].get("embedding_dtype") or "float32")  # bf16 on the GPU presets
+    return model
 
 
 def train(cfg: dict, exp_dir: Path, adapter) -> dict:
     started = time.time()
     adapter.setup()
     plan = RunPlan.from_config(cfg)
+    plan.tensor_peak = CPUTensorPeak.for_device(adapter.device)  # the CPU's measured tensor peak (metrics.json)
     accum = plan.accum
 
     compiled = compile_enabled(cfg["train"].get("compile", "auto"), adapter, plan.budget.kind)

@@ -25,7 +25,7 @@ class ProposalContext:
     negative is better), status (baseline|keep|discard|crash|skip) and error; `previous` (the value replaced) and
     `baseline_sha` are used when present. tried: `(key, canonical)` or `(base_sha, key, canonical)` entries
     already run. in_flight: changes already proposed in the same parallel round (Change objects or dicts with
-    key and value); they are excluded and shown to the LLM.
+    key and value); they are excluded and shown to the LLM. fit: see the field.
     """
 
     hparams: dict
@@ -42,6 +42,9 @@ class ProposalContext:
     seed: int = 0
     keep_margin: float | None = None      # val_bpb a first paired run must gain to be kept at once (the decide rule)
     base_sha: str | None = None            # the run-repo commit the next experiment starts from
+    # training.fit.FitCheck of the device the block trains on (None: no prediction): offline proposers propose
+    # only blocks it predicts to fit, Claude's prompt shows the block's headroom (research/headroom.py)
+    fit: Any = None
 
     def space_obj(self) -> Space:
         return as_space(self.space)
@@ -130,12 +133,24 @@ def first_valid_change(candidates: Iterable[tuple[str, Any, str]], context: Prop
                     "description": f"{key} {format_value(param, current)} -> {format_value(param, value)}"}
         try:
             change = validate(proposal, context.hparams, space, excluded, context.seq_len, base_sha=context.base_sha)
+            refuse_unfit(change, context)
         except InvalidProposal as err:
             if len(reasons) < 5:
                 reasons.append(str(err))
             continue
         return Proposal(change=change, attempts=1, model=proposer, proposer=proposer)
     raise exhausted(reasons + [give_up], attempts=1, model=proposer, proposer=proposer)
+
+
+def refuse_unfit(change: Change, context: ProposalContext) -> None:
+    """InvalidProposal when the context's fit check predicts the changed block not to fit the device as it is."""
+    if context.fit is None:
+        return
+    from research.space import apply_change
+
+    block = apply_change(context.hparams, change)
+    if not context.fit.fits(block):
+        raise InvalidProposal(f"{change.text} would not fit the device: {context.fit.predict(block).sentence()}.")
 
 
 class Proposer:

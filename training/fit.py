@@ -1,0 +1,350 @@
+"""Whether a block fits the device, and how many steps its budget buys, predicted before any process starts.
+
+Peak memory is DERIVED FROM THE MODEL ITSELF by tracing, not from a table: the real models.gpt.GPT and the real
+optim.build_optimizer run one training step (one micro-batch forward + backward, a second one when the batch is
+accumulated, and two optimizer steps, so that Muon's and AdamW's buffers exist while the next step runs) on
+FakeTensors, which carry shapes and dtypes but no data. A TorchDispatchMode sees every storage an op creates
+and a weakref callback on that storage sees it die (torch keeps a storage's Python object alive as long as
+the storage lives, so the callback fires exactly when the allocator would free it, aliases that autograd keeps
+only in C++ included). The running sum of live bytes, its maximum over the step, is the prediction. Why a trace
+and not an analytic formula: what autograd saves for backward, what the banded attention and the CPU's fused
+sdpa kernel keep, which dtype autocast leaves each tensor in, and what MuonAdamW allocates (momentum buffers,
+NorMuon's second moments, the stacked group, the orthogonalisation's temporaries, Adam's two moments) would
+each have to be re-derived by hand and kept in step with the code; a trace follows the code as it changes. Why
+fake tensors and not the meta device: autocast and the CPU sdpa kernel are chosen by device, and a fake CPU
+tensor takes the same path as a real one.
+
+A compiled training (torch.compile: the GPUs, the CPU under a FLOP budget) does not materialise what inductor
+fuses. `compiled=True` models that with one rule: a tensor an op makes is counted when it is the output of a
+library kernel (matmul, attention: EXTERN_OPS) or once such a kernel reads it; everything else (elementwise
+chains, reductions, the loss) is taken as fused into its consumer. The optimizer is never compiled and is
+counted in full. This rule is an approximation checked on the CPU (BENCHMARKS.md, bench/memory_fit.py), not yet
+on a GPU (bench/gpu_check.py prints it against torch.cuda.max_memory_allocated for the first GPU session).
+
+The fit verdict adds the allocator's slack (ALLOCATOR_SLACK: rounding and fragmentation of a caching
+allocator) and a fixed reserve (the CUDA context, or the Python process and torch on a CPU) to the predicted
+peak. Steps: a steps budget is its steps, a FLOP budget is turned into steps exactly as training.loop.Budget
+does, and a time budget buys seconds x FLOP/s / (FLOPs per token x tokens per step) where a speed reference
+(FLOP/s the run has measured, `flops_per_second`) exists.
+
+A trace takes 0.2-1.5 s on 2 CPU cores (more for 32 layers) and is cached per block.
+"""
+from __future__ import annotations
+
+import math
+import os
+import statistics
+import weakref
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from typing import Any, Mapping
+
+GB = 1e9
+# Caching allocators round blocks up and fragment: what the device must hold beyond the live tensors.
+ALLOCATOR_SLACK = 0.10
+# Memory that is not the training's tensors: the CUDA context (~0.5-1 GB), or on a CPU the interpreter, torch's
+# libraries and the loader (~0.6 GB resident in this project's training process).
+RESERVE_BYTES = 1 * 2**30
+# Library kernels whose inputs and outputs inductor materialises (everything else it may fuse away).
+EXTERN_OPS = frozenset({
+    "mm", "bmm", "addmm", "baddbmm", "_scaled_dot_product_flash_attention_for_cpu",
+    "_scaled_dot_product_flash_attention_for_cpu_backward", "_scaled_dot_product_flash_attention",
+    "_scaled_dot_product_flash_attention_backward", "_scaled_dot_product_efficient_attention",
+    "_scaled_dot_product_efficient_attention_backward", "_scaled_dot_product_cudnn_attention",
+    "_scaled_dot_product_cudnn_attention_backward", "embedding_dense_backward",
+})
+
+
+def _live_bytes_mode():
+    """A TorchDispatchMode that counts the bytes of the storages created inside it that are still alive, and their
+    maximum (built here so that importing this module does not import torch)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_leaves
+    import torch
+
+    device_op = torch.ops.prim.device.default
+
+    class LiveBytes(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.fused = False  # compiled-model rule on (see the module docstring)
+            self.live: dict[int, list] = {}  # storage id -> [weakref, bytes, counted]
+            self.total = 0
+            self.peak = 0
+
+        def _count(self, entry) -> None:
+            entry[2] = True
+            self.total += entry[1]
+            self.peak = max(self.peak, self.total)
+
+        def _track(self, storage, counted: bool) -> None:
+            key = storage._cdata
+            entry = self.live.get(key)
+            if entry is not None:
+                if counted and not entry[2]:
+                    self._count(entry)
+                return
+
+            def gone(_ref, key=key):
+                dead = self.live.pop(key, None)
+                if dead is not None and dead[2]:
+                    self.total -= dead[1]
+
+            entry = [weakref.ref(storage, gone), int(storage.nbytes()), False]
+            self.live[key] = entry
+            if counted:
+                self._count(entry)
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            if func is device_op:  # thousands of metadata calls: nothing to count
+                return func(*args, **kwargs)
+            extern = not self.fused or func.__name__.split(".")[0] in EXTERN_OPS
+            if self.fused and extern:
+                for t in tree_leaves((args, kwargs)):
+                    if isinstance(t, torch.Tensor):
+                        self._track(t.untyped_storage(), True)
+            out = func(*args, **kwargs)
+            for t in tree_leaves(out):
+                if isinstance(t, torch.Tensor):
+                    self._track(t.untyped_storage(), extern)
+            return out
+
+    return LiveBytes()
+
+
+@lru_cache(maxsize=256)
+def traced_peak_bytes(model_items: tuple, optim_items: tuple, vocab_size: int, seq_len: int, device_batch: int,
+                      accumulates: bool, autocast: str, compiled: bool, attention: str,
+                      probe_size: int = 0) -> tuple[int, float]:
+    """(peak bytes of one training step, training FLOPs per token) of a block, by the trace described above.
+
+    Arguments are hashable so that a block is traced once per process: the model and optim sections as sorted
+    item tuples, the autocast dtype by name ("bfloat16" or "float32"), the attention kernel as models.attention
+    names it ("flex" runs as "sdpa" here: outside a compile it is the same maths), and the side of the speed
+    probe's matmuls (training.loop.SpeedProbe: two inputs live through the whole training)."""
+    import torch
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    from models.attention import use_attention_impl
+    from models.gpt import GPT
+    from models.hparams import GPTConfig
+    from optim import build_optimizer
+
+    dtype = getattr(torch, autocast)
+    config = GPTConfig.from_hparams(dict(model_items), vocab_size=vocab_size, seq_len=seq_len)
+    counter = _live_bytes_mode()
+    with FakeTensorMode(), use_attention_impl("sdpa" if attention == "flex" else attention), counter:
+        model = GPT(config)
+        optimizer = build_optimizer(model, dict(optim_items), dtype)
+        if probe_size:
+            probe = [torch.empty(probe_size, probe_size, dtype=dtype) for _ in range(2)]  # noqa: F841 - kept alive
+        batch = [torch.empty(device_batch, seq_len, dtype=torch.long) for _ in range(4)]  # this and the next one
+        context = torch.autocast("cpu", dtype=dtype) if dtype != torch.float32 else torch.autocast("cpu", enabled=False)
+        # A first optimizer step on zero gradients allocates the optimizer's state as optim/ does (and meets the
+        # peak of a step that creates it); the traced step then runs with it, as every step after the first does.
+        for p in model.parameters():
+            p.grad = torch.zeros_like(p)
+        optimizer.step()
+        model.zero_grad(set_to_none=True)
+        for _ in range(2 if accumulates else 1):  # a second micro-batch runs with the first one's gradients
+            counter.fused = compiled
+            with context:
+                loss = model(batch[0], batch[1])
+            loss.backward()
+            counter.fused = False
+            del loss
+        optimizer.step()
+        model.zero_grad(set_to_none=True)
+        flops_per_token = model.flops_per_token()
+        peak = counter.peak
+        del model, optimizer, batch
+    return peak, float(flops_per_token)
+
+
+@dataclass(frozen=True)
+class DeviceFacts:
+    """What the prediction needs to know of the device a run trains on (plain data: picklable, hashable)."""
+
+    memory_bytes: int             # the device's memory (GPU) or the RAM available to a CPU training
+    autocast: str = "float32"     # the adapter's autocast dtype by name
+    compiled: bool = False        # the training compiles its model (train.compile and the adapter's policy)
+    attention: str = "sdpa"       # the adapter's attention kernel for the run
+    probe_size: int = 0           # side of the speed probe's matmuls (0: none)
+    name: str = "device"          # for the sentence: "GPU", "RAM"
+    flops_per_second: float | None = None  # measured training FLOP/s: a time budget's steps (None: unknown)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    peak_bytes: int               # live tensors at the step's peak (what torch.cuda.max_memory_allocated measures)
+    memory_bytes: int             # the device's
+    device_batch: int
+    accum: int
+    flops_per_token: float
+    steps: int | None             # optimizer steps the budget buys (None: a time budget without a speed reference)
+    step_seconds: float | None
+    device_name: str = "device"
+
+    @property
+    def need_bytes(self) -> int:
+        """What the device must hold: the peak, the allocator's slack and the fixed reserve."""
+        return int(self.peak_bytes * (1 + ALLOCATOR_SLACK)) + RESERVE_BYTES
+
+    @property
+    def fits(self) -> bool:
+        return self.need_bytes <= self.memory_bytes
+
+    @property
+    def peak_gb(self) -> float:
+        return self.peak_bytes / GB
+
+    def sentence(self) -> str:
+        """One sentence: "predicted X GB of Y GB"."""
+        return (f"predicted {self.need_bytes / GB:.3g} GB of {self.memory_bytes / GB:.3g} GB of {self.device_name} "
+                f"({self.peak_gb:.3g} GB of tensors at device_batch_size {self.device_batch}, plus allocator slack "
+                f"and {RESERVE_BYTES / GB:.2g} GB reserve)")
+
+
+def _items(section: Mapping[str, Any]) -> tuple:
+    return tuple(sorted((str(k), v) for k, v in section.items()))
+
+
+def predict(hparams: Mapping[str, Any], seq_len: int, vocab_size: int, budget: Mapping[str, Any],
+            device: DeviceFacts) -> Prediction:
+    """The block's peak memory and steps on `device` (a BlockError for a block that describes no model)."""
+    from models.hparams import check_block, grad_accum_steps
+
+    check_block(hparams, seq_len)
+    batch = hparams["batch"]
+    device_batch = int(batch["device_batch_size"])
+    accum = grad_accum_steps(int(batch["total_batch_tokens"]), device_batch, seq_len)
+    peak, flops_per_token = traced_peak_bytes(
+        _items(hparams["model"]), _items(hparams["optim"]), int(vocab_size), int(seq_len), device_batch, accum > 1,
+        device.autocast, bool(device.compiled), device.attention, int(device.probe_size))
+    steps, step_seconds = budget_steps(budget, flops_per_token, int(batch["total_batch_tokens"]),
+                                       device.flops_per_second)
+    return Prediction(peak, int(device.memory_bytes), device_batch, accum, flops_per_token, steps, step_seconds,
+                      device.name)
+
+
+def budget_steps(budget: Mapping[str, Any], flops_per_token: float, tokens_per_step: int,
+                 flops_per_second: float | None) -> tuple[int | None, float | None]:
+    """(steps, seconds per step) the budget buys; the FLOP budget's rule is training.loop.Budget.resolve's."""
+    step_flops = flops_per_token * tokens_per_step
+    step_seconds = step_flops / flops_per_second if flops_per_second else None
+    kind = budget.get("kind", "time")
+    if kind == "steps":
+        return int(budget["steps"]), step_seconds
+    if kind == "flops":
+        return max(1, int(float(budget["flops"]) // step_flops)), step_seconds
+    if step_seconds:
+        return int(float(budget["seconds"]) // step_seconds), step_seconds
+    return None, None
+
+
+def smaller_device_batches(hparams: Mapping[str, Any], seq_len: int) -> list[int]:
+    """Device batch sizes below the block's that still divide its total batch (largest first)."""
+    batch = hparams["batch"]
+    sequences = int(batch["total_batch_tokens"]) // int(seq_len)
+    current = int(batch["device_batch_size"])
+    return [size for size in range(current - 1, 0, -1) if sequences % size == 0 and size * seq_len
+            and int(batch["total_batch_tokens"]) % (size * seq_len) == 0]
+
+
+def with_device_batch(hparams: Mapping[str, Any], size: int) -> dict:
+    return {**hparams, "batch": {**hparams["batch"], "device_batch_size": int(size)}}
+
+
+@dataclass(frozen=True)
+class Fit:
+    """The verdict on a block about to train: `run` (as it is), `lowered` (device_batch_size lowered, the same
+    total_batch_tokens by gradient accumulation) or `skip` (not even one sequence per pass fits)."""
+
+    status: str
+    hparams: dict                 # what to train (the lowered block when lowered)
+    prediction: Prediction        # of what is trained (of the block as it is when skipped)
+    original: Prediction          # of the block as proposed
+    note: str = ""                # one sentence for the ledger row ("" when it runs as it is)
+
+    def ledger_fields(self) -> dict:
+        return {"predicted_peak_gb": self.prediction.peak_gb, "predicted_steps": self.prediction.steps,
+                "fit": self.note or None}
+
+
+@dataclass(frozen=True)
+class FitCheck:
+    """Everything a fit verdict needs apart from the block: picklable, so proposers receive it in their context."""
+
+    seq_len: int
+    vocab_size: int
+    budget: dict = field(hash=False)
+    device: DeviceFacts = None  # type: ignore[assignment]
+
+    def predict(self, hparams: Mapping[str, Any]) -> Prediction:
+        return predict(hparams, self.seq_len, self.vocab_size, self.budget, self.device)
+
+    def fits(self, hparams: Mapping[str, Any]) -> bool:
+        """The block as it is fits (what an offline proposer asks before proposing it)."""
+        try:
+            return self.predict(hparams).fits
+        except ValueError:  # BlockError: validation refuses it with its own sentence
+            return True
+
+    def decide(self, hparams: Mapping[str, Any]) -> Fit:
+        original = self.predict(hparams)
+        if original.fits:
+            return Fit("run", dict(hparams), original, original)
+        for size in smaller_device_batches(hparams, self.seq_len):
+            lowered = with_device_batch(hparams, size)
+            prediction = self.predict(lowered)
+            if prediction.fits:
+                note = (f"device_batch_size lowered from {original.device_batch} to {size} "
+                        f"({prediction.accum} micro-batches per step, same total_batch_tokens): "
+                        f"as proposed it was {original.sentence()}")
+                return Fit("lowered", lowered, prediction, original, note)
+        return Fit("skip", dict(hparams), original, original, f"not trained: {original.sentence()}")
+
+    def with_speed(self, flops_per_second: float | None) -> "FitCheck":
+        return replace(self, device=replace(self.device, flops_per_second=flops_per_second))
+
+
+def available_ram_bytes() -> int | None:
+    """MemAvailable of /proc/meminfo (what a CPU training may still take), else the physical memory."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def device_facts(adapter, compile_policy, budget_kind: str, seq_len: int,
+                 flops_per_second: float | None = None) -> DeviceFacts:
+    """The DeviceFacts of a backend adapter (hardware/) for a run with this compile policy and budget kind."""
+    from training.torch_port import compile_enabled
+
+    compiled = compile_enabled(compile_policy, adapter, budget_kind)
+    memory = adapter.total_memory_bytes()
+    name = "device memory"
+    if memory is None:
+        memory, name = available_ram_bytes() or 0, "available RAM"
+    return DeviceFacts(memory_bytes=int(memory), autocast=str(adapter.autocast_dtype).replace("torch.", ""),
+                       compiled=compiled, attention=adapter.attention_kernel(compiled, seq_len),
+                       probe_size=int(getattr(adapter, "speed_probe_size", 0)), name=name,
+                       flops_per_second=flops_per_second)
+
+
+def measured_flops_per_second(rows: list[dict], peak_flops: float | None, recent: int = 5) -> float | None:
+    """The run's own speed reference: the median achieved FLOP/s (MFU x the device's peak) of its last `recent`
+    trainings that measured an MFU; None before the first, or where the peak is unknown (a CPU)."""
+    if not peak_flops:
+        return None
+    rates = [float(row["mfu"]) / 100 * peak_flops for row in rows
+             if row.get("mfu") is not None and math.isfinite(float(row["mfu"])) and float(row["mfu"]) > 0]
+    return statistics.median(rates[-recent:]) if rates else None
