@@ -12,7 +12,8 @@ behaviour no test pins down. Each module is run on its own, against only the fas
 mutmut reads its settings from ./pyproject.toml only, and the test selection differs per module, so each
 module runs in its own copy of the working tree, mutants/<module>/, whose pyproject.toml is the project's with
 [tool.mutmut] completed for that module (only_mutate, the test files). The shared settings stay in the
-project's [tool.mutmut]. A second run of the same module reuses mutmut's cache of unchanged mutants.
+project's [tool.mutmut]. Each run starts from a fresh copy; `--reuse` keeps mutmut's verdicts from the last
+run (faster while writing tests: the survivors are retested, the rest stand).
 Prints killed/total per module and each survivor's name; `--diff` prints each survivor's diff too. The exit
 code is 1 when a module scores under --goal (90% by default), so CI can gate on it.
 """
@@ -116,15 +117,24 @@ def tally(workdir: Path, module: str) -> dict:
             "not_run": len(not_run), "survived": survived, "codes": codes}
 
 
-def run_module(module: str, max_children: int, timeout: float, show_diff: bool) -> dict:
+def run_module(module: str, max_children: int, timeout: float, show_diff: bool, reuse: bool) -> dict:
     workdir = ROOT / "mutants" / module.replace("/", "__").removesuffix(".py")
+    if not reuse:
+        # mutmut keeps a mutant's verdict until its function changes: a test weakened since would leave a stale
+        # "killed". A fresh copy is the score of the tree as it is.
+        shutil.rmtree(workdir, ignore_errors=True)
     prepare(module, workdir)
     mutmut = Path(sys.executable).with_name("mutmut")
     started = time.monotonic()
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
-    proc = subprocess.run([str(mutmut), "run", "--max-children", str(max_children)], cwd=workdir, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    command = [str(mutmut), "run", "--max-children", str(max_children)]
+    proc = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout)
     result = tally(workdir, module)
+    if reuse and result["survived"] and proc.returncode == 0:
+        # Reused verdicts stand unless a mutant is named: the survivors are named, so a new test can kill them.
+        proc = subprocess.run(command + result["survived"], cwd=workdir, env=env, capture_output=True, text=True,
+                              timeout=timeout)
+        result = tally(workdir, module)
     result["seconds"] = round(time.monotonic() - started)
     if proc.returncode != 0 or not result["total"]:
         print(proc.stdout[-4000:], proc.stderr[-4000:], sep="\n", file=sys.stderr)
@@ -145,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=1800, help="seconds allowed per module")
     parser.add_argument("--diff", action="store_true", help="print each survivor's diff")
     parser.add_argument("--json", metavar="FILE", help="write the results as JSON")
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep mutmut's verdicts from the last run of a module (faster; survivors are retested)")
     args = parser.parse_args(argv)
     modules = args.modules or (changed_modules(args.changed) if args.changed else list(MODULES))
     unknown = [m for m in modules if m not in MODULES]
@@ -155,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     results, failed = [], False
     for module in modules:
-        result = run_module(module, args.max_children, args.timeout, args.diff)
+        result = run_module(module, args.max_children, args.timeout, args.diff, args.reuse)
         results.append(result)
         share = result["killed"] / result["total"] if result["total"] else 0.0
         low = share < args.goal or "error" in result

@@ -158,3 +158,26 @@ def test_the_verified_section_reads_the_figures_it_was_given():
     unreal = {**summary, "real": False, "overfit": False, "test_gain": Paired(None, None, 0), "changes": []}
     assert verified_markdown(unreal, [], [1000], 2.0).splitlines()[-1] == (
         "- Verified gain (baseline - final, val_bpb): +0.050000 +- 0.001000 (4 seeds): not shown beyond 2 standard errors.")
+
+
+def test_a_cost_of_exactly_zero_never_matters_even_at_z_0():
+    arms, keep_rows = one_keep_arms()
+    # Differences -0.25 and +0.25 (exact in binary): mean exactly 0, so "beyond 0 standard errors" is false.
+    scores = records({"baseline": (0.05, 0.05), "without-exp3": (-0.25, 0.25)})
+    [item] = summarize(arms, scores, [{"exp": 3, "paired_delta": 0.0}], z=0.0)["changes"]
+    assert item["cost"].mean == 0.0 and item["verdict"] == "no measurable cost"
+    assert item["gain_at_keep"] == 0.0  # recorded as 0: no gain at keep time (not a missing figure)
+
+
+def test_a_test_split_scored_on_one_seed_cannot_show_the_gain():
+    arms = [Arm("baseline", BASE), Arm("final", {**BASE, "seed": 1})]
+    c = 0.001
+    scores = records({"baseline": (0.05 - c, 0.05 + c)})
+    scores[0]["test_bpb"], scores[2]["test_bpb"] = 2.0, 2.05  # final and baseline on seed 1000 only
+    summary = summarize(arms, scores, [], z=1.0)
+    assert summary["test_gain"] == Paired(pytest.approx(0.05), None, 1) and summary["overfit"] is True
+
+
+def test_a_missing_arm_pairs_nothing_whichever_side_it_is_on():
+    assert paired({"b": {1: 1.0}}, "a", "b") == Paired(None, None, 0)
+    assert paired({"a": {1: 1.0}}, "a", "b") == Paired(None, None, 0)

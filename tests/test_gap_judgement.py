@@ -83,6 +83,12 @@ def test_sprt_exactly_on_its_boundaries():
     # sigma 1, effect 2 (d1 = 2): LLR = 2 (sum - n). A gain on the upper bound keeps, on the lower one discards.
     at_upper = sprt([1 + upper / 2], 1.0, 2.0, 0.05, 0.2)
     assert at_upper.outcome == ACCEPT and at_upper.llr == pytest.approx(upper)
+    # The bounds reached to the last bit (floats found by stepping with math.nextafter from the solved gain): the
+    # LLR equal to A keeps, equal to B discards.
+    exactly_upper = sprt([1.6362943611198906], 0.5, 1.0, 0.05, 0.2)  # LLR = 4 (g - 0.5)
+    assert exactly_upper.llr == upper and exactly_upper.outcome == ACCEPT
+    exactly_lower = sprt([0.22092769097672516], 1.0, 2.0, 0.05, 0.2)
+    assert exactly_lower.llr == lower and exactly_lower.outcome == REJECT
     assert sprt([1 + upper / 2 - 1e-9], 1.0, 2.0, 0.05, 0.2).outcome == SPRT_CONTINUE
     assert sprt([1 + lower / 2], 1.0, 2.0, 0.05, 0.2).outcome == REJECT
     assert sprt([1 + lower / 2 + 1e-9], 1.0, 2.0, 0.05, 0.2).outcome == SPRT_CONTINUE
@@ -96,8 +102,10 @@ def test_sprt_exactly_on_its_boundaries():
 
 @pytest.mark.parametrize("alpha,beta", [(0.0, 0.2), (1.0, 0.2), (0.05, 0.0), (0.05, 1.0), (0.5, 0.5)])
 def test_sprt_refuses_error_rates_outside_its_domain(alpha, beta):
-    with pytest.raises(ValueError, match="decide.sequential"):
+    with pytest.raises(ValueError) as refused:
         boundaries(alpha, beta)
+    assert str(refused.value) == (f"SPRT needs 0 < alpha, beta and alpha + beta < 1 (got alpha {alpha}, beta {beta}); "
+                                  "fix decide.sequential in conf/config.yaml.")
 
 
 def test_sprt_accepts_error_rates_just_inside_its_domain():
