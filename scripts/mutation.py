@@ -42,7 +42,7 @@ MODULES: dict[str, list[str]] = {
     "research/pairing.py": ["tests/test_decide_paired.py", "tests/test_settle.py", "tests/test_drift_control.py",
                             "tests/test_gap_judgement.py"],
     "research/decide.py": ["tests/test_decide.py", "tests/test_decide_noise.py", "tests/test_decide_paired.py",
-                           "tests/test_gap_judgement.py"],
+                           "tests/test_decide_rules.py", "tests/test_gap_judgement.py"],
     "research/finalize.py": ["tests/test_finalize_conclusions.py", "tests/test_finalize.py"],
     "hardware/tiers.py": ["tests/test_hardware_tiers.py"],
     "hardware/cpu.py": ["tests/test_hardware_cpu.py"],

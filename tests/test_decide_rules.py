@@ -1,0 +1,170 @@
+"""research/decide.py's smaller rules, each at its edge with the expected answer written out: which failures repeat,
+the margin rule `single` at its threshold, a noisier kind's two pairs, the paired deltas of the report, the columns
+a decision fills, the stop on consecutive crashes and the crashed baseline."""
+import math
+
+import pytest
+
+from research.decide import (CONTINUE, Decision, Trained, check_baseline, check_stop, decide, decision_fields,
+                             experiments_since_incumbent_ran, failure_repeats, finite_or_none, first_seed,
+                             judge_candidate, judge_failure, judged_sd, keep_threshold, kind_noise_settings,
+                             min_pairs_to_keep, noise_sigma, paired_deltas)
+from research.errors import ResearchStopped
+from research.pairing import Noise, format_runs
+
+SEQ = {"alpha": 0.05, "beta": 0.2, "effect": 2.0, "max_pairs": 4, "prior_df": 1, "min_gain": 0.0,
+       "unpaired_kinds": ["shape"], "noisier_min_pairs": 2, "noisier_ratio": 1.2, "kind_prior_df": 2}
+SETTINGS = {"rule": "sequential", "min_delta": 0.001, "sigma_k": 2.0, "sequential": SEQ}
+
+
+def baselines(values=(1.00, 1.01)):
+    return [{"exp": i, "status": "baseline", "seed": 42 + i, "val_bpb": v, "seed_runs": format_runs({42 + i: v})}
+            for i, v in enumerate(values)]
+
+
+@pytest.mark.parametrize("metrics,repeats", [
+    ({"status": "failed", "kind": "oom"}, True), ({"status": "failed", "kind": "config"}, True),
+    ({"status": "failed", "kind": "budget"}, True), ({"status": "failed", "kind": "data"}, True),
+    ({"status": "failed", "kind": "nan"}, False), ({"status": "failed", "kind": "killed"}, False),
+    ({"status": "ok", "kind": "oom"}, False), ({"kind": "oom"}, False), (None, False), ({}, False),
+])
+def test_which_failures_would_repeat_on_another_seed(metrics, repeats):
+    assert failure_repeats(metrics, {"status": "failed"}) is repeats
+
+
+@pytest.mark.parametrize("value,number", [("1.5", 1.5), (2, 2.0), ("nan", None), (math.inf, None), (None, None),
+                                          ("x", None), ([1], None)])
+def test_finite_or_none(value, number):
+    assert finite_or_none(value) == number
+
+
+def test_noise_sigma_and_the_single_rules_threshold():
+    assert noise_sigma([1.0, "nan", 1.02, None]) == pytest.approx(math.sqrt(2e-4))  # sd of (1.0, 1.02)
+    assert noise_sigma([1.0, math.nan]) is None
+    assert keep_threshold(1.0, 0.004, 0.005, 2.0) == 1.0 - 0.008  # 2 sigma is the larger margin
+    assert keep_threshold(1.0, 0.002, 0.005, 2.0) == 1.0 - 0.005  # min_delta is
+    assert keep_threshold(1.0, None, 0.005, 2.0) == 1.0 - 0.005
+
+
+def test_the_single_rule_at_its_threshold():
+    threshold = 1.0 - 0.01  # best 1.0, min_delta 0.01, no sigma
+    at = decide(threshold, 1.0, None, min_delta=0.01)
+    assert at.status == "discard" and at.threshold == threshold  # strictly below keeps, equal does not
+    assert at.reason == ("val_bpb 0.990000 is better than the best 1.000000 by 0.010000, within the noise margin "
+                         "min_delta 0.01 (no noise estimate); discarded.")
+    below = decide(math.nextafter(threshold, 0), 1.0, None, min_delta=0.01)
+    assert below.keep and below.best_val_bpb == below.val_bpb and below.delta == pytest.approx(-0.01)
+    assert below.reason.startswith("val_bpb 0.990000 beats the best 1.000000 by 0.010000, more than min_delta 0.01")
+    worse = decide(1.0, 1.0, 0.004, min_delta=0.0, sigma_k=2.0)
+    assert worse.reason == "val_bpb 1.000000 is not better than the best 1.000000; discarded." and worse.delta == 0.0
+    sigma = decide(0.9, 1.0, 0.004, min_delta=0.0, sigma_k=2.0)
+    assert "more than max(min_delta 0, 2 sigma = 0.008000)" in sigma.reason
+    missing = decide(math.nan, 1.0, 0.004)
+    assert missing.status == "discard" and missing.reason == "No finite val_bpb (nan); discarded."
+    with pytest.raises(ValueError, match="needs a finite best"):
+        decide(1.0, math.inf, None)
+
+
+def test_a_crash_or_a_skip_leaves_the_best_where_it_was():
+    crash = judge_failure(baselines(), "crash", "OOM at step 3")
+    assert (crash.status, crash.reason, crash.error, crash.best_val_bpb) == ("crash", "OOM at step 3", "OOM at step 3",
+                                                                             pytest.approx(1.005))
+    skip = judge_failure(baselines(), "skip", None)
+    assert (skip.status, skip.reason, skip.error) == ("skip", "skip", None)
+
+
+def test_the_noise_handed_to_the_sprt_is_widened_for_its_degrees_of_freedom():
+    assert judged_sd(Noise(None, 0, 0.01, 0, df=4.0)) == pytest.approx(0.01 * math.sqrt(1.25))
+    assert judged_sd(Noise(None, 0, 0.01, 0, df=0.5)) == pytest.approx(0.01 * math.sqrt(2))  # at least one df
+    assert kind_noise_settings(SEQ, "shape") == {"kind_prior_df": 2.0, "kind_unpaired": True}
+    assert kind_noise_settings({}, None) == {"kind_prior_df": 2.0, "kind_unpaired": False}
+    assert kind_noise_settings(SEQ, "optimizer") == {"kind_prior_df": 2.0, "kind_unpaired": False}
+
+
+def test_how_many_pairs_a_noisier_kind_needs():
+    seq = {"noisier_ratio": 1.2, "noisier_min_pairs": 3, "unpaired_kinds": ["shape"]}
+    assert min_pairs_to_keep(seq, Noise(None, 0, 0.01, 0, 0.01), "shape") == 3  # named unpaired
+    assert min_pairs_to_keep(seq, Noise(None, 0, 0.012, 0, 0.01), "optimizer") == 1  # exactly 1.2x: not noisier
+    assert min_pairs_to_keep(seq, Noise(None, 0, 0.0121, 0, 0.01), "optimizer") == 3
+    assert min_pairs_to_keep(seq, Noise(None, 0, 0.02, 0, None), "optimizer") == 1  # no pooled figure yet
+    assert min_pairs_to_keep({}, Noise(None, 0, 0.0121, 0, 0.01), None) == 2  # the defaults: 1.2 and 2
+
+
+def test_an_unpaired_kind_is_not_kept_on_one_pair_however_good():
+    rows = baselines()
+    # Judged sd 0.01 x sqrt 2 (the safe prior, one df); a 0.06 gain settles the SPRT (LLR 6.5 > ln 16) on one pair.
+    one = judge_candidate(rows, SETTINGS, Trained({43: 0.95}, {}), 42, kind="shape")
+    assert one.status == CONTINUE and one.change_kind == "shape" and one.next_seed == 42
+    assert one.verdict.endswith("(shape changes); a noisier kind needs 2 pairs to be kept")
+    two = judge_candidate(rows, SETTINGS, Trained({43: 0.95, 42: 0.94}, {}), 42, kind="shape")
+    assert two.keep and two.paired_seeds == (42, 43)
+    plain = judge_candidate(rows, SETTINGS, Trained({43: 0.95}, {}), 42, kind="optimizer")
+    assert plain.keep
+
+
+def test_a_control_run_when_the_incumbent_has_not_run_for_control_every_experiments():
+    rows = baselines() + [{"exp": 2, "status": "discard", "seed_runs": "43:1.02", "paired_exp": 0},
+                          {"exp": 3, "status": "discard", "seed_runs": "43:1.03", "paired_exp": 0}]
+    assert experiments_since_incumbent_ran(rows) == 2
+    assert first_seed(rows, 42, control_every=2) == 44  # a new seed past every run and the default
+    assert first_seed(rows, 42, control_every=3) == 43  # not yet: the incumbent's most recent seed
+    assert first_seed(rows, 42, control_every=0) == 43
+    rows.append({"exp": 4, "status": "discard", "seed_runs": "44:1.02", "paired_exp": 0, "incumbent_runs": "44:1.0"})
+    assert experiments_since_incumbent_ran(rows) == 0  # it ran seed 44 for exp 4's pair
+    rows.append({"exp": 5, "status": "crash"})
+    rows.append({"exp": 6, "status": "skip"})
+    assert experiments_since_incumbent_ran(rows) == 2  # a crash and a skip are experiments too
+    rows.append({"exp": 7, "status": "keep", "seed_runs": "44:0.9", "paired_exp": 0})
+    assert experiments_since_incumbent_ran(rows) == 0  # the new incumbent's own run
+
+
+def test_the_columns_a_decision_fills():
+    decision = Decision("keep", "why", val_bpb=0.95, best_val_bpb=0.95, delta=-0.05, paired_exp=3,
+                        paired_seeds=(42, 43), paired_delta=-0.04, paired_se=0.01, verdict="SPRT ...",
+                        adjusted_val_bpb=0.951, speed_slope=-0.1, change_kind="optimizer")
+    trained = Trained({42: 0.95, 43: 0.96}, {43: 1.0}, {42: 700.0}, {43: 710.5})
+    assert decision_fields(decision, trained) == {
+        "adjusted_val_bpb": 0.951, "speed_slope": -0.1, "change_kind": "optimizer", "seed_speeds": "42:700.0",
+        "incumbent_speeds": "43:710.5", "status": "keep", "val_bpb": 0.95, "best_val_bpb": 0.95, "delta": -0.05,
+        "paired_exp": 3, "paired_seeds": "42 43", "paired_delta": -0.04, "paired_se": 0.01, "verdict": "SPRT ...",
+        "seed_runs": "42:0.95 43:0.96", "incumbent_runs": "43:1.0", "error": None}
+    empty = decision_fields(Decision("crash", "x", error="boom"), Trained({}))
+    assert empty["paired_seeds"] is None and empty["seed_runs"] is None and empty["error"] == "boom"
+
+
+def test_paired_deltas_recorded_or_against_the_base_seeds_baseline_replaced_by_each_keep():
+    history = [
+        {"exp": 2, "status": "discard", "val_bpb": 1.01},        # before the reference: left out
+        {"exp": 0, "status": "baseline", "seed": 43, "val_bpb": 1.02},
+        {"exp": 1, "status": "baseline", "seed": 42, "val_bpb": 1.0},
+        {"exp": 3, "status": "keep", "val_bpb": 0.98},
+        {"exp": 4, "status": "discard", "val_bpb": 0.97, "paired_delta": -0.005},  # recorded wins
+        {"exp": 5, "status": "discard", "val_bpb": 0.99},
+        {"exp": 6, "status": "crash", "val_bpb": None},
+    ]
+    deltas = paired_deltas(history, 42)
+    assert deltas == {2: pytest.approx(0.01), 3: pytest.approx(-0.02), 4: -0.005, 5: pytest.approx(0.01)}
+    # No base seed: recorded deltas, and from the first keep on, deltas against it (exp 5: 0.99 - 0.98).
+    assert paired_deltas(history, None) == {4: -0.005, 5: pytest.approx(0.01)}
+    assert paired_deltas(history, "43") == {2: pytest.approx(-0.01), 3: pytest.approx(-0.04), 4: -0.005,
+                                            5: pytest.approx(0.01)}
+
+
+def test_the_run_stops_after_consecutive_crashes_skips_aside():
+    crash = {"status": "crash", "error": "\n  CUDA out of memory\nmore"}
+    rows = [{"status": "keep"}, crash, {"status": "skip"}, crash]
+    assert check_stop(rows, 2) == ("The last 2 experiments crashed (last error: CUDA out of memory); the run stopped "
+                                   "so you can fix the cause, see the error column of results.tsv.")
+    assert check_stop(rows, 3) is None and check_stop(rows, 0) is None and check_stop([crash], 2) is None
+    assert check_stop([{"status": "crash"}], 1).startswith("The last 1 experiments crashed (last error: no error recorded)")
+    assert "x" * 200 + ")" in check_stop([{"status": "crash", "error": "x" * 300}], 1)
+
+
+def test_a_crashed_baseline_stops_the_run():
+    check_baseline([])
+    check_baseline(baselines())
+    with pytest.raises(ResearchStopped, match=r"^The baseline crashed \(OOM\); fix the configuration"):
+        check_baseline([{"exp": 0, "status": "crash", "error": "OOM"}, {"exp": 1, "status": "discard", "val_bpb": 1.0}])
+    with pytest.raises(ResearchStopped, match=r"\(no val_bpb\)"):
+        check_baseline(baselines() + [{"exp": 2, "status": "baseline", "val_bpb": math.nan}])
+    check_baseline([{"exp": 0, "status": "baseline", "val_bpb": 1.0}, {"exp": 1, "status": "crash"}])
