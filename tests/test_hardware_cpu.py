@@ -114,7 +114,10 @@ def test_the_device_name_is_the_cpuinfo_model_name(tmp_path, monkeypatch):
 def test_peak_memory_is_the_resident_set_in_bytes(monkeypatch):
     import types
 
-    monkeypatch.setattr(cpu.resource, "getrusage", lambda who: types.SimpleNamespace(ru_maxrss=1000))
+    # This process's peak (RUSAGE_SELF), not its children's: a fake that answers only for it.
+    real_self = cpu.resource.RUSAGE_SELF
+    monkeypatch.setattr(cpu.resource, "getrusage",
+                        lambda who: types.SimpleNamespace(ru_maxrss=1000 if who == real_self else -1))
     monkeypatch.setattr(cpu.sys, "platform", "linux")
     assert hardware.get_adapter("cpu").peak_memory_bytes() == 1024000  # Linux reports kilobytes
     monkeypatch.setattr(cpu.sys, "platform", "darwin")
