@@ -46,30 +46,28 @@ class FakeClient:
         self.state = state
 
 
-def test_a_running_pool_run_whose_heartbeat_stops_is_marked_crashed(tmp_path, monkeypatch):
+def test_a_running_pool_run_whose_heartbeat_stops_is_marked_crashed(tmp_path, monkeypatch, clock):
     import prefect.client.orchestration
 
     fake = FakeClient()
     monkeypatch.setattr(prefect.client.orchestration, "get_client", lambda sync_client=True: fake)
-    monkeypatch.setattr(pool_watch, "POLL_SECONDS", 0.05)
     beat = tmp_path / "pool-heartbeat.json"
     beat.write_text('{"beat": 7}')  # its last beat, never rewritten
     said = []
-    started = time.monotonic()
+    started = clock.monotonic()
     flow_run = pool_watch.wait_for_pool_run("id-1", beat, lost_after=0.5, server_patience=5, log=said.append)
-    assert time.monotonic() - started >= 0.5  # not before the heartbeat had been still that long
+    assert clock.monotonic() - started == 0.75  # the first poll (every 0.25 s) after the heartbeat was still 0.5 s
     assert flow_run.state.is_crashed()
     assert "no heartbeat from its worker" in flow_run.state.message and fake.forced == [True]
     assert said and said[0].startswith("pool run exp-3 lr: lost")
 
 
-def test_a_beating_pool_run_is_not_lost(tmp_path, monkeypatch):
+def test_a_beating_pool_run_is_not_lost(tmp_path, monkeypatch, clock):
     import prefect.client.orchestration
     from prefect.states import Completed
 
     fake = FakeClient()
     monkeypatch.setattr(prefect.client.orchestration, "get_client", lambda sync_client=True: fake)
-    monkeypatch.setattr(pool_watch, "POLL_SECONDS", 0.05)
     beat = tmp_path / "pool-heartbeat.json"
     polls = {"count": 0}
     original = fake.read_flow_run
@@ -77,13 +75,13 @@ def test_a_beating_pool_run_is_not_lost(tmp_path, monkeypatch):
     def read_and_beat(flow_run_id):
         polls["count"] += 1
         beat.write_text(json.dumps({"beat": polls["count"]}))  # the worker is alive: each poll sees a new beat
-        if polls["count"] == 30:  # well past lost_after
+        if polls["count"] == 30:  # 7.5 s of polls, 25 times lost_after
             fake.state = Completed()
         return original(flow_run_id)
 
     fake.read_flow_run = read_and_beat
     flow_run = pool_watch.wait_for_pool_run("id-2", beat, lost_after=0.3, server_patience=5, log=print)
-    assert flow_run.state.is_completed() and fake.forced == []
+    assert flow_run.state.is_completed() and fake.forced == [] and polls["count"] == 30
 
 
 def test_a_server_that_does_not_come_back_stops_the_wait_in_one_sentence(tmp_path, monkeypatch):
