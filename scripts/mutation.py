@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 MODULES: dict[str, list[str]] = {
     "research/sprt.py": ["tests/test_decide_paired.py", "tests/test_gap_judgement.py"],
     "research/pairing.py": ["tests/test_decide_paired.py", "tests/test_settle.py", "tests/test_drift_control.py",
-                            "tests/test_gap_judgement.py"],
+                            "tests/test_decide_rules.py", "tests/test_gap_judgement.py"],
     "research/decide.py": ["tests/test_decide.py", "tests/test_decide_noise.py", "tests/test_decide_paired.py",
                            "tests/test_decide_rules.py", "tests/test_gap_judgement.py"],
     "research/finalize.py": ["tests/test_finalize_conclusions.py", "tests/test_finalize.py"],

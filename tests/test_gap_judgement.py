@@ -6,7 +6,7 @@ import math
 import pytest
 
 from research.decide import CONTINUE, Trained, first_seed, judge_candidate, keep_margin
-from research.pairing import estimate_noise, format_runs, incumbent, next_pair_seed, paired_gains
+from research.pairing import Noise, config_speeds, estimate_noise, format_runs, incumbent, next_pair_seed, paired_gains
 from research.sprt import ACCEPT, CONTINUE as SPRT_CONTINUE, REJECT, boundaries, sprt
 
 SEQ = {"alpha": 0.05, "beta": 0.2, "effect": 2.0, "max_pairs": 4, "prior_df": 1, "min_gain": 0.0}
@@ -118,3 +118,81 @@ def test_paired_gains_and_pair_seeds_are_exact():
     assert next_pair_seed([], [], 42) == (42, True)  # nothing run yet: the first seed, which the incumbent lacks
     assert next_pair_seed([42], [], 42) == (42, False)
     assert next_pair_seed({42: 1}, {45: 1}, 42) == (45, True)  # the candidate's unpaired seed first
+
+
+# --- the paired noise by kind (research/pairing.estimate_noise), worked by hand ---
+
+def tight_pairs():
+    """Baselines 1.00/1.01 and one optimizer change 0.01 better on both seeds: seed ss 5e-5 twice (2 df, seed var
+    5e-5); its paired gains 0.01, 0.01 (0 ss, 1 df). A legacy row (no paired_exp, one run) adds nothing."""
+    return baselines() + [
+        {"exp": 2, "status": "discard", "seed": 42, "seed_runs": "42:0.99 43:1.0", "paired_exp": 0,
+         "change_kind": "optimizer"},
+        {"exp": 3, "status": "discard", "seed": 42, "val_bpb": 0.93},
+        {"exp": 4, "status": "crash", "seed": 42, "paired_exp": 0, "seed_runs": "42:1.5 43:1.2",
+         "change_kind": "optimizer"},  # a crash's figures are never a pair
+    ]
+
+
+def test_pooled_paired_noise_by_hand():
+    noise = estimate_noise(tight_pairs(), prior_df=1)
+    # pooled var = (1 x 2 x 5e-5 + 0) / (1 + 1) = 5e-5, on 2 + 1 df.
+    assert noise.seed_sd == pytest.approx(math.sqrt(5e-5)) and noise.seed_df == 2
+    assert noise.paired_sd == pytest.approx(math.sqrt(5e-5)) and noise.pooled_sd == noise.paired_sd
+    assert noise.paired_df == 1 and noise.df == 3
+
+
+def test_a_kinds_noise_starts_from_the_pooled_figure_or_the_safe_prior_when_unpaired():
+    rows = tight_pairs()
+    # A kind with no pairs of its own: its prior, worth kind_prior_df (2 by default) df, alone.
+    shape = estimate_noise(rows, prior_df=1, kind="shape")
+    assert shape.paired_sd == pytest.approx(math.sqrt(5e-5)) and shape.paired_df == 0 and shape.df == 2
+    assert shape.pooled_sd == pytest.approx(math.sqrt(5e-5))
+    # Unpaired: the prior is the larger of the pooled var (5e-5) and 2 x seed var (1e-4).
+    unpaired = estimate_noise(rows, prior_df=1, kind="shape", kind_unpaired=True)
+    assert unpaired.paired_sd == pytest.approx(0.01) and unpaired.df == 2
+    # The optimizer kind's own pair (0 ss, 1 df) joins a prior worth 10 df, which the run can support with 3 df:
+    # var = (10 x 5e-5 + 0) / 11, resting on min(10, 2 + 1) + 1 = 4 df.
+    optimizer = estimate_noise(rows, prior_df=1, kind="optimizer", kind_prior_df=10)
+    assert optimizer.paired_sd == pytest.approx(math.sqrt(5e-4 / 11)) and optimizer.paired_df == 1
+    assert optimizer.df == 4
+
+
+def test_a_noisy_kind_is_judged_with_its_own_spread():
+    rows = tight_pairs() + [{"exp": 5, "status": "discard", "seed": 42, "seed_runs": "42:1.02 43:0.99",
+                             "paired_exp": 0, "change_kind": "shape"}]
+    # Seeds: 5e-5 + 5e-5 + 2 x 0.015^2 = 5.5e-4 on 3 df. Pairs: optimizer (0.01, 0.01) 0 ss, shape (-0.02, 0.02)
+    # 8e-4 ss; pooled var = (1 x 2 x 5.5e-4 / 3 + 8e-4) / (1 + 2).
+    pooled_var = (2 * 5.5e-4 / 3 + 8e-4) / 3
+    noise = estimate_noise(rows, prior_df=1)
+    assert noise.paired_sd == pytest.approx(math.sqrt(pooled_var)) and noise.df == 5
+    shape = estimate_noise(rows, prior_df=1, kind="shape")
+    assert shape.paired_sd == pytest.approx(math.sqrt((2 * pooled_var + 8e-4) / 3)) and shape.df == 3
+    assert shape.paired_sd > noise.paired_sd > estimate_noise(rows, prior_df=1, kind="optimizer").paired_sd
+
+
+def test_the_noise_of_adjusted_runs_and_what_a_fitted_slope_took():
+    rows = tight_pairs()
+    # Runs as research.speed adjusted them: config 0 now 0.02 apart, config 2 as measured.
+    adjusted = {0: {42: 1.0, 43: 1.02}, 2: {42: 0.99, 43: 1.0}, 3: {42: 0.93}}
+    noise = estimate_noise(rows, prior_df=1, by_config=adjusted)
+    assert noise.seed_sd == pytest.approx(math.sqrt((2e-4 + 5e-5) / 2))  # 2 x 0.01^2 + 5e-5 on 2 df
+    # A slope that took 1 of the 2 df: the adjusted spread on 1 df.
+    assert estimate_noise(rows, 1, adjusted, fitted_df=1.0).seed_sd == pytest.approx(math.sqrt(2.5e-4))
+    assert estimate_noise(rows, 1, adjusted, fitted_df=1.0).seed_df == 1.0
+    # One that took more than 1 df: nearly an exact fit, so the raw (measured) spread instead, on its 2 df.
+    fitted = estimate_noise(rows, 1, adjusted, fitted_df=1.5)
+    assert fitted.seed_sd == pytest.approx(math.sqrt(5e-5)) and fitted.seed_df == 2
+
+
+def test_no_noise_at_all_from_one_baseline():
+    one = baselines((1.0,))
+    assert estimate_noise(one, prior_df=1) == Noise(None, 0, None, 0, None, 0.0)
+    assert estimate_noise(one, prior_df=1, kind="shape") == Noise(None, 0, None, 0, None, 0.0)
+
+
+def test_machine_speeds_are_gathered_like_the_runs():
+    rows = baselines() + [{"exp": 2, "status": "discard", "seed_runs": "42:0.99 44:1.0", "paired_exp": 0,
+                           "seed_speeds": "42:700.0 44:710.0", "incumbent_runs": "44:1.01",
+                           "incumbent_speeds": "44:705.5"}]
+    assert config_speeds(rows) == {0: {44: 705.5}, 2: {42: 700.0, 44: 710.0}}
