@@ -13,6 +13,9 @@ for these plain files), and every training and evaluation is the real child proc
      (CUDA only: torch has no CPU kernel for flex's backward);
   3. eager over --steps steps, against the compiled training of 4: tokens/s, MFU under both FLOP conventions,
      peak memory, time to the first step (compile included);
+     A mode with the suffix -fp32-embeddings or -bf16-embeddings stores the token and value embeddings so
+     (train.embedding_dtype): the default `eager,eager-fp32-embeddings` times the GPU presets' bf16 embeddings
+     (the reference trainer's) against fp32 ones, tokens/s and peak memory side by side;
   4. a --seconds training (compiled: the GPU's default) with its evaluation: val_bpb, steps, tokens.
 Sized for the lent machine's 8 minutes: one compile (the flex check's is small), --steps 10 eager steps,
 300 s of training, and an evaluation of at most the validation split (the bundled one holds 130k tokens;
@@ -125,6 +128,21 @@ def flex_gradients(adapter) -> dict:
             "ok": abs(flex_loss - eager_loss) < 1e-2 and worst < 5e-2}
 
 
+EMBEDDING_SUFFIXES = {"-fp32-embeddings": "float32", "-bf16-embeddings": "bfloat16"}
+
+
+def compare_train(mode: str) -> dict:
+    """The train settings of a --compare mode: `eager` or `compiled`, optionally with an embedding-dtype suffix."""
+    train = {}
+    for suffix, dtype in EMBEDDING_SUFFIXES.items():
+        if mode.endswith(suffix):
+            mode, train["embedding_dtype"] = mode[: -len(suffix)], dtype
+    if mode not in ("eager", "compiled"):
+        raise SystemExit(f"error: --compare mode {mode!r} is not eager or compiled (with an optional "
+                         f"{' or '.join(EMBEDDING_SUFFIXES)} suffix).")
+    return {**train, "compile": mode == "compiled"}
+
+
 def run_child(module: str, exp_dir: Path, log, timeout: float) -> int:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.setdefault(*ALLOCATOR_SETTINGS)
@@ -188,8 +206,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=300, help="time budget of the training with evaluation")
     parser.add_argument("--eval-tokens", type=int, default=None,
                         help="default: the preset's train.eval_tokens, at most the validation split's tokens - 1")
-    parser.add_argument("--compare", default="eager",
-                        help="step-budgeted runs to time beside the timed one (eager, compiled or both)")
+    parser.add_argument("--compare", default="eager,eager-fp32-embeddings",
+                        help="step-budgeted runs to time beside the timed one (eager, compiled or both; a suffix "
+                             "-fp32-embeddings or -bf16-embeddings sets train.embedding_dtype for that run)")
     parser.add_argument("--device-name", default=None, help="name for the peak-FLOPS lookup (default: the device's)")
     parser.add_argument("--work", type=Path, default=None,
                         help="experiment folders, checkpoints included (default: a new temporary folder, not under --out)")
@@ -217,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     print(table(report), flush=True)
     with open(args.out / "gpu_check.log", "w") as log:
         for mode in [m for m in args.compare.split(",") if m]:
-            cfg = merged(base, {"train": {"compile": mode == "compiled"}, "budget": {"kind": "steps", "steps": args.steps}})
+            cfg = merged(base, {"train": compare_train(mode), "budget": {"kind": "steps", "steps": args.steps}})
             report["runs"][f"{mode} {args.steps} steps"] = train(mode, cfg, data, work, log, evaluate=False, timeout=900)
         cfg = merged(base, {"budget": {"kind": "time", "seconds": args.seconds}})
         report["runs"][f"{args.seconds:g} s + eval"] = train("budget", cfg, data, work, log, evaluate=True,

@@ -64,6 +64,7 @@ def summary_lines(metrics: dict, evaluation: dict, depth: int) -> list[str]:
 def train_command(overrides: list[str]) -> int:
     from data.prepare import prepare_data
     from hardware import detect
+    from training.disk import ensure_room
     from training.launch import run_attached
     from training.run_config import ExperimentDir, training_config, write_training_config
 
@@ -73,7 +74,9 @@ def train_command(overrides: list[str]) -> int:
     data = prepare_data(cfg["dataset"]["name"], str(data_dir(cfg)))
     exp_dir = resolve_path(cfg["paths"]["runs_dir"]) / "train" / time.strftime("%Y%m%d-%H%M%S")
     exp_dir.mkdir(parents=True, exist_ok=True)
-    write_training_config(exp_dir, training_config(cfg, cfg["hparams"], cfg["hparams"]["seed"], data, cfg.get("fault")))
+    run_cfg = training_config(cfg, cfg["hparams"], cfg["hparams"]["seed"], data, cfg.get("fault"))
+    write_training_config(exp_dir, run_cfg)
+    ensure_room(exp_dir, run_cfg)  # its checkpoint must fit (it keeps it: one training, like the seed's train.py)
     print(f"training in {exp_dir} ({cfg['budget']['kind']} budget)")
     files = ExperimentDir(exp_dir)
     if run_attached("training.entry", exp_dir) != 0:

@@ -171,15 +171,36 @@ class GPT(nn.Module):
         self.resid_lambdas.fill_(1.0)
         self.x0_lambdas.fill_(0.1)
 
+    EMBEDDING_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+    def store_embeddings_in(self, dtype: str) -> None:
+        """Keep the token and value embeddings (and so their Adam state, made like them) in `dtype`: "bfloat16"
+        as the reference trainer does on the GPU (half their memory and optimizer traffic), or "float32" (see
+        `_lookup` for the stream's dtype); checkpoints store every parameter in fp32 either way."""
+        if dtype not in self.EMBEDDING_DTYPES:
+            raise ValueError(f"train.embedding_dtype={dtype!r} is not one of {', '.join(self.EMBEDDING_DTYPES)}.")
+        for embedding in (self.wte, *self.value_embeds.values()):
+            embedding.to(dtype=self.EMBEDDING_DTYPES[dtype])
+
+    @staticmethod
+    def _lookup(embedding: nn.Embedding, idx: torch.Tensor) -> torch.Tensor:
+        """An embedding's rows as the stream takes them. bf16 rows under autocast stay bf16, so the residual stream
+        is bf16 as in the reference trainer on the GPU (a 0-d fp32 lambda does not promote it); without autocast
+        they are cast to fp32, the dtype of every weight they meet."""
+        rows = embedding(idx)
+        if rows.dtype != torch.float32 and not torch.is_autocast_enabled(rows.device.type):
+            rows = rows.float()
+        return rows
+
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, loss_reduction: str = "mean"):
         B, T = idx.shape
         if T > self.config.seq_len:
             raise ValueError(f"Sequence length {T} exceeds the model's seq_len {self.config.seq_len}.")
         cos, sin = self.rope_cos[:T], self.rope_sin[:T]
-        x = x0 = norm(self.wte(idx))
+        x = x0 = norm(self._lookup(self.wte, idx))
         for i, block in enumerate(self.blocks):
             x = self.resid_lambdas[i] * x + self.x0_lambdas[i] * x0
-            ve = self.value_embeds[str(i)](idx) if str(i) in self.value_embeds else None
+            ve = self._lookup(self.value_embeds[str(i)], idx) if str(i) in self.value_embeds else None
             x = block(x, ve, cos, sin, self.windows[i])
         logits = self.lm_head(norm(x)).float()
         c = self.config.logit_softcap

@@ -44,3 +44,12 @@ def test_a_tiny_check_writes_its_table_with_both_mfu_conventions(tmp_path, tiny_
 def test_a_missing_dataset_is_one_sentence(tmp_path, capsys):
     assert gpu_check.main(["--out", str(tmp_path), "--data", str(tmp_path / "nowhere")]) == 2
     assert "holds no manifest.json" in capsys.readouterr().out
+
+
+def test_compare_modes_set_compile_and_the_embedding_dtype():
+    assert gpu_check.compare_train("eager") == {"compile": False}
+    assert gpu_check.compare_train("compiled-fp32-embeddings") == {"compile": True, "embedding_dtype": "float32"}
+    assert gpu_check.compare_train("eager-bf16-embeddings") == {"compile": False, "embedding_dtype": "bfloat16"}
+    assert gpu_check.preset_config("datacenter")["train"]["embedding_dtype"] == "bfloat16"  # what plain eager times
+    with pytest.raises(SystemExit, match="is not eager or compiled"):
+        gpu_check.compare_train("fast")

@@ -88,3 +88,94 @@ def test_mlx_muon_normalisation_epsilon_is_the_references():
     expected = G / (np.linalg.norm(G, axis=(-2, -1), keepdims=True) * 1.02 + 1e-6)
     got = np.array(orthogonalize_mlx(mx.array(G), 0, mx.float32))
     np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+
+# ------------------------------------------------------------------ embeddings stored in bf16 (the GPU presets)
+def tiny_model():
+    from models.gpt import GPT
+    from models.hparams import GPTConfig
+
+    model = {"depth": 2, "aspect_ratio": 32, "head_dim": 32, "kv_head_ratio": 1, "mlp_ratio": 4, "activation": "relu2",
+             "window_pattern": "SL", "short_window_frac": 0.5, "value_residual": True, "logit_softcap": 15.0,
+             "rope_base": 10000.0, "qk_norm": True, "ve_gate_channels": 32}
+    torch.manual_seed(0)
+    return GPT(GPTConfig.from_hparams(model, 64, 32))
+
+
+def test_bf16_embeddings_are_the_token_and_value_embeddings_and_their_adam_state():
+    from optim import build_optimizer
+
+    optim_hparams = {"matrix_lr": 0.04, "weight_decay": 0.2, "weight_decay_to_zero": True, "cautious_weight_decay": True,
+                     "muon_momentum": 0.95, "muon_momentum_warmup_steps": 10, "ns_steps": 5, "normuon_beta2": 0.95,
+                     "embedding_lr": 0.6, "unembedding_lr": 0.004, "x0_lr": 0.5, "resid_lr": 0.005,
+                     "adam_beta1": 0.8, "adam_beta2": 0.95, "x0_adam_beta1": 0.96}
+    model = tiny_model()
+    model.store_embeddings_in("bfloat16")
+    embeddings = {id(model.wte.weight)} | {id(e.weight) for e in model.value_embeds.values()}
+    assert len(embeddings) == 2  # the token embedding and the one value embedding of a depth-2 model
+    for p in model.parameters():
+        assert p.dtype == (torch.bfloat16 if id(p) in embeddings else torch.float32)
+    optimizer = build_optimizer(model, optim_hparams, torch.float32)
+    idx = torch.randint(0, 64, (2, 32), generator=torch.Generator().manual_seed(1))
+    loss = model(idx, idx)  # no autocast: the bf16 lookups join the fp32 stream
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
+    loss.backward()
+    optimizer.step()
+    assert optimizer.state[model.wte.weight]["exp_avg_sq"].dtype == torch.bfloat16
+    assert model.wte.weight.dtype == torch.bfloat16 and torch.isfinite(model.wte.weight.float()).all()
+
+
+def test_bf16_embeddings_compute_the_same_function_on_their_rounded_values():
+    fp32 = tiny_model()
+    with torch.no_grad():
+        for embedding in (fp32.wte, *fp32.value_embeds.values()):
+            embedding.weight.copy_(embedding.weight.to(torch.bfloat16).float())  # the values bf16 can hold
+    bf16 = tiny_model()
+    bf16.load_state_dict(fp32.state_dict())
+    bf16.store_embeddings_in("bfloat16")
+    idx = torch.randint(0, 64, (2, 32), generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(bf16(idx), fp32(idx), atol=0, rtol=0)
+
+
+def test_an_unknown_embedding_dtype_is_one_sentence():
+    with pytest.raises(ValueError, match=r"^train.embedding_dtype='float16' is not one of float32, bfloat16\.$"):
+        tiny_model().store_embeddings_in("float16")
+
+
+def test_the_gpu_presets_store_embeddings_in_bf16_and_the_cpu_in_fp32():
+    import yaml
+
+    from data.layout import PROJECT_ROOT
+
+    def train_of(name):
+        return yaml.safe_load((PROJECT_ROOT / "conf" / name).read_text()).get("train") or {}
+
+    assert train_of("config.yaml")["embedding_dtype"] == "float32"
+    assert train_of("preset/datacenter.yaml")["embedding_dtype"] == "bfloat16"
+    assert train_of("preset/consumer.yaml")["embedding_dtype"] == "bfloat16"
+    assert "embedding_dtype" not in train_of("preset/cpu.yaml")  # the default, fp32: measured no faster here
+
+
+def test_under_autocast_the_stream_stays_bf16_as_the_references_and_without_it_fp32():
+    from models.gpt import GPT
+
+    model = tiny_model()
+    model.store_embeddings_in("bfloat16")
+    idx = torch.zeros(1, 4, dtype=torch.long)
+    assert GPT._lookup(model.wte, idx).dtype == torch.float32
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert GPT._lookup(model.wte, idx).dtype == torch.bfloat16
+        assert model(idx).dtype == torch.float32  # the logits are soft-capped in fp32 all the same
+
+
+def test_the_trainer_builds_the_model_with_the_configured_embedding_dtype(tmp_path, tiny_dataset):
+    from hardware import get_adapter
+    from tests.training_helpers import make_experiment
+    from training.run_config import load_run_config
+    from training.torch_port import build_model
+
+    cfg = load_run_config(make_experiment(tmp_path, tiny_dataset))
+    assert build_model(cfg, get_adapter("cpu")).wte.weight.dtype == torch.float32  # conf/config.yaml's default
+    cfg["train"]["embedding_dtype"] = "bfloat16"
+    model = build_model(cfg, get_adapter("cpu"))
+    assert {e.weight.dtype for e in (model.wte, *model.value_embeds.values())} == {torch.bfloat16}
