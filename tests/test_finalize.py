@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 
 from research.finalize import plan_arms, summarize, trainings_needed, verified_markdown
 from research.finalize_table import FinalizeTable, FinalizeTableError
+from training.run_config import ExperimentDir
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 BASE = {"seed": 42, "optim": {"lr": 0.04, "wd": 0.1}, "model": {"depth": 4}}
@@ -99,6 +101,10 @@ TINY_RUN = [
     "hparams.batch.device_batch_size=8", "hparams.batch.total_batch_tokens=1024", "train.seq_len=128",
     "train.eval_tokens=4096", "train.eval_batch_size=8", "budget.kind=steps", "budget.steps=4",
 ]
+# A real run with two keeps on different keys (exp 2 and exp 3), recorded by tests/runs/record_finalize_two_keeps.sh:
+# finalize starts from it instead of a research run made for the purpose (that run was most of this test's time).
+RECORDED_RUN = PROJECT_ROOT / "tests" / "runs" / "finalize-two-keeps.tar.xz"
+ARMS = ("baseline", "final", "without-exp2", "without-exp3")
 
 
 def train_starts(exp_dir: Path) -> int:
@@ -106,43 +112,77 @@ def train_starts(exp_dir: Path) -> int:
     return log.read_text().count("step     1 |") if log.is_file() else 0
 
 
-@pytest.mark.slow
-def test_finalize_end_to_end_with_a_kill_9_and_a_resume(tmp_path):
-    from flows.research import research_flow
-    from research.ledger import Ledger
+def restore_recorded_run(runs_dir: Path, dataset: dict) -> Path:
+    """The recorded run as runs_dir/fin, trained on `dataset`: the run folder as the product wrote it, but for its
+    data section, which named the recording machine's copy of the same tiny data."""
+    with tarfile.open(RECORDED_RUN) as archive:
+        # Our own archive; the 'data' filter where this Python has it (3.10.12+), as 3.14 will by default.
+        archive.extractall(runs_dir, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
+    config_path = runs_dir / "fin" / "exp" / "0" / "config.json"
+    config = json.loads(config_path.read_text())
+    config["data"] = {"shard_dir": str(dataset["shard_dir"]), "tokenizer_dir": str(dataset["tokenizer_dir"]),
+                      "data_version": dataset["manifest"]["data_version"]}
+    config_path.write_text(json.dumps(config, indent=2))
+    return runs_dir / "fin"
 
-    # A run whose every candidate is kept (rule single with a margin far below zero): two keeps to ablate.
-    research_flow(overrides=TINY_RUN + [f"paths.runs_dir={tmp_path}", "tag=fin", "proposer=local",
-                                        "research.max_experiments=4", "decide.rule=single", "decide.min_delta=-10",
-                                        "decide.sigma_k=-1000"])
-    run_dir = tmp_path / "fin"
-    assert [row["status"] for row in Ledger(run_dir / "results.tsv").rows()][2:] == ["keep", "keep"]
+
+def evaluating_after_training(run_dir: Path, table: FinalizeTable) -> Path | None:
+    """A finalize folder whose training finished (metrics.json ok, checkpoint written) and whose evaluation has
+    not: the moment a resume must re-use the training instead of running it again."""
+    recorded = {(row["arm"], row["seed"]) for row in table.rows()}
+    for metrics in sorted((run_dir / "finalize").glob("*/*/metrics.json")):
+        folder = metrics.parent
+        files = ExperimentDir(folder)
+        if (folder.parent.name, int(folder.name)) in recorded or files.evaluation.exists():
+            continue
+        try:
+            finished = json.loads(metrics.read_text()).get("status") == "ok" and files.checkpoint.is_file()
+        except ValueError:  # caught mid-write
+            continue
+        if finished:
+            return folder
+    return None
+
+
+@pytest.mark.slow
+def test_finalize_end_to_end_with_a_kill_9_and_a_resume_without_prefects_cache(tmp_path, tiny_dataset):
+    run_dir = restore_recorded_run(tmp_path, tiny_dataset)
     command = [sys.executable, "-m", "flows.cli", "finalize", "fin", "preset=cpu", f"paths.runs_dir={tmp_path}",
                "finalize.seeds=2"]
     table = FinalizeTable(run_dir / "finalize.tsv")
-    first = subprocess.Popen(command, cwd=PROJECT_ROOT, start_new_session=True, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True)
+    first = subprocess.Popen(command, cwd=PROJECT_ROOT, start_new_session=True, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.STDOUT)
     try:
-        deadline = time.time() + 400
-        while len(table.rows()) < 1 and time.time() < deadline and first.poll() is None:
-            time.sleep(0.2)
-        assert len(table.rows()) >= 1, "finalize recorded nothing"
+        # kill -9 once a row is recorded and the next training has finished but not its evaluation.
+        deadline, cut = time.time() + 300, None
+        while time.time() < deadline and first.poll() is None:
+            cut = evaluating_after_training(run_dir, table) if table.rows() else None
+            if cut is not None:
+                break
+            time.sleep(0.05)
+        assert cut is not None, "finalize never stood between a finished training and its evaluation"
         os.killpg(first.pid, signal.SIGKILL)
     finally:
         first.wait()
     killed_at = len(table.rows())
-    assert killed_at < 8, "finalize finished before the kill; the test needs a slower budget"
-    second = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)
+    assert 1 <= killed_at < 8
+    # The resume has a result store of its own: Prefect's cache of the killed process's train tasks is out of the
+    # way, so only what is on disk (finalize.tsv, metrics.json + checkpoint) can keep a training from running twice.
+    env = {**os.environ, "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(tmp_path / "fresh-result-store")}
+    second = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-2000:]
-    assert "4 arms (baseline, final, without-exp2, without-exp3) x 2 seeds = 8 trainings" in second.stdout
+    assert (f"4 arms (baseline, final, without-exp2, without-exp3) x 2 seeds = 8 trainings, {8 - killed_at} still "
+            "to run") in second.stdout
 
     rows = table.rows()
     assert sorted((row["arm"], row["seed"]) for row in rows) == sorted(
-        (arm, seed) for arm in ("baseline", "final", "without-exp2", "without-exp3") for seed in (1000, 1001))
+        (arm, seed) for arm in ARMS for seed in (1000, 1001))
     assert all(row["val_bpb"] is not None for row in rows)
-    # Recorded trainings were not repeated: at most the one cut by the kill started twice.
-    starts = [train_starts(run_dir / "finalize" / row["arm"] / str(row["seed"])) for row in rows]
-    assert all(count >= 1 for count in starts) and sum(starts) <= len(rows) + 1
+    # No training ran twice, not even the one whose evaluation the kill cut: its training was re-used from its
+    # folder and only the evaluation ran again.
+    assert {(row["arm"], row["seed"]): train_starts(run_dir / "finalize" / row["arm"] / str(row["seed"]))
+            for row in rows} == {(arm, seed): 1 for arm in ARMS for seed in (1000, 1001)}
+    assert json.loads(ExperimentDir(cut).evaluation.read_text())["status"] == "ok"
     report = (run_dir / "report.md").read_text()
     assert "## Verified" in report and "without" not in report.split("## Verified")[0].split("## Kept")[0]
     assert "Verified gain (baseline - final, val_bpb)" in report

@@ -1,5 +1,6 @@
-"""kill -9 in the middle of a paired decision: the resumed run re-uses every finished run of that decision,
-records the experiment once, and reaches the same verdict from the same runs."""
+"""kill -9 in the middle of a paired decision: the resumed run re-uses the decision's finished run, trains again
+only the one the kill cut, and records the experiment once. Which verdict the pairs give is tests/test_settle.py's
+(a stand-in runner, no training); here only what survives a kill matters."""
 from __future__ import annotations
 
 import os
@@ -20,13 +21,13 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.slow
 def test_kill_9_during_a_paired_run_resumes_the_decision_without_repeating_a_run(tmp_path):
     run_dir = tmp_path / "pairkill"
-    # A tiny tested effect keeps the SPRT undecided up to the cap of 3 pairs, so exp 2 trains seeds 43 (the
-    # incumbent's most recent), 42 and 44, and the incumbent trains 44. The kill lands within 0.2 s of the second pair's start, while its process
-    # still starts up, so 20 steps are enough (this test: 77 s on an idle machine; with 60 steps it took 445 s
-    # in a full suite under load 3-5).
+    # A tiny tested effect keeps the SPRT undecided up to the cap of 2 pairs, so exp 2 trains seed 43 (the
+    # incumbent's most recent) and then seed 42, both seeds the baselines already have: no incumbent training. The
+    # kill lands within 0.2 s of the second pair's first step, so its 20 steps are still running (with 3 pairs and
+    # the incumbent's seed 44 this test took 70 s in CI; the third pair added nothing a kill could break).
     command = [sys.executable, "-m", "flows.cli", "run", *TINY_RUN, "budget.steps=20", "proposer=local",
                f"paths.runs_dir={tmp_path}", "tag=pairkill", "research.max_experiments=3",
-               "decide.sequential.effect=0.0001", "decide.sequential.max_pairs=3"]
+               "decide.sequential.effect=0.0001", "decide.sequential.max_pairs=2"]
     first = subprocess.Popen(command, cwd=PROJECT_ROOT, start_new_session=True, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
     try:
@@ -38,13 +39,18 @@ def test_kill_9_during_a_paired_run_resumes_the_decision_without_repeating_a_run
     finally:
         first.wait()
     assert Ledger(run_dir / "results.tsv").exps() == {0, 1}  # exp 2 was still being decided
+    assert not (run_dir / "exp" / "2" / "seed-42" / "metrics.json").exists(), "the kill came after the training"
 
-    second = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)
+    # The resume has a result store of its own: Prefect's cache of the killed process's tasks is out of the way, so
+    # only the experiment folders can keep a finished run from running again.
+    env = {**os.environ, "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(tmp_path / "fresh-result-store")}
+    second = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-2000:]
     rows = Ledger(run_dir / "results.tsv").rows()
     assert [row["exp"] for row in rows] == [0, 1, 2]
-    assert rows[2]["paired_seeds"] == "42 43 44" and "cap" in rows[2]["verdict"]
-    exp2 = run_dir / "exp" / "2"
-    # The first pair was re-used, the pair cut by the kill ran again, the runs after it ran once.
-    assert [train_starts(exp2), train_starts(exp2 / "seed-42")] == [1, 2]
-    assert train_starts(exp2 / "seed-44") == 1 and train_starts(exp2 / "incumbent-44") == 1
+    assert rows[2]["paired_seeds"] == "42 43"  # the decision went on from both pairs, the re-used and the redone
+    exp = run_dir / "exp"
+    # The baselines and the first pair were re-used, the pair cut by the kill ran again, nothing else ran.
+    assert [train_starts(exp / "0"), train_starts(exp / "1"), train_starts(exp / "2")] == [1, 1, 1]
+    assert train_starts(exp / "2" / "seed-42") == 2
+    assert sorted(path.name for path in (exp / "2").iterdir() if path.is_dir()) == ["seed-42"]
