@@ -6,7 +6,8 @@ import math
 import pytest
 
 from research.decide import CONTINUE, Trained, first_seed, judge_candidate, keep_margin
-from research.pairing import Noise, config_speeds, estimate_noise, format_runs, incumbent, next_pair_seed, paired_gains
+from research.pairing import (Noise, config_runs, config_speeds, estimate_noise, format_runs, incumbent, next_pair_seed,
+                              own_runs, paired_gains, parse_runs)
 from research.sprt import ACCEPT, CONTINUE as SPRT_CONTINUE, REJECT, boundaries, sprt
 
 SEQ = {"alpha": 0.05, "beta": 0.2, "effect": 2.0, "max_pairs": 4, "prior_df": 1, "min_gain": 0.0}
@@ -196,3 +197,16 @@ def test_machine_speeds_are_gathered_like_the_runs():
                            "seed_speeds": "42:700.0 44:710.0", "incumbent_runs": "44:1.01",
                            "incumbent_speeds": "44:705.5"}]
     assert config_speeds(rows) == {0: {44: 705.5}, 2: {42: 700.0, 44: 710.0}}
+
+
+def test_runs_read_back_past_a_damaged_pair_and_legacy_rows_with_a_nan():
+    assert parse_runs("x:2 43:1.5 44:nan 45:2.5") == {43: 1.5, 45: 2.5}  # reading goes on after a damaged pair
+    assert own_runs({"seed": 42, "val_bpb": math.nan}) == {} and own_runs({"seed": 42, "val_bpb": "0.9"}) == {42: 0.9}
+    assert own_runs({"seed": None, "val_bpb": 0.9}) == {} and own_runs({"seed": 42, "val_bpb": None}) == {}
+
+
+def test_a_skipped_or_crashed_row_is_no_config_and_the_incumbent_reads_the_runs_it_is_given():
+    rows = baselines() + [{"exp": 2, "status": "skip", "seed": 43}, {"exp": 3, "status": "crash", "seed": 43}]
+    assert config_runs(rows) == {0: {42: 1.0, 43: 1.01}}
+    adjusted = {0: {42: 0.5, 43: 0.6}}
+    assert incumbent(rows, adjusted).runs == {42: 0.5, 43: 0.6} and incumbent(rows).runs == {42: 1.0, 43: 1.01}
