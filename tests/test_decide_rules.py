@@ -7,8 +7,8 @@ import pytest
 
 from research.decide import (CONTINUE, Decision, Trained, check_baseline, check_stop, decide, decision_fields,
                              experiments_since_incumbent_ran, failure_repeats, finite_or_none, first_seed,
-                             judge_candidate, judge_failure, judged_sd, keep_threshold, kind_noise_settings,
-                             min_pairs_to_keep, noise_sigma, paired_deltas)
+                             judge_baseline, judge_candidate, judge_failure, judged_sd, keep_threshold,
+                             kind_noise_settings, min_pairs_to_keep, noise_sigma, paired_deltas, round_loser)
 from research.errors import ResearchStopped
 from research.pairing import Noise, format_runs
 
@@ -168,3 +168,35 @@ def test_a_crashed_baseline_stops_the_run():
     with pytest.raises(ResearchStopped, match=r"\(no val_bpb\)"):
         check_baseline(baselines() + [{"exp": 2, "status": "baseline", "val_bpb": math.nan}])
     check_baseline([{"exp": 0, "status": "baseline", "val_bpb": 1.0}, {"exp": 1, "status": "crash"}])
+
+
+def test_a_baseline_joins_the_incumbents_runs_whole():
+    rows = baselines((1.0,))
+    assert judge_baseline(rows, 43, 1.01) == Decision("baseline", "baseline on seed 43", 1.01, pytest.approx(1.005),
+                                                      paired_seeds=(43,))
+
+
+def test_a_round_loser_is_discarded_with_its_figures_against_the_rounds_starting_incumbent():
+    rows = baselines() + [{"exp": 5, "status": "keep", "seed_runs": "42:0.9 43:0.9", "paired_exp": 0}]
+    loser = round_loser(rows, {42: 0.95, 44: 0.97}, winner=5)
+    assert loser == Decision("discard", "not the round's best (exp 5 was); discarded.", pytest.approx(0.96),
+                             pytest.approx(0.9), pytest.approx(0.96 - 1.005), paired_exp=0, paired_seeds=(42,),
+                             paired_delta=pytest.approx(-0.05), verdict="round: not the best member")
+    unmeasured = round_loser(rows, {}, winner=5)
+    assert (unmeasured.val_bpb, unmeasured.delta, unmeasured.paired_seeds, unmeasured.paired_delta) == (None, None, (), None)
+
+
+def test_crashes_and_skips_do_not_count_as_the_incumbent_running():
+    rows = baselines() + [
+        {"exp": 2, "status": "crash", "paired_exp": 0, "incumbent_runs": "44:1.0"},  # its pair never happened
+        {"exp": 3, "status": "skip", "paired_exp": 0, "incumbent_runs": "45:1.0"},
+    ]
+    assert experiments_since_incumbent_ran(rows) == 2
+    # No run of the incumbent at all (the baselines crashed): every experiment counts.
+    assert experiments_since_incumbent_ran([{"exp": 0, "status": "crash"}, {"exp": 1, "status": "crash"}]) == 2
+
+
+def test_paired_deltas_put_a_row_without_an_experiment_number_first():
+    # A baseline without "exp" counts as experiment 0: it is the reference of the discard listed before it.
+    history = [{"exp": 1, "status": "discard", "val_bpb": 1.01}, {"status": "baseline", "seed": 42, "val_bpb": 1.0}]
+    assert paired_deltas(history, 42) == {1: pytest.approx(0.01)}
