@@ -67,6 +67,18 @@ def _suite_run_name() -> str:
     return f"suite-{params.get('date') or 'tonight'}"
 
 
+def stop_if_disk_full(state) -> None:
+    """A dataset's run that stopped on a full disk stops the suite with its sentence: the next would not fit either."""
+    from data.atomic import DiskFull
+
+    try:
+        error = state.result(raise_on_failure=False)
+    except Exception:  # noqa: BLE001 - a result that cannot be read back: an ordinary failure
+        return
+    if isinstance(error, DiskFull):
+        raise error
+
+
 @flow(name="suite", flow_run_name=_suite_run_name, log_prints=True)
 def suite_flow(overrides: list[str] | None = None, date: str | None = None) -> dict:
     """Every dataset of the suite in turn. `overrides` (Hydra) apply to the suite config and to every run,
@@ -100,6 +112,7 @@ def suite_flow(overrides: list[str] | None = None, date: str | None = None) -> d
         if state is None or state.is_completed():
             results.append(dataset_summary(cfg, tag, dataset, status))
         else:
+            stop_if_disk_full(state)
             failed.append(dataset)
             results.append(dataset_summary(cfg, tag, dataset, f"{state.name.lower()}: {state.message or ''}".strip()))
     publish_summary(suite.get("name", "suite"), date, results)

@@ -307,3 +307,15 @@ def test_a_research_run_on_a_small_disk_stops_before_training_and_records_no_cra
     run_dir = small_disk / "full"
     assert not (run_dir / "results.tsv").exists() or (run_dir / "results.tsv").read_text().count("\n") <= 1
     assert not (run_dir / "exp" / "0" / "train.log").exists()  # no training was started
+
+
+def test_a_suite_stops_at_a_dataset_whose_run_found_the_disk_full(tmp_path):
+    """The next dataset would not fit either: the suite raises the run's sentence instead of going on."""
+    from prefect.states import Failed
+
+    from flows.suite import stop_if_disk_full
+
+    with pytest.raises(DiskFull) as caught:
+        stop_if_disk_full(Failed(data=DiskFull(tmp_path)))
+    assert str(caught.value) == str(DiskFull(tmp_path))
+    stop_if_disk_full(Failed(data=RuntimeError("a crashed baseline")))  # any other failure: the suite goes on
