@@ -11,7 +11,7 @@ import json
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from prefect import flow
@@ -220,13 +220,17 @@ class ExperimentRunner:
 
     def _fit_check(self) -> tuple[FitCheck | None, float | None]:
         """What training.fit needs to judge a block on this machine's device; None where the block trains
-        elsewhere (a work pool's hosts) or research.fit_check=false."""
+        elsewhere (a work pool's hosts) or with +research.fit_check=false. +research.fit_memory_gb=N judges
+        against N GB instead of the device's memory (a device shared with other work; the tests)."""
         cfg = self.cfg
         if self.pool_deployment or not cfg["research"].get("fit_check", True):
             return None, None
         adapter = get_adapter(detect(cfg.get("backend") or "auto"))
         seq_len = int(cfg["train"]["seq_len"])
         facts = device_facts(adapter, cfg["train"].get("compile", "auto"), cfg["budget"]["kind"], seq_len)
+        if cfg["research"].get("fit_memory_gb"):  # +research.fit_memory_gb=N: a device shared with other work
+            facts = replace(facts, memory_bytes=int(float(cfg["research"]["fit_memory_gb"]) * 1e9),
+                            name="research.fit_memory_gb")
         return FitCheck(seq_len, vocab_size({"data": self.data}), dict(cfg["budget"]), facts), adapter.peak_flops()
 
     def fit(self, hparams: dict, rows: list[dict]) -> Fit | None:

@@ -18,7 +18,7 @@ INT_SIZE_KEYS = ("model.depth", "model.aspect_ratio", "model.mlp_ratio", "batch.
 # Choice keys and the value(s) that need more memory than the others.
 LARGER_CHOICES = {"model.head_dim": "up", "model.kv_head_ratio": "down", "model.activation": ("swiglu",),
                   "model.value_residual": (True,)}
-PROBES = 3
+PROBES = 2
 
 
 def _with(hparams: Mapping[str, Any], key: str, value: Any) -> dict:
@@ -83,10 +83,10 @@ def headroom_lines(fit, space, hparams: Mapping[str, Any]) -> list[str]:
             continue
         current = get_value(hparams, key)
         choices = list(space[key].choices) if space[key].type == "choice" else [True, False]
-        if direction == "up":
-            candidates = [c for c in choices if c > current]
+        if direction == "up":  # the next larger choice only: the ones beyond it need more still
+            candidates = [c for c in choices if c > current][:1]
         elif direction == "down":
-            candidates = [c for c in choices if c < current]
+            candidates = [c for c in choices if c < current][-1:]
         else:
             candidates = [c for c in direction if c != current]
         for value in candidates:

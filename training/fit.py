@@ -113,53 +113,103 @@ def _live_bytes_mode():
     return LiveBytes()
 
 
-@lru_cache(maxsize=256)
-def traced_peak_bytes(model_items: tuple, optim_items: tuple, vocab_size: int, seq_len: int, device_batch: int,
-                      accumulates: bool, autocast: str, compiled: bool, attention: str,
-                      probe_size: int = 0) -> tuple[int, float]:
-    """(peak bytes of one training step, training FLOPs per token) of a block, by the trace described above.
+# The optim keys that change what MuonAdamW allocates (the others are learning rates, betas and momenta: numbers
+# inside the same tensors). The optimizer's trace is cached on these, so a proposal of an optim value re-uses it.
+def optimizer_allocation_key(optim: Mapping[str, Any]) -> tuple:
+    return (float(optim["normuon_beta2"]) > 0, float(optim["weight_decay"]) > 0,
+            bool(optim["cautious_weight_decay"]), min(int(optim["ns_steps"]), 6))
 
-    Arguments are hashable so that a block is traced once per process: the model and optim sections as sorted
-    item tuples, the autocast dtype by name ("bfloat16" or "float32"), the attention kernel as models.attention
-    names it ("flex" runs as "sdpa" here: outside a compile it is the same maths), and the side of the speed
-    probe's matmuls (training.loop.SpeedProbe: two inputs live through the whole training)."""
+
+def _optim_section(key: tuple) -> dict:
+    """A full optim section with the allocation-relevant values of `key` (the rest do not change an allocation)."""
+    normuon, decays, cautious, ns_steps = key
+    return {"matrix_lr": 0.02, "embedding_lr": 0.2, "unembedding_lr": 0.004, "x0_lr": 0.5, "resid_lr": 0.005,
+            "weight_decay": 0.1 if decays else 0.0, "weight_decay_to_zero": False, "cautious_weight_decay": cautious,
+            "adam_beta1": 0.8, "adam_beta2": 0.95, "x0_adam_beta1": 0.96, "muon_momentum": 0.95,
+            "muon_momentum_warmup_steps": 10, "ns_steps": ns_steps, "normuon_beta2": 0.95 if normuon else 0.0}
+
+
+@lru_cache(maxsize=256)
+def traced_model_bytes(model_items: tuple, vocab_size: int, seq_len: int, device_batch: int, accumulates: bool,
+                       autocast: str, compiled: bool, attention: str) -> tuple[int, float]:
+    """(peak bytes of the weights, their gradients and a micro-batch's forward and backward, training FLOPs per
+    token), traced on FakeTensors under the run's autocast dtype and attention kernel ("flex" runs as
+    "sdpa" here: outside a compile it is the same maths, and its fused kernel keeps what flex keeps)."""
     import torch
     from torch._subclasses.fake_tensor import FakeTensorMode
 
     from models.attention import use_attention_impl
     from models.gpt import GPT
     from models.hparams import GPTConfig
-    from optim import build_optimizer
 
     dtype = getattr(torch, autocast)
     config = GPTConfig.from_hparams(dict(model_items), vocab_size=vocab_size, seq_len=seq_len)
     counter = _live_bytes_mode()
     with FakeTensorMode(), use_attention_impl("sdpa" if attention == "flex" else attention), counter:
         model = GPT(config)
-        optimizer = build_optimizer(model, dict(optim_items), dtype)
-        if probe_size:
-            probe = [torch.empty(probe_size, probe_size, dtype=dtype) for _ in range(2)]  # noqa: F841 - kept alive
-        batch = [torch.empty(device_batch, seq_len, dtype=torch.long) for _ in range(4)]  # this and the next one
-        context = torch.autocast("cpu", dtype=dtype) if dtype != torch.float32 else torch.autocast("cpu", enabled=False)
-        # A first optimizer step on zero gradients allocates the optimizer's state as optim/ does (and meets the
-        # peak of a step that creates it); the traced step then runs with it, as every step after the first does.
-        for p in model.parameters():
-            p.grad = torch.zeros_like(p)
-        optimizer.step()
-        model.zero_grad(set_to_none=True)
-        for _ in range(2 if accumulates else 1):  # a second micro-batch runs with the first one's gradients
-            counter.fused = compiled
-            with context:
-                loss = model(batch[0], batch[1])
-            loss.backward()
-            counter.fused = False
-            del loss
-        optimizer.step()
-        model.zero_grad(set_to_none=True)
+        inputs, targets = (torch.empty(device_batch, seq_len, dtype=torch.long) for _ in range(2))
+        if accumulates:  # every micro-batch after the first runs with the gradients of the ones before it
+            for parameter in model.parameters():
+                parameter.grad = torch.zeros_like(parameter)
+        counter.fused = compiled
+        with torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
+            loss = model(inputs, targets)
+        loss.backward()
+        counter.fused = False
+        del loss
         flops_per_token = model.flops_per_token()
         peak = counter.peak
-        del model, optimizer, batch
+        del model, inputs, targets
     return peak, float(flops_per_token)
+
+
+@lru_cache(maxsize=256)
+def traced_optimizer_bytes(model_items: tuple, vocab_size: int, seq_len: int, allocation_key: tuple,
+                           ortho_dtype: str) -> tuple[int, int]:
+    """(peak bytes of an optimizer step with the weights, gradients and state alive, bytes of the state) of
+    optim.build_optimizer's MuonAdamW over the block's model, traced on the meta device (shapes are all an
+    optimizer's allocations depend on, and meta tensors are cheaper than fake ones). Two steps: the first
+    allocates the state, the second runs with it, as every later step does."""
+    import torch
+
+    from models.gpt import GPT
+    from models.hparams import GPTConfig
+    from optim import build_optimizer
+
+    config = GPTConfig.from_hparams(dict(model_items), vocab_size=vocab_size, seq_len=seq_len)
+    counter = _live_bytes_mode()
+    with torch.device("meta"), counter:
+        model = GPT(config)
+        optimizer = build_optimizer(model, _optim_section(allocation_key), getattr(torch, ortho_dtype))
+        for _ in range(2):
+            for parameter in model.parameters():
+                parameter.grad = torch.zeros_like(parameter)
+            optimizer.step()
+            model.zero_grad(set_to_none=True)
+        state = sum(t.untyped_storage().nbytes() for values in optimizer.state.values()
+                    for t in values.values() if isinstance(t, torch.Tensor))
+        peak = counter.peak
+        del model, optimizer
+    return peak, int(state)
+
+
+def traced_peak_bytes(hparams: Mapping[str, Any], vocab_size: int, seq_len: int, device: "DeviceFacts") -> tuple[int, float]:
+    """(peak bytes of a training step, FLOPs per token): the larger of the forward/backward peak with the
+    optimizer's state alive and the optimizer step's own peak, plus the batches in flight (this micro-batch and the
+    next one, inputs and targets) and the speed probe's two matrices (training.loop.SpeedProbe)."""
+    batch = hparams["batch"]
+    from models.hparams import grad_accum_steps
+
+    device_batch = int(batch["device_batch_size"])
+    accumulates = grad_accum_steps(int(batch["total_batch_tokens"]), device_batch, seq_len) > 1
+    model_items = _items(hparams["model"])
+    model_peak, flops_per_token = traced_model_bytes(model_items, vocab_size, seq_len, device_batch, accumulates,
+                                                     device.autocast, bool(device.compiled), device.attention)
+    optimizer_peak, state = traced_optimizer_bytes(model_items, vocab_size, seq_len,
+                                                   optimizer_allocation_key(hparams["optim"]), device.autocast)
+    itemsize = 2 if device.autocast in ("bfloat16", "float16") else 4
+    fixed = 4 * device_batch * seq_len * 8 + 2 * device.probe_size ** 2 * itemsize
+    return max(model_peak + state, optimizer_peak) + fixed, flops_per_token
 
 
 @dataclass(frozen=True)
@@ -219,9 +269,7 @@ def predict(hparams: Mapping[str, Any], seq_len: int, vocab_size: int, budget: M
     batch = hparams["batch"]
     device_batch = int(batch["device_batch_size"])
     accum = grad_accum_steps(int(batch["total_batch_tokens"]), device_batch, seq_len)
-    peak, flops_per_token = traced_peak_bytes(
-        _items(hparams["model"]), _items(hparams["optim"]), int(vocab_size), int(seq_len), device_batch, accum > 1,
-        device.autocast, bool(device.compiled), device.attention, int(device.probe_size))
+    peak, flops_per_token = traced_peak_bytes(hparams, int(vocab_size), int(seq_len), device)
     steps, step_seconds = budget_steps(budget, flops_per_token, int(batch["total_batch_tokens"]),
                                        device.flops_per_second)
     return Prediction(peak, int(device.memory_bytes), device_batch, accum, flops_per_token, steps, step_seconds,
@@ -295,15 +343,24 @@ class FitCheck:
         original = self.predict(hparams)
         if original.fits:
             return Fit("run", dict(hparams), original, original)
-        for size in smaller_device_batches(hparams, self.seq_len):
-            lowered = with_device_batch(hparams, size)
-            prediction = self.predict(lowered)
-            if prediction.fits:
-                note = (f"device_batch_size lowered from {original.device_batch} to {size} "
-                        f"({prediction.accum} micro-batches per step, same total_batch_tokens): "
-                        f"as proposed it was {original.sentence()}")
-                return Fit("lowered", lowered, prediction, original, note)
-        return Fit("skip", dict(hparams), original, original, f"not trained: {original.sentence()}")
+        sizes = smaller_device_batches(hparams, self.seq_len)  # largest first; memory grows with the size
+        # The smallest first (a block that cannot fit skips after one more trace), then a bisection for the largest.
+        if not sizes or not self.predict(with_device_batch(hparams, sizes[-1])).fits:
+            return Fit("skip", dict(hparams), original, original, f"not trained: {original.sentence()}")
+        fitting, failing = len(sizes) - 1, -1  # indices into sizes: one known to fit, one known not to (or none)
+        while fitting - failing > 1:
+            middle = (fitting + failing) // 2
+            if self.predict(with_device_batch(hparams, sizes[middle])).fits:
+                fitting = middle
+            else:
+                failing = middle
+        size = sizes[fitting]
+        lowered = with_device_batch(hparams, size)
+        prediction = self.predict(lowered)
+        note = (f"device_batch_size lowered from {original.device_batch} to {size} "
+                f"({prediction.accum} micro-batches per step, same total_batch_tokens): "
+                f"as proposed it was {original.sentence()}")
+        return Fit("lowered", lowered, prediction, original, note)
 
     def with_speed(self, flops_per_second: float | None) -> "FitCheck":
         return replace(self, device=replace(self.device, flops_per_second=flops_per_second))
