@@ -8,7 +8,7 @@ import pytest
 from research.decide import (CONTINUE, Decision, Trained, check_baseline, check_stop, decide, decision_fields,
                              experiments_since_incumbent_ran, failure_repeats, finite_or_none, first_seed,
                              judge_baseline, judge_candidate, judge_failure, judged_sd, keep_threshold,
-                             kind_noise_settings, min_pairs_to_keep, noise_sigma, paired_deltas, round_loser)
+                             keep_margin, kind_noise_settings, min_pairs_to_keep, noise_sigma, paired_deltas, round_loser)
 from research.errors import ResearchStopped
 from research.pairing import Noise, format_runs
 
@@ -200,3 +200,74 @@ def test_paired_deltas_put_a_row_without_an_experiment_number_first():
     # A baseline without "exp" counts as experiment 0: it is the reference of the discard listed before it.
     history = [{"exp": 1, "status": "discard", "val_bpb": 1.01}, {"status": "baseline", "seed": 42, "val_bpb": 1.0}]
     assert paired_deltas(history, 42) == {1: pytest.approx(0.01)}
+
+
+SPEED = {"adjust": True, "prior_slope": -0.1, "prior_runs": 4}
+
+
+def test_under_a_time_budget_the_gains_are_taken_at_equal_speeds():
+    # Both baselines at 100 GFLOP/s: no spread of speed, so the slope is the prior's, -0.1 per unit ln(speed), and
+    # the reference is ln 100 (the first measured training).
+    rows = [{**row, "seed_speeds": f"{row['seed']}:100.0"} for row in baselines()]
+    settings = {**SETTINGS, "speed": SPEED}
+    # The candidate ran at half the speed: its 0.98 is worth 0.98 - 0.1 ln 2 = 0.91069 at full speed.
+    at_speed = 0.98 - 0.1 * math.log(2)
+    kept = judge_candidate(rows, settings, Trained({42: 0.98}, {}, {42: 50.0}), 42)
+    assert kept.keep and kept.speed_slope == -0.1 and kept.val_bpb == 0.98
+    assert kept.adjusted_val_bpb == pytest.approx(at_speed) and kept.paired_delta == pytest.approx(at_speed - 1.0)
+    # The same run judged as measured (adjustment off): a 0.02 gain, one more pair needed.
+    assert judge_candidate(rows, SETTINGS, Trained({42: 0.98}, {}, {42: 50.0}), 42).status == CONTINUE
+    # The incumbent's new run at twice the speed: its 1.0 is worth 1.0 + 0.1 ln 2 at the reference.
+    both = judge_candidate(rows, settings, Trained({42: 0.98, 44: 0.99}, {44: 1.0}, {42: 50.0, 44: 100.0},
+                                                   {44: 200.0}), 42)
+    gains = [1.0 - at_speed, 1.0 + 0.1 * math.log(2) - 0.99]
+    assert both.paired_delta == pytest.approx(-(gains[0] + gains[1]) / 2) and both.paired_seeds == (42, 44)
+    assert both.keep and both.best_val_bpb == pytest.approx((0.98 + 0.99) / 2)  # a keep: the candidate's mean
+
+
+def test_the_incumbents_runs_are_read_at_the_reference_speed_too():
+    # Baseline 42 at 100 GFLOP/s scored 1.00, baseline 43 at 200 scored 0.99: the slope is fitted to them with the
+    # prior (4 runs of a 1% ln-speed spread: weight 4e-4): (4e-4 x -0.1 + Sxy) / (4e-4 + Sxx).
+    rows = baselines((1.00, 0.99))
+    rows[0]["seed_speeds"], rows[1]["seed_speeds"] = "42:100.0", "43:200.0"
+    ln2 = math.log(2)
+    sxx, sxy = ln2 ** 2 / 2, ln2 * -0.01 / 2
+    slope = (4e-4 * -0.1 + sxy) / (4e-4 + sxx)
+    decision = judge_candidate(rows, {**SETTINGS, "speed": SPEED}, Trained({43: 0.97}, {}, {43: 200.0}), 42)
+    assert decision.speed_slope == pytest.approx(slope)
+    # Candidate and incumbent both ran seed 43 at 200: the adjustment moves both alike and the gain stays 0.02.
+    assert decision.paired_delta == pytest.approx(-0.02) and decision.adjusted_val_bpb == pytest.approx(0.97 - slope * ln2)
+
+
+def test_rule_single_judges_the_first_run_on_an_incumbent_seed_against_its_threshold():
+    rows = baselines() + [{"exp": 2, "status": "discard", "seed": 42, "val_bpb": 2.0}]  # not a baseline: no noise
+    single = {**SETTINGS, "rule": "single", "sigma_k": 3.0}
+    # Threshold: 1.005 - max(0.001, 3 x 0.0070711) = 0.98379. Seed 42 (the incumbent ran it) is judged, not 45.
+    decision = judge_candidate(rows, single, Trained({45: 0.90, 42: 0.984}), 42)
+    assert decision.status == "discard" and decision.val_bpb == 0.984 and decision.verdict == "single run vs threshold"
+    assert decision.threshold == pytest.approx(1.005 - 3 * 0.01 / math.sqrt(2))
+    assert decision.reason.startswith("val_bpb 0.984000 is better than the best 1.005000 by 0.021000, within the noise")
+    assert judge_candidate(rows, single, Trained({45: 0.90, 42: 0.983}), 42).keep
+    assert keep_margin(rows, single) == pytest.approx(3 * 0.01 / math.sqrt(2))
+    # Without a rule named, the sequential one: the same margin as when it is named.
+    unnamed = {key: value for key, value in SETTINGS.items() if key != "rule"}
+    assert keep_margin(rows, unnamed) == keep_margin(rows, SETTINGS) != keep_margin(rows, single)
+    assert judge_candidate(rows, unnamed, Trained({42: 0.98}), 42).verdict.startswith("SPRT")
+
+
+def test_a_decision_with_nothing_measured():
+    rows = baselines()
+    nothing = judge_candidate(rows, SETTINGS, Trained({}), 42)
+    assert (nothing.status, nothing.reason, nothing.error) == ("discard", "no finite val_bpb; nothing kept.",
+                                                               "no finite val_bpb")
+    assert nothing.paired_exp == 0 and nothing.best_val_bpb == pytest.approx(1.005)
+    failed = judge_candidate(rows, SETTINGS, Trained({42: 0.9}), 42, failure="the paired run on seed 43 failed")
+    assert failed.reason == "the paired run on seed 43 failed; nothing kept." and failed.val_bpb == 0.9
+    # The first run failed on a seed that may not repeat: nothing measured yet, one more try on another seed.
+    retry = judge_candidate(rows, SETTINGS, Trained({}, failed_seeds=(43,)), 42)
+    assert retry.status == CONTINUE and retry.next_seed == 42 and retry.delta is None and retry.paired_delta is None
+
+
+def test_a_control_run_every_experiment():
+    rows = baselines() + [{"exp": 2, "status": "discard", "seed_runs": "43:1.02", "paired_exp": 0}]
+    assert first_seed(rows, 42, control_every=1) == 44
