@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import lzma
 import os
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -39,6 +40,24 @@ def pytest_terminal_summary(terminalreporter, config) -> None:
     seed = getattr(config.option, "randomly_seed", None)
     if seed is not None and config.pluginmanager.hasplugin("randomly"):
         terminalreporter.write_line(f"test order: pytest-randomly, repeat it with --randomly-seed={seed}")
+
+
+@pytest.fixture(autouse=True)
+def _environment_and_sigterm_as_the_session_had_them():
+    """Each test starts from the session's environment and SIGTERM handler, whichever tests ran before it. Product
+    code called in-process changes both for good: flows.cli.main sets Prefect's defaults with os.environ.setdefault,
+    and `run` and `finalize` install a SIGTERM handler. In a shuffled order a test would otherwise see them or not
+    depending on the seed. (monkeypatch undoes its own changes first: its teardown runs before this one's.)"""
+    environ = dict(os.environ)
+    sigterm = signal.getsignal(signal.SIGTERM)
+    yield
+    for name in set(os.environ) - set(environ):
+        del os.environ[name]
+    for name, value in environ.items():
+        if os.environ.get(name) != value:
+            os.environ[name] = value
+    if sigterm is not None and signal.getsignal(signal.SIGTERM) is not sigterm:
+        signal.signal(signal.SIGTERM, sigterm)
 
 
 def pytest_sessionfinish(session) -> None:
