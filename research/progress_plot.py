@@ -113,6 +113,28 @@ def _listed(points: list[tuple[int, float]], most: int = 4) -> str:
     return text + (f", +{len(points) - most} more" if len(points) > most else "")
 
 
+def hours_points(rows: list[dict]) -> list[tuple[float, float]]:
+    """(cumulative training hours, the best val_bpb after that experiment), from the end of the last baseline on."""
+    staircase = dict(best_so_far(rows))
+    points, best = [], None
+    for exp, spent in cumulative_training_hours(rows):
+        best = staircase.get(exp, best)
+        if best is not None:
+            points.append((spent, best))
+    return points
+
+
+def verified_marker(points: list[tuple[float, float]], verified: Paired | None) -> tuple[float, float, float] | None:
+    """(x, y, error bar) of the verified gain's diamond on the hours panel: at the last training hour, the baselines'
+    mean (where the best line starts) minus the gain, its standard error as the bar (0 without one)."""
+    if not points or verified is None or verified.mean is None:
+        return None
+    return points[-1][0], points[0][1] - verified.mean, verified.se if verified.se is not None else 0.0
+
+
+# The drawing below (artists, colours, labels, legends) is tested by tests/test_progress_plot.py reading the drawn
+# figure, and left out of mutation testing (docs/MUTATION.md): each of its mutants would redraw every test figure.
+# pragma: no mutate start
 def _draw_noise(axes, baselines: list[float]) -> None:
     if len(baselines) >= 2:
         mean, sd = statistics.fmean(baselines), statistics.stdev(baselines)
@@ -223,21 +245,16 @@ def _draw_experiments(axes, rows: list[dict], settings: dict | None) -> None:
 
 
 def _draw_hours(axes, rows: list[dict], verified: Paired | None) -> None:
-    staircase = dict(best_so_far(rows))
-    hours = cumulative_training_hours(rows)
-    points, best = [], None
-    for exp, spent in hours:  # the best after each experiment, from the end of the last baseline on
-        best = staircase.get(exp, best)
-        if best is not None:
-            points.append((spent, best))
+    points = hours_points(rows)
     if points:
         axes.step(*zip(*points), where="post", color=LINE_COLOR, linewidth=1.6, label="best val_bpb")
         axes.plot(*points[-1], "o", color=LINE_COLOR, markersize=4)  # the best at the end, even when it came last
         start = points[0][1]
         axes.axhline(start, color=STATUS_COLORS["baseline"], linestyle=":", linewidth=1, label="baseline mean")
-        if verified is not None and verified.mean is not None:
-            error = verified.se if verified.se is not None else 0.0
-            axes.errorbar([points[-1][0]], [start - verified.mean], yerr=[error], fmt="D", color=VERIFIED_COLOR,
+        marker = verified_marker(points, verified)
+        if marker is not None:
+            x, y, error = marker
+            axes.errorbar([x], [y], yerr=[error], fmt="D", color=VERIFIED_COLOR,
                           capsize=5, zorder=4, label=f"verified: baseline - {verified.mean:.4f} +- {error:.4f} "
                                                      f"({verified.pairs} fresh seeds)")
     axes.set_xlabel("cumulative training hours")
@@ -271,3 +288,4 @@ def plot_progress(rows: list[dict], title: str, settings: dict | None = None, ve
     buffer = io.BytesIO()
     progress_figure(rows, title, settings, verified).savefig(buffer, format="png", dpi=FIGURE_DPI)
     return buffer.getvalue()
+# pragma: no mutate end
