@@ -22,13 +22,14 @@ from flows.prefect_env import configure_prefect_defaults
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
+    from data.atomic import DiskFull  # a full disk, naming its folder: one sentence like the others
     from data.errors import DataError
     from hardware import BackendUnavailable
     from research.errors import ConfigurationError, InvalidProposal, ProposerFatal, ResearchStopped
     from research.ledger import LedgerError  # a hand-damaged results.tsv: its sentence says which line to fix
 
     return (DataError, ConfigurationError, BackendUnavailable, InvalidProposal, ProposerFatal, ResearchStopped,
-            LedgerError)
+            LedgerError, DiskFull)
 
 
 def cmd_prepare(args) -> int:
