@@ -271,3 +271,86 @@ def test_a_decision_with_nothing_measured():
 def test_a_control_run_every_experiment():
     rows = baselines() + [{"exp": 2, "status": "discard", "seed_runs": "43:1.02", "paired_exp": 0}]
     assert first_seed(rows, 42, control_every=1) == 44
+
+
+def test_each_sequential_verdict_whole():
+    rows = baselines()  # judged paired sd 0.01 x sqrt 2 = 0.014142 (one df), effect 2: target +0.028284
+    said = "paired sd 0.014142"
+    keep = judge_candidate(rows, SETTINGS, Trained({42: 0.95}), 42)
+    verdict = f"SPRT favours a gain of +0.028284 over none: LLR +5.07 after 1 pair(s), bounds [-1.56, +2.77], {said}"
+    assert keep == Decision("keep", f"keep: paired gain 0.050000 over 1 pair(s); {verdict}.", 0.95, 0.95,
+                            pytest.approx(0.95 - 1.005), None, 0, (42,), pytest.approx(-0.05),
+                            pytest.approx(0.01 * math.sqrt(2)), verdict, adjusted_val_bpb=0.95, speed_slope=0.0)
+    more = judge_candidate(rows, SETTINGS, Trained({42: 0.98}), 42)
+    verdict = f"SPRT cannot yet tell no gain from +0.028284: LLR +0.83 after 1 pair(s), bounds [-1.56, +2.77], {said}"
+    assert (more.status, more.reason, more.verdict, more.next_seed, more.incumbent_runs_next, more.pairs_left) == (
+        CONTINUE, f"undecided, next pair on seed 43: {verdict}", verdict, 43, False, 3)  # max_pairs 4 less 1 run
+    assert more.paired_se == pytest.approx(0.01 * math.sqrt(2)) and more.paired_delta == pytest.approx(-0.02)
+    # Two pairs: the standard error is the judged sd over sqrt 2, and 2 pairs are left of max_pairs 4.
+    two = judge_candidate(rows, SETTINGS, Trained({42: 0.98, 43: 0.995}), 42)
+    assert two.status == CONTINUE and two.pairs_left == 2 and two.paired_se == pytest.approx(0.01)
+    # A seed whose run failed is never the next pair's: 43 failed, so 44, which the incumbent must train.
+    skip43 = judge_candidate(rows, SETTINGS, Trained({42: 0.98}, failed_seeds=(43,)), 42)
+    assert (skip43.next_seed, skip43.incumbent_runs_next) == (44, True)
+    half = 0.01 * math.sqrt(2)
+    capped = judge_candidate(rows, SETTINGS, Trained({42: 1.0 - half, 43: 1.01 - half, 44: 1.0 - half,
+                                                      45: 1.0 - half}, {44: 1.0, 45: 1.0}), 42)
+    # LLR about 0 (half the effect every pair): printed +0.00 or -0.00 as the last bits fall.
+    assert capped.verdict.startswith("SPRT cannot yet tell no gain from +0.028284: LLR ")
+    assert capped.verdict.endswith(f"0.00 after 4 pair(s), bounds [-1.56, +2.77], {said}, cap reached")
+    assert capped.status == "discard" and capped.paired_delta == pytest.approx(-half) and capped.paired_exp == 0
+    reject = judge_candidate(rows, SETTINGS, Trained({42: 1.03}), 42)
+    assert reject.status == "discard" and reject.paired_delta == pytest.approx(0.03) and reject.paired_seeds == (42,)
+
+
+def test_a_real_gain_under_min_gain_keeps_its_figures_and_one_at_it_waits_for_a_noisier_kinds_pairs():
+    rows = baselines()
+    settings = {**SETTINGS, "sequential": {**SEQ, "min_gain": 1.0 - 0.95}}
+    under = judge_candidate(rows, settings, Trained({42: 0.9501}), 42)
+    assert under.reason == "paired gain 0.049900 is real but below decide.sequential.min_gain; discarded."
+    assert under.paired_delta == pytest.approx(-0.0499) and under.paired_exp == 0 and under.val_bpb == 0.9501
+    # At min_gain exactly, on one pair of a kind that needs two: not discarded for min_gain, asked for a second pair.
+    waiting = judge_candidate(rows, settings, Trained({42: 0.95}), 42, kind="shape")
+    assert waiting.status == CONTINUE and waiting.verdict.endswith("a noisier kind needs 2 pairs to be kept")
+
+
+def test_a_round_winner_of_two_is_judged_on_the_pairs_after_its_first():
+    rows = baselines()
+    # Pairs: +0.05 on 42 (the lucky first), then +0.05 on 43: one pair of evidence, which settles it.
+    winner = judge_candidate(rows, SETTINGS, Trained({42: 0.95, 43: 0.96}), 42, selected_from=2)
+    assert winner.keep and winner.reason.startswith("keep: paired gain 0.050000 over 1 pair(s)")
+    first_only = judge_candidate(rows, SETTINGS, Trained({42: 0.95}), 42, selected_from=2)
+    assert first_only.status == CONTINUE and "LLR +0.00 after 0 pair(s)" in first_only.verdict
+
+
+def test_without_a_noise_estimate_nothing_is_judged():
+    one = baselines((1.0,))
+    reason = "no noise estimate yet (decide.baseline_repeats must be 2 or more)"
+    decision = judge_candidate(one, SETTINGS, Trained({42: 0.5}), 42)
+    assert (decision.status, decision.reason, decision.error) == ("discard", reason + "; discarded.", reason)
+    assert decision.paired_delta == pytest.approx(-0.5) and decision.paired_seeds == (42,)
+
+
+def test_the_single_rules_defaults_and_figures():
+    # sigma_k defaults to 2: the threshold is 1.0 - 2 x 0.005 = 0.99.
+    assert decide(0.9899, 1.0, 0.005).keep and decide(0.9901, 1.0, 0.005).status == "discard"
+    missing = decide(None, 1.0, 0.005)
+    assert (missing.threshold, missing.val_bpb) == (0.99, None)
+    inside = decide(0.995, 1.0, 0.005)
+    assert (inside.val_bpb, inside.best_val_bpb, inside.delta, inside.threshold) == (0.995, 1.0, pytest.approx(-0.005),
+                                                                                    0.99)
+    with pytest.raises(ValueError) as refused:
+        decide(1.0, None, None)
+    assert str(refused.value) == "decide() needs a finite best val_bpb; record a baseline first."
+
+
+def test_settings_read_by_name_with_their_defaults():
+    assert kind_noise_settings({"kind_prior_df": 5}, None)["kind_prior_df"] == 5.0
+    assert min_pairs_to_keep({"unpaired_kinds": ["shape"]}, Noise(None, 0, 0.01, 0, 0.01), "shape") == 2
+    assert min_pairs_to_keep({"noisier_ratio": 2.0}, Noise(None, 0, 0.015, 0, 0.01), None) == 1
+
+
+def test_a_long_crash_message_is_cut_at_200_characters():
+    assert check_stop([{"status": "crash", "error": "x" * 300}], 1) == (
+        f"The last 1 experiments crashed (last error: {'x' * 200}); the run stopped so you can fix the cause, see the "
+        "error column of results.tsv.")
