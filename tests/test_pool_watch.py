@@ -126,7 +126,8 @@ class Server:
     def __init__(self, clock, script):
         self.clock, self.script, self.forced, self.reads = clock, script, [], []
 
-    def __call__(self, sync_client=True):
+    def __call__(self, sync_client=None):
+        assert sync_client is True  # the watch runs in a plain thread: the sync client, not the async one
         return self
 
     def __enter__(self):
@@ -146,6 +147,7 @@ class Server:
     def read_flow_run(self, flow_run_id):
         from prefect import states
 
+        assert flow_run_id == "id"  # the run it was asked to watch, every time
         self.reads.append(self.clock.now - 1000.0)
         what = self.current()
         state = what if isinstance(what, states.State) else getattr(states, what)()
@@ -154,7 +156,7 @@ class Server:
         return types.SimpleNamespace(id=flow_run_id, name="exp-5 wd", state=state)
 
     def set_flow_run_state(self, flow_run_id, state, force=False):
-        assert force
+        assert force and flow_run_id == "id"
         self.forced.append(state)
 
 
@@ -223,10 +225,10 @@ def test_a_server_error_5xx_is_an_outage_and_a_4xx_is_a_real_error(monkeypatch, 
         request = httpx.Request("GET", "http://server/api/flow_runs/id")
         return PrefectHTTPStatusError(f"{code}", request=request, response=httpx.Response(code, request=request))
 
-    flow_run, _, said, _ = watch(monkeypatch, clock, [(0, status_error(503)), (1, "Completed")], tmp_path)
+    flow_run, _, said, _ = watch(monkeypatch, clock, [(0, status_error(500)), (1, "Completed")], tmp_path)
     assert flow_run.state.is_completed() and said[0].startswith("the Prefect server does not answer (PrefectHTTPStatusError)")
     with pytest.raises(PrefectHTTPStatusError):
-        watch(monkeypatch, clock, [(0, status_error(404))], tmp_path)
+        watch(monkeypatch, clock, [(0, status_error(499))], tmp_path)
     with pytest.raises(ValueError):
         watch(monkeypatch, clock, [(0, ValueError("a bug, not an outage"))], tmp_path)
 
