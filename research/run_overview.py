@@ -59,7 +59,7 @@ def disk_use(folder: Path) -> tuple[int, int]:
                 continue
             seen.add((stat.st_dev, stat.st_ino))
             total += stat.st_size
-            checkpoints += name == "checkpoint.npz"
+            checkpoints += name.endswith(".npz")  # the only .npz in a run folder: checkpoints (training/checkpoint.py)
     return total, checkpoints
 
 
