@@ -148,6 +148,7 @@ def test_a_kinds_noise_starts_from_the_pooled_figure_or_the_safe_prior_when_unpa
     # A kind with no pairs of its own: its prior, worth kind_prior_df (2 by default) df, alone.
     shape = estimate_noise(rows, prior_df=1, kind="shape")
     assert shape.paired_sd == pytest.approx(math.sqrt(5e-5)) and shape.paired_df == 0 and shape.df == 2
+    assert shape.seed_sd == pytest.approx(math.sqrt(5e-5)) and shape.seed_df == 2  # the seeds' figures as pooled
     assert shape.pooled_sd == pytest.approx(math.sqrt(5e-5))
     # Unpaired: the prior is the larger of the pooled var (5e-5) and 2 x seed var (1e-4).
     unpaired = estimate_noise(rows, prior_df=1, kind="shape", kind_unpaired=True)
@@ -170,6 +171,9 @@ def test_a_noisy_kind_is_judged_with_its_own_spread():
     shape = estimate_noise(rows, prior_df=1, kind="shape")
     assert shape.paired_sd == pytest.approx(math.sqrt((2 * pooled_var + 8e-4) / 3)) and shape.df == 3
     assert shape.paired_sd > noise.paired_sd > estimate_noise(rows, prior_df=1, kind="optimizer").paired_sd
+    # Unpaired, the prior is the larger of the pooled var (3.889e-4) and 2 x seed var (3.667e-4): here the pooled.
+    unpaired = estimate_noise(rows, prior_df=1, kind="shape", kind_unpaired=True)
+    assert unpaired.paired_sd == pytest.approx(shape.paired_sd) and pooled_var > 2 * 5.5e-4 / 3
 
 
 def test_the_noise_of_adjusted_runs_and_what_a_fitted_slope_took():
