@@ -354,3 +354,31 @@ def test_a_long_crash_message_is_cut_at_200_characters():
     assert check_stop([{"status": "crash", "error": "x" * 300}], 1) == (
         f"The last 1 experiments crashed (last error: {'x' * 200}); the run stopped so you can fix the cause, see the "
         "error column of results.tsv.")
+
+
+def test_the_first_seed_without_control_runs_asked_for():
+    rows = baselines() + [{"exp": 2, "status": "discard", "seed_runs": "43:1.02", "paired_exp": 0}]
+    assert first_seed(rows, 42) == 43  # control_every defaults to 0: no control run, however long ago
+
+
+def test_the_margin_told_to_the_proposer_reads_the_runs_at_equal_speeds():
+    # Three baselines: 1.00 at 100 GFLOP/s, 0.99 at 200, 1.004 at 100. By hand: x = ln(speed), the slope fitted
+    # around the config's means with the prior (4 runs of a 1% spread: weight 4e-4, slope -0.1), never above 0;
+    # the runs adjusted to ln 100; their spread on 2 df less what the slope took; the paired prior 2 x that.
+    rows = baselines((1.00, 0.99, 1.004))
+    for row, speed in zip(rows, (100.0, 200.0, 100.0)):
+        row["seed_speeds"] = f"{row['seed']}:{speed}"
+    xs, ys = [math.log(100.0), math.log(200.0), math.log(100.0)], [1.00, 0.99, 1.004]
+    mx, my = sum(xs) / 3, sum(ys) / 3
+    sxx = sum((x - mx) ** 2 for x in xs)
+    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys))
+    slope, slope_df = min((4e-4 * -0.1 + sxy) / (4e-4 + sxx), 0.0), sxx / (4e-4 + sxx)
+    adjusted = [y - slope * (x - math.log(100.0)) for x, y in zip(xs, ys)]
+    mean = sum(adjusted) / 3
+    seed_df = 2 - slope_df
+    assert seed_df >= 1  # the adjusted runs are used, not the raw ones
+    seed_var = sum((y - mean) ** 2 for y in adjusted) / seed_df
+    sigma = math.sqrt(2 * seed_var * (1 + 1 / seed_df))  # the safe prior on seed_df df, widened
+    margin = keep_margin(rows, {**SETTINGS, "speed": SPEED})
+    assert margin == pytest.approx(sigma * (1 + math.log(16) / 2), rel=1e-9)
+    assert margin != pytest.approx(keep_margin(rows, SETTINGS), rel=1e-3)  # as measured: another margin
