@@ -16,7 +16,9 @@ for these plain files), and every training and evaluation is the real child proc
      A mode with the suffix -fp32-embeddings or -bf16-embeddings stores the token and value embeddings so
      (train.embedding_dtype): the default `eager,eager-fp32-embeddings` times the GPU presets' bf16 embeddings
      (the reference trainer's) against fp32 ones, tokens/s and peak memory side by side;
-  4. a --seconds training (compiled: the GPU's default) with its evaluation: val_bpb, steps, tokens.
+  4. a --seconds training (compiled: the GPU's default) with its evaluation: val_bpb, steps, tokens;
+  5. fit: for each --fit-presets preset (datacenter and consumer on a GPU), training.fit's predicted peak memory
+     against the training's torch.cuda.max_memory_allocated over a 3-step compiled training, one line each.
 Sized for the lent machine's 8 minutes: one compile (the flex check's is small), --steps 10 eager steps,
 300 s of training, and an evaluation of at most the validation split (the bundled one holds 130k tokens;
 the preset's 20M would walk it 160 times).
@@ -44,6 +46,7 @@ import yaml  # noqa: E402
 from hardware import detect, get_adapter  # noqa: E402
 from hardware.peak_flops import AMD, NVIDIA, lookup  # noqa: E402
 from training.entry import ALLOCATOR_SETTINGS  # noqa: E402
+from training.fit import device_facts, predict  # noqa: E402
 from training.metrics import mfu_percent  # noqa: E402
 from training.run_config import ExperimentDir, training_config, write_training_config  # noqa: E402
 
@@ -172,6 +175,30 @@ def train(name: str, cfg: dict, data: dict, work: Path, log, *, evaluate: bool, 
     return metrics
 
 
+def fit_check(preset: str, data: dict, vocab: int, work: Path, log, adapter, steps: int = 3) -> dict:
+    """training.fit's prediction for the preset's block on this device, against the peak its training measured
+    (metrics.json's peak_tensor_gb: torch.cuda.max_memory_allocated on CUDA, the CPU meter elsewhere)."""
+    cfg = merged(preset_config(preset), {"budget": {"kind": "steps", "steps": steps}})
+    seq_len = int(cfg["train"]["seq_len"])
+    facts = device_facts(adapter, cfg["train"].get("compile", "auto"), "steps", seq_len,
+                         embedding_dtype=cfg["train"].get("embedding_dtype") or "float32")
+    prediction = predict(cfg["hparams"], seq_len, vocab, cfg["budget"], facts)
+    metrics = train(f"fit-{preset}", cfg, data, work, log, evaluate=False, timeout=900)
+    measured = metrics.get("peak_tensor_gb")
+    return {"preset": preset, "status": metrics.get("status", "failed"), "reason": metrics.get("reason"),
+            "compiled": facts.compiled, "predicted_gb": prediction.peak_gb, "measured_gb": measured,
+            "error": prediction.peak_gb / measured - 1 if measured else None,
+            "need_gb": prediction.need_bytes / 1e9, "device_gb": facts.memory_bytes / 1e9, "fits": prediction.fits}
+
+
+def fit_line(fit: dict) -> str:
+    if fit["status"] != "ok" or not fit["measured_gb"]:
+        return f"fit {fit['preset']}: predicted {fit['predicted_gb']:.2f} GB; training {fit['status']}: {fit['reason']}"
+    return (f"fit {fit['preset']}: predicted {fit['predicted_gb']:.2f} GB, measured (max_memory_allocated) "
+            f"{fit['measured_gb']:.2f} GB, {100 * fit['error']:+.1f}%; compiled {fit['compiled']}; predicted need "
+            f"{fit['need_gb']:.1f} of {fit['device_gb']:.1f} GB ({'fits' if fit['fits'] else 'does not fit'})")
+
+
 def table(report: dict) -> str:
     env, lines = report["environment"], []
     lines.append("environment: " + ", ".join(f"{k} {v}" for k, v in env.items()))
@@ -190,6 +217,7 @@ def table(report: dict) -> str:
                      f"{m['warmup_seconds']:.1f} | {cell(m.get('machine_speed'), ',.0f')} | "
                      f"{cell(m.get('val_bpb'), '.4f')} | {cell(m.get('eval_seconds'), '.1f')} |")
     lines.append("")
+    lines.extend(fit_line(fit) for fit in report.get("fit", []))
     lines.append("first step s: the warm-up forward/backward before the budget starts (torch.compile included); "
                  "machine GFLOP/s: the speed probe's median (training.loop.SpeedProbe, research/speed.py); "
                  "eval s: the uncompiled evaluation process, start to end.")
@@ -210,6 +238,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="step-budgeted runs to time beside the timed one (eager, compiled or both; a suffix "
                              "-fp32-embeddings or -bf16-embeddings sets train.embedding_dtype for that run)")
     parser.add_argument("--device-name", default=None, help="name for the peak-FLOPS lookup (default: the device's)")
+    parser.add_argument("--fit-presets", default="datacenter,consumer" if torch.cuda.is_available() else "",
+                        help="presets whose predicted peak memory (training.fit) is set against a 3-step training's "
+                             "measured one (default: datacenter,consumer on a GPU, none elsewhere)")
     parser.add_argument("--work", type=Path, default=None,
                         help="experiment folders, checkpoints included (default: a new temporary folder, not under --out)")
     args = parser.parse_args(argv)
@@ -241,6 +272,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg = merged(base, {"budget": {"kind": "time", "seconds": args.seconds}})
         report["runs"][f"{args.seconds:g} s + eval"] = train("budget", cfg, data, work, log, evaluate=True,
                                                             timeout=3 * args.seconds + 900)
+        report["fit"] = [fit_check(preset, data, int(manifest["vocab_size"]), work, log, adapter)
+                         for preset in args.fit_presets.split(",") if preset]
     for metrics in report["runs"].values():
         if metrics.get("status") == "ok":
             # Recomputed against --device-name's peak (the child used its own device's name).

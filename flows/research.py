@@ -227,7 +227,8 @@ class ExperimentRunner:
             return None, None
         adapter = get_adapter(detect(cfg.get("backend") or "auto"))
         seq_len = int(cfg["train"]["seq_len"])
-        facts = device_facts(adapter, cfg["train"].get("compile", "auto"), cfg["budget"]["kind"], seq_len)
+        facts = device_facts(adapter, cfg["train"].get("compile", "auto"), cfg["budget"]["kind"], seq_len,
+                             embedding_dtype=cfg["train"].get("embedding_dtype") or "float32")
         if cfg["research"].get("fit_memory_gb"):  # +research.fit_memory_gb=N: a device shared with other work
             facts = replace(facts, memory_bytes=int(float(cfg["research"]["fit_memory_gb"]) * 1e9),
                             name="research.fit_memory_gb")

@@ -113,6 +113,18 @@ def _live_bytes_mode():
     return LiveBytes()
 
 
+def _store_embeddings_in(model, dtype: str) -> None:
+    """train.embedding_dtype as models.gpt.GPT.store_embeddings_in applies it (the token and value embeddings
+    converted). Its Module.to cannot convert fake tensors (they are swapped, and fake mode holds weak references
+    to them), so the same parameters are replaced by converted ones here."""
+    import torch
+
+    target = model.EMBEDDING_DTYPES[dtype]
+    for embedding in (model.wte, *model.value_embeds.values()):
+        if embedding.weight.dtype != target:
+            embedding.weight = torch.nn.Parameter(embedding.weight.detach().to(target))
+
+
 # The optim keys that change what MuonAdamW allocates (the others are learning rates, betas and momenta: numbers
 # inside the same tensors). The optimizer's trace is cached on these, so a proposal of an optim value re-uses it.
 def optimizer_allocation_key(optim: Mapping[str, Any]) -> tuple:
@@ -131,7 +143,8 @@ def _optim_section(key: tuple) -> dict:
 
 @lru_cache(maxsize=256)
 def traced_model_bytes(model_items: tuple, vocab_size: int, seq_len: int, device_batch: int, accumulates: bool,
-                       autocast: str, compiled: bool, attention: str) -> tuple[int, float]:
+                       autocast: str, compiled: bool, attention: str,
+                       embedding_dtype: str = "float32") -> tuple[int, float]:
     """(peak bytes of the weights, their gradients and a micro-batch's forward and backward, training FLOPs per
     token), traced on FakeTensors under the run's autocast dtype and attention kernel ("flex" runs as
     "sdpa" here: outside a compile it is the same maths, and its fused kernel keeps what flex keeps)."""
@@ -147,6 +160,7 @@ def traced_model_bytes(model_items: tuple, vocab_size: int, seq_len: int, device
     counter = _live_bytes_mode()
     with FakeTensorMode(), use_attention_impl("sdpa" if attention == "flex" else attention), counter:
         model = GPT(config)
+        _store_embeddings_in(model, embedding_dtype)
         inputs, targets = (torch.empty(device_batch, seq_len, dtype=torch.long) for _ in range(2))
         if accumulates:  # every micro-batch after the first runs with the gradients of the ones before it
             for parameter in model.parameters():
@@ -165,7 +179,7 @@ def traced_model_bytes(model_items: tuple, vocab_size: int, seq_len: int, device
 
 @lru_cache(maxsize=256)
 def traced_optimizer_bytes(model_items: tuple, vocab_size: int, seq_len: int, allocation_key: tuple,
-                           ortho_dtype: str) -> tuple[int, int]:
+                           ortho_dtype: str, embedding_dtype: str = "float32") -> tuple[int, int]:
     """(peak bytes of an optimizer step with the weights, gradients and state alive, bytes of the state) of
     optim.build_optimizer's MuonAdamW over the block's model, traced on the meta device (shapes are all an
     optimizer's allocations depend on, and meta tensors are cheaper than fake ones). Two steps: the first
@@ -180,6 +194,7 @@ def traced_optimizer_bytes(model_items: tuple, vocab_size: int, seq_len: int, al
     counter = _live_bytes_mode()
     with torch.device("meta"), counter:
         model = GPT(config)
+        _store_embeddings_in(model, embedding_dtype)  # their Adam state is made like them
         optimizer = build_optimizer(model, _optim_section(allocation_key), getattr(torch, ortho_dtype))
         for _ in range(2):
             for parameter in model.parameters():
@@ -204,9 +219,11 @@ def traced_peak_bytes(hparams: Mapping[str, Any], vocab_size: int, seq_len: int,
     accumulates = grad_accum_steps(int(batch["total_batch_tokens"]), device_batch, seq_len) > 1
     model_items = _items(hparams["model"])
     model_peak, flops_per_token = traced_model_bytes(model_items, vocab_size, seq_len, device_batch, accumulates,
-                                                     device.autocast, bool(device.compiled), device.attention)
+                                                     device.autocast, bool(device.compiled), device.attention,
+                                                     device.embedding_dtype)
     optimizer_peak, state = traced_optimizer_bytes(model_items, vocab_size, seq_len,
-                                                   optimizer_allocation_key(hparams["optim"]), device.autocast)
+                                                   optimizer_allocation_key(hparams["optim"]), device.autocast,
+                                                   device.embedding_dtype)
     itemsize = 2 if device.autocast in ("bfloat16", "float16") else 4
     fixed = 4 * device_batch * seq_len * 8 + 2 * device.probe_size ** 2 * itemsize
     return max(model_peak + state, optimizer_peak) + fixed, flops_per_token
@@ -222,6 +239,7 @@ class DeviceFacts:
     attention: str = "sdpa"       # the adapter's attention kernel for the run
     probe_size: int = 0           # side of the speed probe's matmuls (0: none)
     name: str = "device"          # for the sentence: "GPU", "RAM"
+    embedding_dtype: str = "float32"  # train.embedding_dtype: the token and value embeddings' storage (and Adam state)
     flops_per_second: float | None = None  # measured training FLOP/s: a time budget's steps (None: unknown)
 
 
@@ -382,8 +400,9 @@ def available_ram_bytes() -> int | None:
 
 
 def device_facts(adapter, compile_policy, budget_kind: str, seq_len: int,
-                 flops_per_second: float | None = None) -> DeviceFacts:
-    """The DeviceFacts of a backend adapter (hardware/) for a run with this compile policy and budget kind."""
+                 flops_per_second: float | None = None, embedding_dtype: str = "float32") -> DeviceFacts:
+    """The DeviceFacts of a backend adapter (hardware/) for a run with this compile policy, budget kind and
+    train.embedding_dtype."""
     from training.torch_port import compile_enabled
 
     compiled = compile_enabled(compile_policy, adapter, budget_kind)
@@ -394,7 +413,7 @@ def device_facts(adapter, compile_policy, budget_kind: str, seq_len: int,
     return DeviceFacts(memory_bytes=int(memory), autocast=str(adapter.autocast_dtype).replace("torch.", ""),
                        compiled=compiled, attention=adapter.attention_kernel(compiled, seq_len),
                        probe_size=int(getattr(adapter, "speed_probe_size", 0)), name=name,
-                       flops_per_second=flops_per_second)
+                       flops_per_second=flops_per_second, embedding_dtype=embedding_dtype)
 
 
 def measured_flops_per_second(rows: list[dict], peak_flops: float | None, recent: int = 5) -> float | None:
