@@ -86,3 +86,24 @@ def test_labels_and_legend_lists():
     assert _listed([(7, 8.0)]) == "exp 7 8.0000"
     values = {row["exp"]: row.get("val_bpb") for row in ROWS}
     assert _measured(ROWS, values, "keep") == [0.99, 0.98] and _measured(ROWS, values, "crash") == []
+
+
+def test_geometry_at_its_edges():
+    # A keep right after a single baseline is a step.
+    rows = [{"exp": 0, "status": "baseline", "val_bpb": 1.0}, {"exp": 1, "status": "keep", "val_bpb": 0.9}]
+    assert best_so_far(rows) == [(0, 1.0), (1, 0.9)]
+    # The core's own range sets the span when it is wider than 1% of its mean: 1.0 to 2.0 reaches -2.0 to 5.0,
+    # both ends included.
+    scale = y_scale([1.0, 2.0], [-2.0, 5.0, -2.0001, 5.0001])
+    assert (scale.low, scale.high) == (-2.0, 5.0) and scale.off_side(5.0001) == "above"
+    wide = y_scale([1.0, 1.5], [2.5])
+    assert wide.high == 2.5  # within 3 x 0.5 of 1.5 (1% of the mean, 0.0125, would put it off scale)
+    assert _listed([(i, 1.0) for i in range(4)]) == "exp 0 1.0000, exp 1 1.0000, exp 2 1.0000, exp 3 1.0000"
+
+
+def test_the_diamond_starts_from_the_baselines_even_when_the_first_experiment_is_a_keep():
+    rows = [row for row in ROWS if row["exp"] != 2 and row["status"] != "skip"]  # exp 3 keeps right after them
+    points = hours_points(rows)
+    assert points[0] == (pytest.approx(0.2), pytest.approx(1.01)) and points[1] == (pytest.approx(0.4), 0.995)
+    # The last point is the last training (no skip after it): 0.6 h.
+    assert verified_marker(points, Paired(0.02, 0.001, 4)) == (pytest.approx(0.6), pytest.approx(0.99), 0.001)
