@@ -153,7 +153,7 @@ def test_the_gpu_presets_store_embeddings_in_bf16_and_the_cpu_in_fp32():
     assert train_of("config.yaml")["embedding_dtype"] == "float32"
     assert train_of("preset/datacenter.yaml")["embedding_dtype"] == "bfloat16"
     assert train_of("preset/consumer.yaml")["embedding_dtype"] == "bfloat16"
-    assert "embedding_dtype" not in train_of("preset/cpu.yaml")  # the default, fp32: measured no faster here
+    assert "embedding_dtype" not in train_of("preset/cpu.yaml")  # the default, fp32 (BENCHMARKS.md: why)
 
 
 def test_under_autocast_the_stream_stays_bf16_as_the_references_and_without_it_fp32():
