@@ -242,12 +242,12 @@ def test_the_incumbents_runs_are_read_at_the_reference_speed_too():
 def test_rule_single_judges_the_first_run_on_an_incumbent_seed_against_its_threshold():
     rows = baselines() + [{"exp": 2, "status": "discard", "seed": 42, "val_bpb": 2.0}]  # not a baseline: no noise
     single = {**SETTINGS, "rule": "single", "sigma_k": 3.0}
-    # Threshold: 1.005 - max(0.001, 3 x 0.0070711) = 0.98379. Seed 42 (the incumbent ran it) is judged, not 45.
-    decision = judge_candidate(rows, single, Trained({45: 0.90, 42: 0.984}), 42)
+    # Threshold: 1.005 - max(0.001, 3 x 0.0070711) = 0.98379. Seed 42 (the incumbent ran it) is judged, not 41.
+    decision = judge_candidate(rows, single, Trained({41: 0.90, 42: 0.984}), 42)
     assert decision.status == "discard" and decision.val_bpb == 0.984 and decision.verdict == "single run vs threshold"
     assert decision.threshold == pytest.approx(1.005 - 3 * 0.01 / math.sqrt(2))
     assert decision.reason.startswith("val_bpb 0.984000 is better than the best 1.005000 by 0.021000, within the noise")
-    assert judge_candidate(rows, single, Trained({45: 0.90, 42: 0.983}), 42).keep
+    assert judge_candidate(rows, single, Trained({41: 0.90, 42: 0.983}), 42).keep
     assert keep_margin(rows, single) == pytest.approx(3 * 0.01 / math.sqrt(2))
     # Without a rule named, the sequential one: the same margin as when it is named.
     unnamed = {key: value for key, value in SETTINGS.items() if key != "rule"}
@@ -381,4 +381,28 @@ def test_the_margin_told_to_the_proposer_reads_the_runs_at_equal_speeds():
     sigma = math.sqrt(2 * seed_var * (1 + 1 / seed_df))  # the safe prior on seed_df df, widened
     margin = keep_margin(rows, {**SETTINGS, "speed": SPEED})
     assert margin == pytest.approx(sigma * (1 + math.log(16) / 2), rel=1e-9)
+    # A candidate judged there is judged with the same noise: its one pair's standard error is sigma.
+    judged = judge_candidate(rows, {**SETTINGS, "speed": SPEED}, Trained({42: 0.98}, {}, {42: 100.0}), 42)
+    assert judged.paired_se == pytest.approx(sigma, rel=1e-9)
     assert margin != pytest.approx(keep_margin(rows, SETTINGS), rel=1e-3)  # as measured: another margin
+
+
+def test_a_candidate_is_judged_with_its_kinds_noise():
+    # Baselines 1.00/1.01 and an optimizer change 0.01 better on both seeds (tests/test_gap_judgement.py works the
+    # figures out): pooled paired var 5e-5 on 3 df; 2 x the seed var is 1e-4.
+    rows = baselines() + [{"exp": 2, "status": "discard", "seed": 42, "seed_runs": "42:0.99 43:1.0", "paired_exp": 0,
+                           "change_kind": "optimizer"}]
+    pooled = judge_candidate(rows, SETTINGS, Trained({42: 0.99}), 42)
+    assert pooled.paired_se == pytest.approx(math.sqrt(5e-5 * (1 + 1 / 3)))
+    # A shape change (decide.sequential.unpaired_kinds): the safe prior 1e-4 on kind_prior_df 2 df.
+    shape = judge_candidate(rows, SETTINGS, Trained({42: 0.99}), 42, kind="shape")
+    assert shape.paired_se == pytest.approx(math.sqrt(1e-4 * (1 + 1 / 2)))
+    # An optimizer change: its own pair (0 spread, 1 df) on the pooled prior worth 2 df: 2 x 5e-5 / 3 on 3 df.
+    optimizer = judge_candidate(rows, SETTINGS, Trained({42: 0.99}), 42, kind="optimizer")
+    assert optimizer.paired_se == pytest.approx(math.sqrt(1e-4 / 3 * (1 + 1 / 3)))
+
+
+def test_a_candidate_with_no_incumbent_run_at_all():
+    decision = judge_candidate([], SETTINGS, Trained({42: 1.0}), 42)
+    assert decision.status == "discard" and decision.best_val_bpb is None and decision.delta is None
+    assert decision.reason == "no noise estimate yet (decide.baseline_repeats must be 2 or more); discarded."
