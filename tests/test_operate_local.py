@@ -117,15 +117,18 @@ def test_round_winner_and_open_round(tmp_path):
 
 @pytest.fixture(scope="module")
 def parallel_suite(tmp_path_factory):
-    """The suite over the bundled dataset, 4 experiments, research.parallel=2, then the same suite again."""
+    """The suite over the bundled dataset, 4 experiments, research.parallel=2, then the same suite again. The suite
+    finalizes each run; on 2 fresh seeds instead of the default 4, which were most of this fixture's time."""
     from flows.suite import suite_flow
+    from research.finalize_table import FinalizeTable
 
     runs = tmp_path_factory.mktemp("suite-runs")
     overrides = [*TINY, f"paths.runs_dir={runs}", "suite.experiments_per_dataset=4", "research.parallel=2",
-                 "proposer=local"]
+                 "proposer=local", "finalize.seeds=2"]
     first = suite_flow(overrides=overrides, date="20260101")
+    finalized = FinalizeTable(runs / "nightly-20260101-bundled" / "finalize.tsv").rows()
     again = suite_flow(overrides=overrides, date="20260101")
-    return {"runs": runs, "first": first, "again": again}
+    return {"runs": runs, "first": first, "again": again, "finalized": finalized}
 
 
 @pytest.mark.slow
@@ -154,3 +157,16 @@ def test_suite_summarises_and_skips_a_complete_dataset(parallel_suite):
     assert first["datasets"][0]["experiments"] == 4 and first["datasets"][0]["baseline_val_bpb"] is not None
     assert [item["status"] for item in again["datasets"]] == ["complete (skipped)"]
     assert json.dumps(again)  # plain data: the flow's result is persisted and shown in the UI
+
+
+@pytest.mark.slow
+def test_suite_finalizes_each_run_once(parallel_suite):
+    from research.finalize_table import FinalizeTable
+
+    run_dir = parallel_suite["runs"] / "nightly-20260101-bundled"
+    finalized = parallel_suite["finalized"]
+    # The baseline block on both fresh seeds (and the final one too when a proposal was kept), each scored.
+    assert {(row["arm"], row["seed"]) for row in finalized} >= {("baseline", 1000), ("baseline", 1001)}
+    assert all(row["val_bpb"] is not None for row in finalized)
+    assert "## Verified" in (run_dir / "report.md").read_text()
+    assert FinalizeTable(run_dir / "finalize.tsv").rows() == finalized  # the second suite trained nothing more
