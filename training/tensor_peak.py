@@ -21,7 +21,9 @@ def live_tensor_bytes() -> int:
 
     seen: dict[int, int] = {}
     for obj in gc.get_objects():
-        if isinstance(obj, torch.Tensor) and obj.is_cpu:
+        # type(), not isinstance(): the collector also lists weak proxies (torch.compile keeps some), and
+        # isinstance asks a dead proxy for its class, which raises ReferenceError.
+        if issubclass(type(obj), torch.Tensor) and obj.is_cpu:
             try:
                 storage = obj.untyped_storage()
             except (RuntimeError, NotImplementedError):  # sparse or otherwise storage-less tensors
