@@ -31,8 +31,8 @@ from pathlib import Path
 
 try:
     import tomllib
-except ModuleNotFoundError:  # Python 3.10: the same parser under its PyPI name (mutmut installs it there)
-    import tomli as tomllib
+except ModuleNotFoundError:  # Python 3.10: mutmut reads its settings with `toml` there, and depends on it
+    import toml as tomllib
 ROOT = Path(__file__).resolve().parent.parent
 
 # Module -> the fast unit tests that claim it. A test file here must not be marked slow as a whole; slow tests in
