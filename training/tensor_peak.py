@@ -22,13 +22,14 @@ def live_tensor_bytes() -> int:
     seen: dict[int, int] = {}
     for obj in gc.get_objects():
         # type(), not isinstance(): the collector also lists weak proxies (torch.compile keeps some), and
-        # isinstance asks a dead proxy for its class, which raises ReferenceError.
-        if issubclass(type(obj), torch.Tensor) and obj.is_cpu:
+        # isinstance asks a dead proxy for its class, which raises ReferenceError. Only plain tensors and
+        # parameters hold memory: the fake and functional tensors torch.compile leaves behind hold none.
+        if type(obj) in (torch.Tensor, torch.nn.Parameter) and obj.is_cpu:
             try:
                 storage = obj.untyped_storage()
+                seen[storage.data_ptr()] = storage.nbytes()
             except (RuntimeError, NotImplementedError):  # sparse or otherwise storage-less tensors
                 continue
-            seen[storage.data_ptr()] = storage.nbytes()
     return sum(seen.values())
 
 
