@@ -1,9 +1,11 @@
 """Whether a block fits the device, and how many steps its budget buys, predicted before any process starts.
 
 Peak memory is DERIVED FROM THE MODEL ITSELF by tracing, not from a table: the real models.gpt.GPT and the real
-optim.build_optimizer run one training step (one micro-batch forward + backward, a second one when the batch is
-accumulated, and two optimizer steps, so that Muon's and AdamW's buffers exist while the next step runs) on
-FakeTensors, which carry shapes and dtypes but no data. A TorchDispatchMode sees every storage an op creates
+optim.build_optimizer run a training step: one micro-batch forward + backward on FakeTensors, which carry shapes
+and dtypes but no data (with the gradients already allocated when the batch is accumulated, as every micro-batch
+after the first runs), and two optimizer steps on the meta device (the first allocates Muon's and AdamW's state,
+the second runs with it); the peak is the larger of the forward/backward peak plus the optimizer's state and the
+optimizer step's own peak, plus the batches in flight and the speed probe's matrices. A TorchDispatchMode sees every storage an op creates
 and a weakref callback on that storage sees it die (torch keeps a storage's Python object alive as long as
 the storage lives, so the callback fires exactly when the allocator would free it, aliases that autograd keeps
 only in C++ included). The running sum of live bytes, its maximum over the step, is the prediction. Why a trace
@@ -18,8 +20,10 @@ A compiled training (torch.compile: the GPUs, the CPU under a FLOP budget) does 
 fuses. `compiled=True` models that with one rule: a tensor an op makes is counted when it is the output of a
 library kernel (matmul, attention: EXTERN_OPS) or once such a kernel reads it; everything else (elementwise
 chains, reductions, the loss) is taken as fused into its consumer. The optimizer is never compiled and is
-counted in full. This rule is an approximation checked on the CPU (BENCHMARKS.md, bench/memory_fit.py), not yet
-on a GPU (bench/gpu_check.py prints it against torch.cuda.max_memory_allocated for the first GPU session).
+counted in full. This rule is an approximation, and a poor one so far: on the CPU's compiled cpu-preset
+training it predicted 44% below the measured peak (BENCHMARKS.md), against 0.1% for eager trainings; it is not
+yet checked on a GPU (bench/gpu_check.py prints it against torch.cuda.max_memory_allocated for the first GPU
+session). Tracing the compiled graph itself (AOT autograd's partition on FakeTensors) would follow inductor.
 
 The fit verdict adds the allocator's slack (ALLOCATOR_SLACK: rounding and fragmentation of a caching
 allocator) and a fixed reserve (the CUDA context, or the Python process and torch on a CPU) to the predicted
@@ -27,7 +31,9 @@ peak. Steps: a steps budget is its steps, a FLOP budget is turned into steps exa
 does, and a time budget buys seconds x FLOP/s / (FLOPs per token x tokens per step) where a speed reference
 (FLOP/s the run has measured, `flops_per_second`) exists.
 
-A trace takes 0.2-1.5 s on 2 CPU cores (more for 32 layers) and is cached per block.
+Cost: a block's forward/backward trace and its optimizer trace take ~0.3-3 s together on 2 idle CPU cores (more
+for 32 layers, several times more on a loaded machine); both are cached, the optimizer's on the optim keys that
+change an allocation only, so a change of a learning rate or schedule costs nothing.
 """
 from __future__ import annotations
 
