@@ -220,7 +220,7 @@ class ExperimentRunner:
 
     def _fit_check(self) -> tuple[FitCheck | None, float | None]:
         """What training.fit needs to judge a block on this machine's device; None where the block trains
-        elsewhere (a work pool's hosts) or with +research.fit_check=false. +research.fit_memory_gb=N judges
+        elsewhere (a work pool's hosts) or with research.fit_check=false. research.fit_memory_gb=N judges
         against N GB instead of the device's memory (a device shared with other work; the tests)."""
         cfg = self.cfg
         if self.pool_deployment or not cfg["research"].get("fit_check", True):
@@ -229,7 +229,7 @@ class ExperimentRunner:
         seq_len = int(cfg["train"]["seq_len"])
         facts = device_facts(adapter, cfg["train"].get("compile", "auto"), cfg["budget"]["kind"], seq_len,
                              embedding_dtype=cfg["train"].get("embedding_dtype") or "float32")
-        if cfg["research"].get("fit_memory_gb"):  # +research.fit_memory_gb=N: a device shared with other work
+        if cfg["research"].get("fit_memory_gb"):  # research.fit_memory_gb=N: a device shared with other work
             facts = replace(facts, memory_bytes=int(float(cfg["research"]["fit_memory_gb"]) * 1e9),
                             name="research.fit_memory_gb")
         return FitCheck(seq_len, vocab_size({"data": self.data}), dict(cfg["budget"]), facts), adapter.peak_flops()

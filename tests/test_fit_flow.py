@@ -53,7 +53,7 @@ def test_a_block_that_cannot_fit_is_skipped_and_one_that_fits_lower_is_lowered(t
     with FakeAnthropic([tool_answer(p) for p in proposals]) as fake:
         research_flow(overrides=RUN + [
             "proposer=claude", f"proposer.base_url={fake.base_url}", "proposer.max_retries=0", f"paths.runs_dir={tmp_path}",
-            "tag=fit", "research.max_experiments=4", f"+research.fit_memory_gb={memory / 1e9!r}"])
+            "tag=fit", "research.max_experiments=4", f"research.fit_memory_gb={memory / 1e9!r}"])
         prompts = [json.dumps(body["messages"]) for body in fake.message_requests()]
     run_dir = tmp_path / "fit"
     rows = Ledger(run_dir / "results.tsv").rows()
