@@ -67,8 +67,9 @@ def bound_the_stop(deployments: list, grace: float = STOP_GRACE_SECONDS) -> None
     """Make Ctrl-C stop serve within `grace` seconds, with the schedules paused.
 
     Prefect's shutdown can hang: in full test suites, serve asked to stop right after a served run finished
-    outlasted 60 s (its runner waiting on the run's engine process or on a drain of its log and event services)
-    and was SIGKILLed with the nightly schedule still active. On the first SIGINT a watchdog thread starts; if
+    outlasted 60 s and was SIGKILLed with the nightly schedule still active (where it waited was not found; the
+    run's engine process was still alive at the SIGINT, and the exit-time drain of Prefect's log and event
+    services was seen blocking). On the first SIGINT a watchdog thread starts; if
     the process is still here after `grace`, it pauses the schedules itself and ends the process. The SIGINT
     still raises KeyboardInterrupt as before, so a normal stop is unchanged.
     """
