@@ -10,16 +10,13 @@ from research.decide import (CONTINUE, Decision, Trained, check_baseline, check_
                              judge_baseline, judge_candidate, judge_failure, judged_sd, keep_threshold,
                              keep_margin, kind_noise_settings, min_pairs_to_keep, noise_sigma, paired_deltas, round_loser)
 from research.errors import ResearchStopped
-from research.pairing import Noise, format_runs
+from research.pairing import Noise
+from tests.test_decide_paired import baselines
 
 SEQ = {"alpha": 0.05, "beta": 0.2, "effect": 2.0, "max_pairs": 4, "prior_df": 1, "min_gain": 0.0,
        "unpaired_kinds": ["shape"], "noisier_min_pairs": 2, "noisier_ratio": 1.2, "kind_prior_df": 2}
 SETTINGS = {"rule": "sequential", "min_delta": 0.001, "sigma_k": 2.0, "sequential": SEQ}
 
-
-def baselines(values=(1.00, 1.01)):
-    return [{"exp": i, "status": "baseline", "seed": 42 + i, "val_bpb": v, "seed_runs": format_runs({42 + i: v})}
-            for i, v in enumerate(values)]
 
 
 @pytest.mark.parametrize("metrics,repeats", [

@@ -6,17 +6,10 @@ import math
 import pytest
 
 from research.decide import CONTINUE, Trained, first_seed, judge_candidate, keep_margin
-from research.pairing import (Noise, config_runs, config_speeds, estimate_noise, format_runs, incumbent, next_pair_seed,
+from research.pairing import (Noise, config_runs, config_speeds, estimate_noise, incumbent, next_pair_seed,
                               own_runs, paired_gains, parse_runs)
 from research.sprt import ACCEPT, CONTINUE as SPRT_CONTINUE, REJECT, boundaries, sprt
-
-SEQ = {"alpha": 0.05, "beta": 0.2, "effect": 2.0, "max_pairs": 4, "prior_df": 1, "min_gain": 0.0}
-SETTINGS = {"rule": "sequential", "min_delta": 0.001, "sigma_k": 2.0, "sequential": SEQ}
-
-
-def baselines(values=(1.00, 1.01)):
-    return [{"exp": i, "status": "baseline", "seed": 42 + i, "val_bpb": v, "seed_runs": format_runs({42 + i: v})}
-            for i, v in enumerate(values)]
+from tests.test_decide_paired import SEQ, SETTINGS, baselines
 
 
 def two_keeps():
