@@ -56,9 +56,9 @@ class HybridProposer(Proposer):
         return f"HybridProposer({self.tpe!r}, model={self.claude_cfg.get('model')!r})"
 
     def propose(self, context: ProposalContext) -> Proposal:
-        suggestion = self.tpe.propose(context)  # no valid change at all: InvalidProposal, a skip as for tpe
+        suggestion, good = self.tpe.advise(context)  # no valid change at all: InvalidProposal, a skip as for tpe
         try:
-            claude = AdvisedClaude(self.claude_cfg, advice_text(suggestion, self.tpe.good_changes(context), context))
+            claude = AdvisedClaude(self.claude_cfg, advice_text(suggestion, good, context))
         except ProposerFatal as err:  # no key: the classical half proposes alone
             return self._alone(suggestion, f"TPE alone ({err})")
         try:

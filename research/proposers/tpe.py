@@ -129,10 +129,10 @@ class TPEProposer(Proposer):
                 study.add_trial(create_trial(params=spec[0], distributions=spec[1], state=TrialState.RUNNING))
         return study, keys, distributions
 
-    def _asks(self, context: ProposalContext, space: Space) -> Iterator[tuple[str, Any, str]]:
+    def _asks(self, context: ProposalContext, space: Space, built: tuple) -> Iterator[tuple[str, Any, str]]:
         from optuna.trial import TrialState
 
-        study, keys, distributions = self._study(context, space)
+        study, keys, distributions = built
         learned = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
         for _ in range(self.max_asks):
             trial = study.ask()
@@ -145,20 +145,30 @@ class TPEProposer(Proposer):
             yield key, value, f"{source} over {learned} past changes"
 
     def propose(self, context: ProposalContext) -> Proposal:
+        return self.advise(context, limit=0)[0]
+
+    def advise(self, context: ProposalContext, limit: int = 5) -> tuple[Proposal, list[tuple[str, Any, float]]]:
+        """TPE's proposal and `good_changes` from one study built from the ledger (the hybrid shows Claude both)."""
         space = context.space_obj()
-        return first_valid_change(self._asks(context, space), context, self.name,
-                                  f"TPE asked {self.max_asks} times and found no valid change; check conf/space.yaml.")
+        built = self._study(context, space)
+        proposal = first_valid_change(
+            self._asks(context, space, built), context, self.name,
+            f"TPE asked {self.max_asks} times and found no valid change; check conf/space.yaml.")
+        return proposal, _good_trials(built[0], limit)  # the asks' failed trials are not among the complete ones
 
     def good_changes(self, context: ProposalContext, limit: int = 5) -> list[tuple[str, Any, float]]:
         """The past changes TPE's good density l(x) is fitted on (Optuna's default split: the best 10%, at least
         one), best first, as (key, value, paired gain); crashes are never among them."""
-        from optuna.trial import TrialState
+        return _good_trials(self._study(context, context.space_obj())[0], limit)
 
-        study, _, _ = self._study(context, context.space_obj())
-        done = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.value)
-        done = [t for t in done if not t.user_attrs.get("crash")]
-        good = done[:max(1, math.ceil(0.1 * len(done)))] if done else []
-        return [(t.params["key"], t.params[f"v:{t.params['key']}"], float(t.value)) for t in good[:limit]]
+
+def _good_trials(study, limit: int) -> list[tuple[str, Any, float]]:
+    from optuna.trial import TrialState
+
+    done = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.value)
+    done = [t for t in done if not t.user_attrs.get("crash")]
+    good = done[:max(1, math.ceil(0.1 * len(done)))] if done else []
+    return [(t.params["key"], t.params[f"v:{t.params['key']}"], float(t.value)) for t in good[:limit]]
 
 
 def _suggest(trial, name: str, distribution, param: Param) -> Any:
