@@ -54,7 +54,7 @@ test-fast: install-dev
 	$(PY) -m pytest -q -m "not slow" $(ARGS)
 
 # Mutation testing (scripts/mutation.py, docs/MUTATION.md): each module of the judgement and its neighbours against the
-# fast tests that claim it. `make mutation MODULES="research/sprt.py hardware/cpu.py"` runs those only;
+# fast tests that claim it. `make mutation MODULES="research/judging/sprt.py hardware/cpu.py"` runs those only;
 # `make mutation BASE=origin/main` the modules a change touches. Exits 1 when a module scores under 90%.
 MODULES ?=
 BASE ?=

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from chaos_audit import ROOT, audit, audit_failures, count_lines, exp_snapshot, ledger_lines, read_json
-from research.layout import RunLayout
+from research.records.layout import RunLayout
 from training.run_config import ExperimentDir
 
 TAG = "chaos"
@@ -58,7 +58,7 @@ exit $status
 
 def autoresearch_command() -> list[str]:
     script = Path(sys.executable).with_name("autoresearch")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "flows.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "cli.main"]
 
 
 def process_tree(root_pid: int) -> list[int]:

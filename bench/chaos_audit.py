@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from research.layout import RunLayout  # noqa: E402
+from research.records.layout import RunLayout  # noqa: E402
 from training.run_config import ExperimentDir  # noqa: E402
 
 
@@ -67,14 +67,14 @@ def exp_snapshot(run_dir: Path) -> dict[int, dict]:
 
 # ------------------------------------------------------------------------------------------ the audit
 def git(repo: Path, *args: str) -> str:
-    from research.runrepo import git_env
+    from research.records.runrepo import git_env
 
     return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True,
                           env=git_env(repo)).stdout
 
 
 def audit(run_dir: Path, experiments: int, snapshots: list[dict]) -> dict:
-    from research.ledger import Ledger
+    from research.records.ledger import Ledger
 
     lines = ledger_lines(run_dir)
     raw_exps = Counter(int(line.split("\t", 1)[0]) for line in lines)

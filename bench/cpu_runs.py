@@ -12,15 +12,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from research.decide import baseline_best  # noqa: E402
-from research.layout import RunLayout  # noqa: E402
-from research.ledger import Ledger  # noqa: E402
+from research.judging.verdict import baseline_best  # noqa: E402
+from research.records.layout import RunLayout  # noqa: E402
+from research.records.ledger import Ledger  # noqa: E402
 
 
 def run_flow(tag: str, runs_dir: Path, overrides: list[str]) -> tuple[list[dict], float]:
     """One `autoresearch run` on the cpu preset, quietly; its ledger rows and wall seconds."""
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "flows.cli", "run", "preset=cpu", f"tag={tag}",
+    subprocess.run([sys.executable, "-m", "cli.main", "run", "preset=cpu", f"tag={tag}",
                     f"paths.runs_dir={runs_dir}", *overrides], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     return Ledger(RunLayout.of(runs_dir, tag).results).rows(), time.perf_counter() - started
 

@@ -1,4 +1,4 @@
-"""The keep rule under simulated training noise: the product's paired decision loop (research.paired_runs.
+"""The keep rule under simulated training noise: the product's paired decision loop (research.judging.paired_runs.
 settle_pairs, retries included) measuring a simulated world, against today's rules.
 
 Noise model: a run of config c on seed s, as the run's n-th training, scores
@@ -7,7 +7,7 @@ offset_(c,s) is what a seed does to every config alike (data order, init): a con
 change of a noisier kind adds its own deviation (its seed draws other numbers); interaction_(c,s) is what a seed
 does to one config only; the run noise what the same config on the same seed does differently twice (kernels).
 speed_n is the machine's speed during that training (log-normal around ref), reported to the decision as
-flows/settle.py reports the training's `machine_speed`; a time budget gives steps in proportion to it. The
+experiment/paired.py reports the training's `machine_speed`; a time budget gives steps in proportion to it. The
 session's offset is the same for every training of one simulated run, so it cancels everywhere.
 
 Regimes (sds in val_bpb):
@@ -53,8 +53,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from research.decide import Trained, decision_fields, first_seed, judge_baseline, judge_failure  # noqa: E402
-from research.paired_runs import INCUMBENT, PairedRun, settle_pairs  # noqa: E402
+from research.judging.verdict import Trained, decision_fields, first_seed, judge_baseline, judge_failure  # noqa: E402
+from research.judging.paired_runs import INCUMBENT, PairedRun, settle_pairs  # noqa: E402
 
 BASE_SEED = 42
 REF_SPEED = 1000.0  # GFLOP/s of the speed probe on an average training
@@ -170,7 +170,7 @@ class World:
         return bool(self.model.crash_rate) and self.rng.random() < self.model.crash_rate
 
     def train(self, candidate: int, incumbent_config: int):
-        """research.paired_runs' `train` callable: each asked-for (role, seed) measured in this world."""
+        """research.judging.paired_runs' `train` callable: each asked-for (role, seed) measured in this world."""
         def train(runs: list[tuple[str, int]]) -> dict[tuple[str, int], PairedRun]:
             done = {}
             for role, seed in runs:
@@ -211,7 +211,7 @@ def baseline_rows(world: World, settings: dict) -> list[dict]:
 def judge_in_world(world: World, rows: list[dict], settings: dict, exp: int, best_config: int, seed: int,
                    kind: str | None = None):
     """The product's verdict on config `exp` against the incumbent `best_config`: its first run on `seed`, then
-    research.paired_runs.settle_pairs with every run it asks for trained in the simulated world. Returns
+    research.judging.paired_runs.settle_pairs with every run it asks for trained in the simulated world. Returns
     (decision, what it trained, trainings spent, the first run included). A first run that crashes (for a reason
     that may not repeat) is retried on another seed, and is a crash row only when the retry fails too, as in
     flows/research.py."""

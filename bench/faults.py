@@ -90,8 +90,8 @@ LLM_SCENARIOS = [
 def llm_context(tried=()):
     import yaml
 
-    from research.proposers import ProposalContext
-    from research.space import load_space
+    from research.proposing.proposers import ProposalContext
+    from research.proposing.space import load_space
 
     hparams = yaml.safe_load((ROOT / "conf/hparams/default.yaml").read_text())
     return ProposalContext(hparams=hparams, space=load_space(ROOT / "conf/space.yaml"), seq_len=2048, seed=0,
@@ -104,7 +104,7 @@ def run_llm_scenario(scenario: LlmScenario, workdir: Path) -> dict:
     import yaml
 
     from research.errors import ProposerFatal
-    from research.proposers import ProposerTransient
+    from research.proposing.proposers import ProposerTransient
     from tasks.propose import propose_change
 
     cfg = yaml.safe_load((ROOT / "conf/proposer/claude.yaml").read_text())
@@ -189,9 +189,9 @@ def _stop_children_later(parent_pid: int, after: float, done: threading.Event) -
 
 def run_training_scenario(scenario: TrainingScenario, exp_dir: Path, run_dir: Path, exp: int) -> dict:
     """run_training -> run_evaluation -> decide_experiment on a prepared experiment folder; returns the row."""
-    from research.state import RunState
-    from research.decide import Trained, judge_baseline, judge_failure
-    from tasks.decide import ExperimentFacts, decide_experiment, failure_reason
+    from research.records.state import RunState
+    from research.judging.verdict import Trained, judge_baseline, judge_failure
+    from tasks.record import ExperimentFacts, decide_experiment, failure_reason
     from tasks.evaluate import run_evaluation
     from tasks.train import run_training
 

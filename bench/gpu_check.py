@@ -219,7 +219,7 @@ def table(report: dict) -> str:
     lines.append("")
     lines.extend(fit_line(fit) for fit in report.get("fit", []))
     lines.append("first step s: the warm-up forward/backward before the budget starts (torch.compile included); "
-                 "machine GFLOP/s: the speed probe's median (training.loop.SpeedProbe, research/speed.py); "
+                 "machine GFLOP/s: the speed probe's median (training.loop.SpeedProbe, research/judging/speed.py); "
                  "eval s: the uncompiled evaluation process, start to end.")
     return "\n".join(lines) + "\n"
 

@@ -3,8 +3,8 @@ processes beside the trainings, under the cpu preset's FLOP budget and under a 6
 the machine's speed taken out).
 
 Per load level and budget: the default block trained on two seeds (the baselines), then the candidate (the default
-block plus CHANGE) on the incumbent's seeds as research.paired_runs asks, each an ordinary training process and
-evaluation process of the product (python -m training.entry / training.evaluate), judged by research.decide
+block plus CHANGE) on the incumbent's seeds as research.judging.paired_runs asks, each an ordinary training process and
+evaluation process of the product (python -m training.entry / training.evaluate), judged by research.judging.verdict
 exactly as a run would. A time-budget level is judged twice from the same trainings: with decide.speed.adjust off
 (the rule before issue 23) and on. The table says each verdict, the paired gain +- its s.e. and the figures the
 decision compared, the steps and the machine's measured speed.
@@ -30,10 +30,10 @@ sys.path.insert(0, str(ROOT))
 
 from flows.compose import compose  # noqa: E402
 from data.prepare import prepare_data  # noqa: E402
-from research.decide import Trained, decision_fields, failure_repeats, judge_baseline  # noqa: E402
-from research.paired_runs import CANDIDATE, PairedRun, settle_pairs  # noqa: E402
-from research.space import apply_change, load_space  # noqa: E402
-from research.validation import validate  # noqa: E402
+from research.judging.verdict import Trained, decision_fields, failure_repeats, judge_baseline  # noqa: E402
+from research.judging.paired_runs import CANDIDATE, PairedRun, settle_pairs  # noqa: E402
+from research.proposing.space import apply_change, load_space  # noqa: E402
+from research.proposing.validation import validate  # noqa: E402
 from training.run_config import ExperimentDir, training_config, write_training_config  # noqa: E402
 
 BASE_SEED = 42

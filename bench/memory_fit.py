@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 from flows.compose import compose, resolve_path  # noqa: E402
 from hardware import get_adapter  # noqa: E402
 from models.hparams import BlockError, check_block  # noqa: E402
-from research.space import load_space  # noqa: E402
+from research.proposing.space import load_space  # noqa: E402
 from training.fit import device_facts, predict, traced_model_bytes, traced_optimizer_bytes  # noqa: E402
 from training.run_config import ExperimentDir, training_config, write_training_config  # noqa: E402
 

@@ -29,8 +29,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from research.errors import InvalidProposal  # noqa: E402
-from research.proposers import ProposalContext, make_proposer  # noqa: E402
-from research.space import apply_change, get_value, load_space  # noqa: E402
+from research.proposing.proposers import ProposalContext, make_proposer  # noqa: E402
+from research.proposing.space import apply_change, get_value, load_space  # noqa: E402
 
 NOISE_SIGMA = 0.003
 SEQ_LEN = 2048

@@ -21,8 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from research.proposers import ProposalContext, make_proposer  # noqa: E402
-from research.space import load_space  # noqa: E402
+from research.proposing.proposers import ProposalContext, make_proposer  # noqa: E402
+from research.proposing.space import load_space  # noqa: E402
 
 
 def synthetic_history(space, hparams: dict, rows: int, seed: int = 0) -> list[dict]:

@@ -27,9 +27,9 @@ sys.path.insert(0, str(ROOT))
 
 from bench.cpu_runs import (add_budget_arguments, budget_overrides, keep_time_gain, kept_overrides, load,  # noqa: E402
                             proposer_of, run_flow)
-from research.decide import finite_or_none  # noqa: E402
-from research.layout import RunLayout  # noqa: E402
-from research.ledger import Ledger  # noqa: E402
+from research.judging.verdict import finite_or_none  # noqa: E402
+from research.records.layout import RunLayout  # noqa: E402
+from research.records.ledger import Ledger  # noqa: E402
 
 
 @dataclass(frozen=True)

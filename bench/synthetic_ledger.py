@@ -1,4 +1,4 @@
-"""A long run's ledger without training anything: research.decide judges every proposal, as the flow does, on
+"""A long run's ledger without training anything: research.judging.verdict judges every proposal, as the flow does, on
 val_bpb drawn from bench/decide_sim.py's noise model (seed offsets shared by every config), so the paired
 columns, keeps and verdicts are the rule's own. Crashes and skips are sprinkled in; time, energy and LLM usage
 are those of a 5-minute GPU experiment. For the plot and report tests, and for looking at the plot by eye:
@@ -14,8 +14,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.decide_sim import BASE_SEED, REGIMES, World, draw_gain, judge_in_world, rule_settings  # noqa: E402
-from research.decide import Trained, decision_fields, first_seed, judge_baseline  # noqa: E402
-from research.run_costs import trainings  # noqa: E402
+from research.judging.verdict import Trained, decision_fields, first_seed, judge_baseline  # noqa: E402
+from research.reporting.run_costs import trainings  # noqa: E402
 
 VALUES = {"optim.matrix_lr": (0.02, 0.03, 0.05, 0.06), "optim.embedding_lr": (0.3, 0.4, 0.8),
           "optim.warmdown_frac": (0.3, 0.5, 0.7), "optim.weight_decay": (0.0, 0.1, 0.3), "model.depth": (6, 10, 12),
@@ -62,9 +62,9 @@ def synthetic_ledger(experiments: int = 100, seed: int = 7, regime: str = "gpu-s
 
 
 def main() -> None:
-    from research.finalize import Paired
-    from research.progress_plot import plot_progress
-    from research.run_settings import decide_settings
+    from research.judging.finalize import Paired
+    from research.reporting.progress_plot import plot_progress
+    from research.records.run_settings import decide_settings
 
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "progress.png")
     rows = synthetic_ledger()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator
 
-from data.atomic import atomic_write_json
+from common.atomic import atomic_write_json
 from data.errors import DataError
 from data.layout import corpus_dir
 from data.shards import sha256_path

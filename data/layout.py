@@ -1,28 +1,13 @@
 """Where a dataset's generated files live: datasets/NAME/{corpus,tokenizer,shards} under the project root.
 
-One place for these paths, so the stages, the DVC pipelines, prepare and the training config agree. The
-project root and `FolderEntry` (the one-line file names of the run and experiment layouts) live here too: this
-is the lowest layer, which every other one may import.
+One place for these paths, so the stages, the DVC pipelines, prepare and the training config agree. The project
+root itself is common.paths'.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-# The checkout: conf/, dvc.yaml, datasets/ and the code. Defined here, the lowest layer, so every other one
-# (the orchestrator's config, the child processes' working directory, the code version) takes it from one place.
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = "datasets"
-
-
-class FolderEntry:
-    """A class attribute that reads as `instance.root / name`: one line per file in a layout class
-    (research.layout.RunLayout, training.run_config.ExperimentDir), paths only, no I/O."""
-
-    def __init__(self, name: str):
-        self.name = name
-
-    def __get__(self, layout, owner=None):
-        return self if layout is None else layout.root / self.name
 
 
 def dataset_dir(name: str, root: str | Path = ".") -> Path:

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from common import paths
 from data import layout
 from data.errors import DataError
 from data.shards import data_version, verify_shards
@@ -76,10 +77,10 @@ def prepare_dataset(name: str, root: str | Path = ".", echo=None) -> dict:
 def prepare_data(dataset: str, data_dir: str | Path) -> dict:
     """prepare_dataset under the project (a no-op when up to date), then where the run's copy of its files is:
     {"dataset", "shard_dir", "tokenizer_dir", "data_version"}, the `data` section of every config.json."""
-    prepare_dataset(dataset, root=layout.PROJECT_ROOT)
+    prepare_dataset(dataset, root=paths.PROJECT_ROOT)
     base = Path(data_dir) / dataset
     shard_dir = base / "shards"
-    if shard_dir.resolve() != layout.shard_dir(dataset, layout.PROJECT_ROOT).resolve():
+    if shard_dir.resolve() != layout.shard_dir(dataset, paths.PROJECT_ROOT).resolve():
         # prepare_dataset verified the DVC outputs under the project; a paths.data_dir elsewhere is what the run
         # trains on, so it is checked too (a flipped byte there went unnoticed before).
         verify_shards(shard_dir, base / "tokenizer")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data.atomic import atomic_write_bytes, atomic_write_json
+from common.atomic import atomic_write_bytes, atomic_write_json
 from data.corpus import iter_corpus_texts, present_splits
 from data.errors import DataError
 from data.shards import MANIFEST_FILE, compute_data_version, token_dtype

@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from data.errors import DataError
-from data.layout import PROJECT_ROOT
+from common.paths import PROJECT_ROOT
 from data.sources import KINDS, source_module
 
 

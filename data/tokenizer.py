@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data.atomic import atomic_write_bytes, atomic_write_json
+from common.atomic import atomic_write_bytes, atomic_write_json
 from data.errors import DataError
 
 BOS = "<|bos|>"

@@ -10,9 +10,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from data.layout import PROJECT_ROOT
+from common.paths import PROJECT_ROOT
 from research.errors import ConfigurationError
-from research.layout import RunLayout
+from research.records.layout import RunLayout
 
 CONF_DIR = PROJECT_ROOT / "conf"
 TAG_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")

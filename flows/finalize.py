@@ -1,4 +1,4 @@
-"""`autoresearch finalize TAG`: re-measure a run's outcome on fresh seeds (research/finalize.py says what and
+"""`autoresearch finalize TAG`: re-measure a run's outcome on fresh seeds (research/judging/finalize.py says what and
 concludes; this flow trains and records).
 
 Every arm trains with the run's own training settings (exp/0/config.json: budget, sizes, data), only the block
@@ -18,19 +18,19 @@ from pathlib import Path
 import yaml
 from prefect import flow
 
-from data.atomic import atomic_write_text
+from common.atomic import atomic_write_text
 from flows.compose import CONF_DIR, compose, run_layout
 from flows.research import ExperimentRunner, ExperimentSetup, ensure_run_id
 from research.errors import ResearchStopped
-from research.finalize import fresh_seeds, plan_arms, summarize, trainings_needed, verified_markdown
-from research.finalize_table import FinalizeTable
-from research.heartbeat import Heartbeat
-from research.layout import RunLayout
-from research.ledger import Ledger
-from research.runlock import RunLock
-from research.runrepo import RunRepo
-from research.space import load_space
-from research.state import derive_state
+from research.judging.finalize import fresh_seeds, plan_arms, summarize, trainings_needed, verified_markdown
+from research.records.finalize_table import FinalizeTable
+from research.records.heartbeat import Heartbeat
+from research.records.layout import RunLayout
+from research.records.ledger import Ledger
+from research.records.runlock import RunLock
+from research.records.runrepo import RunRepo
+from research.proposing.space import load_space
+from research.records.state import derive_state
 from tasks.run_log import send_logs_now
 from training.run_config import ExperimentDir, code_version, config_hash, training_config, write_training_config
 
@@ -111,7 +111,7 @@ def run_finalize(cfg: dict, tag: str) -> dict:
         summary = summarize(arms, table.rows(), keep_rows, float(settings["z"]))
         markdown = verified_markdown(summary, notes, seeds, float(settings["z"]))
         atomic_write_text(layout.verified, markdown)
-        from tasks.decide import write_run_report
+        from tasks.record import write_run_report
 
         report, _ = write_run_report(run_dir)
         publish_verified(tag, markdown, table.rows())

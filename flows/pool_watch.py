@@ -18,7 +18,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from data.atomic import atomic_write_json
+from common.atomic import atomic_write_json
 from research.errors import ResearchStopped
 
 BEAT_SECONDS = 2.0   # how often a pool run says it is alive

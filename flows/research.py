@@ -18,26 +18,26 @@ from prefect import flow
 from prefect.exceptions import TerminationSignal
 
 from flows.compose import CONF_DIR, compose, resolve_path, run_layout
-from flows.parallel import clear_round, open_round, run_round, start_round
-from flows.settle import settle
+from experiment.rounds import clear_round, open_round, run_round, start_round
+from experiment.paired import settle
 from flows.train_evaluate import train_then_evaluate
 from hardware import detect, get_adapter
-from research import events
-from research.decide import (Trained, check_baseline, check_stop, failure_repeats, finite_or_none, first_seed,
+from experiment import events
+from research.judging.verdict import (Trained, check_baseline, check_stop, failure_repeats, finite_or_none, first_seed,
                              judge_baseline, judge_failure, keep_margin, round_loser)
 from research.errors import ProposerFatal, ResearchStopped
-from research.heartbeat import Heartbeat
-from research.layout import RunLayout
-from research.ledger import Ledger
-from research.lifecycle_events import experiment_started, run_finished, run_started
-from research.proposal_record import ProposalRecord
-from research.proposers.base import ProposalContext
-from research.runlock import RunLock
-from research.runrepo import RunRepo
-from research.run_settings import save_run_settings
-from research.space import apply_change, load_space
-from research.state import derive_state, hparams_yaml
-from tasks.decide import ExperimentFacts, decide_task, failure_reason, reconcile_main, write_run_report
+from research.records.heartbeat import Heartbeat
+from research.records.layout import RunLayout
+from research.records.ledger import Ledger
+from experiment.run_events import experiment_started, run_finished, run_started
+from research.proposing.proposal_record import ProposalRecord
+from research.proposing.proposers.base import ProposalContext
+from research.records.runlock import RunLock
+from research.records.runrepo import RunRepo
+from research.records.run_settings import save_run_settings
+from research.proposing.space import apply_change, load_space
+from research.records.state import derive_state, hparams_yaml
+from tasks.record import ExperimentFacts, decide_task, failure_reason, reconcile_main, write_run_report
 from tasks.artifacts import publish_progress_plot
 from tasks.gpu_slots import check_parallel_fits, resolve_slots
 from tasks.prepare import prepare_task
@@ -71,7 +71,7 @@ def ensure_run_id(run_dir: Path) -> str:
     """A random id per run folder: part of every cache key, so a deleted and re-created run starts clean."""
     path = RunLayout(run_dir).run_id
     if not path.is_file():
-        from data.atomic import atomic_write_text
+        from common.atomic import atomic_write_text
 
         atomic_write_text(path, uuid.uuid4().hex[:12] + "\n")
     return path.read_text().strip()
@@ -201,7 +201,7 @@ def _loop(cfg: dict, run_dir: Path, heartbeat: Heartbeat) -> None:
 class ExperimentRunner:
     """One experiment end to end: its proposal (or a baseline seed), commit, training, evaluation, decision.
 
-    `run` does the three steps in turn (research.parallel=1); a parallel round (flows/parallel.py) prepares
+    `run` does the three steps in turn (research.parallel=1); a parallel round (experiment/rounds.py) prepares
     and decides its members one by one and executes them at once.
     """
 
@@ -314,7 +314,7 @@ class ExperimentRunner:
 
     def decide(self, setup: "ExperimentSetup", metrics, evaluation, state=None, selected_from: int = 1,
                winner: int | None = None) -> dict:
-        """Ask research.decide for the verdict (training more pairs while it asks for them) and record it. A
+        """Ask research.judging.verdict for the verdict (training more pairs while it asks for them) and record it. A
         parallel round passes the state at decision time, its size, and the winner for every other member."""
         state = state or setup.state
         error = failure_reason(setup.proposal, metrics, evaluation)

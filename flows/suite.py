@@ -14,9 +14,9 @@ from prefect import flow
 
 from flows.compose import compose, run_layout
 from flows.research import research_flow
-from research.ledger import Ledger
-from research.report import summarize
-from research.run_costs import cost_figures, verified_gain
+from research.records.ledger import Ledger
+from research.reporting.report import summarize
+from research.reporting.run_costs import cost_figures, verified_gain
 
 SUITE_OWNED = ("suite", "tag", "dataset")  # override keys the suite sets per run
 
@@ -69,7 +69,7 @@ def _suite_run_name() -> str:
 
 def stop_if_disk_full(state) -> None:
     """A dataset's run that stopped on a full disk stops the suite with its sentence: the next would not fit either."""
-    from data.atomic import DiskFull
+    from common.atomic import DiskFull
 
     try:
         error = state.result(raise_on_failure=False)

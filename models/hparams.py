@@ -1,7 +1,7 @@
 """THE hyperparameter block's rules, without torch: the sizes a block gives and which blocks can be trained.
 
 The torch and MLX models build from `GPTConfig.from_hparams`, the trainer splits its batch with
-`grad_accum_steps`, and proposal validation (research/space.py) runs `check_block` before a change is trained.
+`grad_accum_steps`, and proposal validation (research/proposing/space.py) runs `check_block` before a change is trained.
 All three ask this module, so a rule the validator enforces is the model's own (tests/test_hparams_rules.py),
 and a constraint added here reaches both sides at once.
 """

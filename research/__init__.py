@@ -1,1 +1,2 @@
-"""The scientist's bookkeeping: search space, proposers, decision rule, ledger, run repository. No Prefect here."""
+"""The scientist's four jobs, one folder each: judging/ (the verdict), records/ (ledger, run repository, state),
+proposing/ (the space and the proposers) and reporting/ (report, plot, costs, status). No Prefect here."""

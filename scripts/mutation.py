@@ -6,7 +6,7 @@ behaviour no test pins down. Each module is run on its own, against only the fas
 (MODULES below), so one module takes minutes on two cores and CI can run just the modules a change touches:
 
     python scripts/mutation.py                         # every module in MODULES
-    python scripts/mutation.py research/sprt.py        # one module (or several)
+    python scripts/mutation.py research/judging/sprt.py        # one module (or several)
     python scripts/mutation.py --changed origin/main   # the modules that differ from a git ref (CI)
 
 mutmut reads its settings from ./pyproject.toml only, and the test selection differs per module, so each
@@ -38,19 +38,19 @@ ROOT = Path(__file__).resolve().parent.parent
 # Module -> the fast unit tests that claim it. A test file here must not be marked slow as a whole; slow tests in
 # it are skipped by pyproject's `-m "not slow"`.
 MODULES: dict[str, list[str]] = {
-    "research/sprt.py": ["tests/test_decide_paired.py", "tests/test_gap_judgement.py"],
-    "research/pairing.py": ["tests/test_decide_paired.py", "tests/test_settle.py", "tests/test_drift_control.py",
+    "research/judging/sprt.py": ["tests/test_decide_paired.py", "tests/test_gap_judgement.py"],
+    "research/judging/pairing.py": ["tests/test_decide_paired.py", "tests/test_settle.py", "tests/test_drift_control.py",
                             "tests/test_decide_rules.py", "tests/test_gap_judgement.py"],
-    "research/decide.py": ["tests/test_decide.py", "tests/test_decide_noise.py", "tests/test_decide_paired.py",
+    "research/judging/verdict.py": ["tests/test_decide.py", "tests/test_decide_noise.py", "tests/test_decide_paired.py",
                            "tests/test_decide_rules.py", "tests/test_gap_judgement.py"],
-    "research/finalize.py": ["tests/test_finalize_conclusions.py", "tests/test_finalize.py"],
+    "research/judging/finalize.py": ["tests/test_finalize_conclusions.py", "tests/test_finalize.py"],
     "hardware/tiers.py": ["tests/test_hardware_tiers.py"],
     "hardware/cpu.py": ["tests/test_hardware_cpu.py"],
     "flows/pool_watch.py": ["tests/test_pool_watch.py"],
-    "research/run_costs.py": ["tests/test_run_costs.py"],
+    "research/reporting/run_costs.py": ["tests/test_run_costs.py"],
     # The plot's geometry (its pure functions); the drawing calls are marked `no mutate` in the module, and the
     # figure tests (tests/test_progress_plot.py, ~25 s a run) would be the only ones to run for them.
-    "research/progress_plot.py": ["tests/test_progress_plot_geometry.py"],
+    "research/reporting/progress_plot.py": ["tests/test_progress_plot_geometry.py"],
     # Not yet: data/corpus.py (the test-split plumbing) against test_data_test_split.py and test_data_local.py
     # killed 167/249 (67%, docs/MUTATION.md); it joins when its survivors are worked through.
 }

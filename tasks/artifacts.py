@@ -1,4 +1,4 @@
-"""The progress plot in the Prefect UI, next to the results table and the report (tasks/decide.py).
+"""The progress plot in the Prefect UI, next to the results table and the report (tasks/record.py).
 
 The UI runs in a browser that cannot read the orchestrator's disk, so the PNG travels inside the artifact as a
 data URL (~50 KB); the description gives the file's path on the machine that ran the flow.
@@ -6,7 +6,7 @@ data URL (~50 KB); the description gives the file's path on the machine that ran
 from __future__ import annotations
 
 import base64
-from research.layout import RunLayout
+from research.records.layout import RunLayout
 
 
 def artifact_key(tag: str, suffix: str) -> str:

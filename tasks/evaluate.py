@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from prefect import task
 
-from research.progress_lines import evaluation_progress, relay
+from experiment.progress_lines import evaluation_progress, relay
 from training.checkpoint import release_after_evaluation
 from training.launch import finished_metrics, run_isolated
 from training.run_config import ExperimentDir

@@ -11,11 +11,11 @@ import json
 
 from prefect import task
 
-from data.atomic import atomic_write_json
+from common.atomic import atomic_write_json
 from research.errors import InvalidProposal
-from research.proposers import make_proposer
-from research.proposal_record import ProposalRecord
-from research.proposers.base import ProposalContext, ProposerTransient
+from research.proposing.proposers import make_proposer
+from research.proposing.proposal_record import ProposalRecord
+from research.proposing.proposers.base import ProposalContext, ProposerTransient
 from training.run_config import ExperimentDir
 
 def propose_change(exp_dir: str, proposer_cfg: dict, context: ProposalContext) -> ProposalRecord:

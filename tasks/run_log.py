@@ -1,13 +1,13 @@
 """The lines a run writes to its Prefect logs (each flow and task run's Logs tab in the UI), one function each.
 
-The console shows warnings only (flows/prefect_env.py); these INFO lines are for the dashboard: what was
+The console shows warnings only (prefect_ops/prefect_env.py); these INFO lines are for the dashboard: what was
 proposed and why, and what the decision rule said about it. Plain strings, so tests read them without Prefect.
 """
 from __future__ import annotations
 
 
 def proposal_line(record) -> str:
-    """`record`: research.proposal_record.ProposalRecord (an accepted change, or a skip with its reason)."""
+    """`record`: research.proposing.proposal_record.ProposalRecord (an accepted change, or a skip with its reason)."""
     who = record.proposer or "proposer"
     if not record.ok:
         return f"{who} gave no valid change (skip): {record.reason or 'no reason recorded'}"
@@ -18,9 +18,9 @@ def proposal_line(record) -> str:
 
 
 def verdict_line(exp: int, decision) -> str:
-    """`decision`: research.decide.Decision; its reason is the sentence the rule wrote for this verdict. Worded by
-    research.events.Verdict, as the terminal view words it, so the two never disagree."""
-    from research.events import verdict_of
+    """`decision`: research.judging.verdict.Decision; its reason is the sentence the rule wrote for this verdict. Worded by
+    experiment.events.Verdict, as the terminal view words it, so the two never disagree."""
+    from experiment.events import verdict_of
 
     return f"exp {exp}: {verdict_of(exp, decision).words()}"
 

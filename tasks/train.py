@@ -3,13 +3,13 @@
 Idempotent: a finished training (metrics.json says ok and the checkpoint exists, or was released after its
 evaluation) or a recorded failure is returned as it is, never redone; only a training cut short (no metrics.json)
 runs again. Before one starts, the disk must hold what it will write (training/disk.py); a child that ran out of
-disk anyway stops the run (data.atomic.DiskFull) instead of recording the block as a crash.
+disk anyway stops the run (common.atomic.DiskFull) instead of recording the block as a crash.
 """
 from __future__ import annotations
 
 from prefect import task
 
-from research.progress_lines import relay, training_progress
+from experiment.progress_lines import relay, training_progress
 from training.disk import ensure_room
 from training.launch import finished_metrics, finished_training, run_isolated
 from training.run_config import ExperimentDir, load_run_config
@@ -46,7 +46,7 @@ def train_task(exp: int, exp_dir: str, deadline_seconds: float | None, cache_key
     from tasks.gpu_slots import device_slot
 
     logger = get_run_logger()
-    # Each line to the run's Prefect log, and its progress to whoever listens (research.events: the terminal view)
+    # Each line to the run's Prefect log, and its progress to whoever listens (experiment.events: the terminal view)
     on_line = relay(training_progress, exp, label, logger.info)
     files = ExperimentDir(exp_dir)
     if finished_training(files.root) is not None:

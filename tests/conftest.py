@@ -45,7 +45,7 @@ def pytest_terminal_summary(terminalreporter, config) -> None:
 @pytest.fixture(autouse=True)
 def _environment_and_sigterm_as_the_session_had_them():
     """Each test starts from the session's environment and SIGTERM handler, whichever tests ran before it. Product
-    code called in-process changes both for good: flows.cli.main sets Prefect's defaults with os.environ.setdefault,
+    code called in-process changes both for good: cli.main.main sets Prefect's defaults with os.environ.setdefault,
     and `run` and `finalize` install a SIGTERM handler. In a shuffled order a test would otherwise see them or not
     depending on the seed. (monkeypatch undoes its own changes first: its teardown runs before this one's.)"""
     environ = dict(os.environ)
@@ -66,7 +66,7 @@ def pytest_sessionfinish(session) -> None:
     server_module = sys.modules.get("prefect.server.api.server")
     if server_module is None:
         return  # no test imported Prefect's server: nothing was started
-    # Run logs go to the server at INFO (flows/prefect_env.py): send what is queued while it still listens, or
+    # Run logs go to the server at INFO (prefect_ops/prefect_env.py): send what is queued while it still listens, or
     # Prefect's exit hook tries after the stop and prints 'Error logging to API'.
     from prefect.logging.handlers import APILogWorker
 

@@ -32,7 +32,7 @@ def free_port() -> int:
 
 
 def server_env(home: Path, api_url: str | None = None) -> dict:
-    # No PREFECT_LOGGING_* here: what is served runs on the project's own logging defaults (flows/prefect_env.py),
+    # No PREFECT_LOGGING_* here: what is served runs on the project's own logging defaults (prefect_ops/prefect_env.py),
     # so the UI test sees the Logs tab a user gets.
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env.update({

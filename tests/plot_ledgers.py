@@ -1,4 +1,4 @@
-"""Real-shaped ledgers for the progress plot's tests, every verdict given by research/decide.py itself.
+"""Real-shaped ledgers for the progress plot's tests, every verdict given by research/judging/verdict.py itself.
 
 A scripted world stands in for training: each config has a mean val_bpb and each seed shifts every config alike
 (as seeds do), so a proposal can be written down as the val_bpb its first run scored. bench/decide_sim.py's
@@ -11,9 +11,9 @@ from pathlib import Path
 
 from bench.decide_sim import BASE_SEED, World, judge_in_world
 from bench.synthetic_ledger import synthetic_ledger
-from research.decide import Trained, decision_fields, first_seed, judge_baseline, judge_failure
-from research.ledger import Ledger
-from research.run_settings import decide_settings
+from research.judging.verdict import Trained, decision_fields, first_seed, judge_baseline, judge_failure
+from research.records.ledger import Ledger
+from research.records.run_settings import decide_settings
 
 DEFAULTS = decide_settings("/nonexistent/settings.json")  # conf/config.yaml's decide block
 CRASH, SKIP = "crash", "skip"
@@ -40,7 +40,7 @@ class ScriptedWorld:
     def crashes(self) -> bool:
         return False
 
-    train = World.train  # bench/decide_sim.py's `train` callable for research.paired_runs, over this world
+    train = World.train  # bench/decide_sim.py's `train` callable for research.judging.paired_runs, over this world
 
 
 def scripted_ledger(baselines: list[float], proposals: list, jitter_sd: float = 0.0) -> list[dict]:

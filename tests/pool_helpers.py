@@ -108,7 +108,7 @@ def start_worker(head: Head, device: int, name: str, kind: str = "warm") -> subp
 
 
 def research_command(runs: Path, tag: str, experiments: int, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "flows.cli", "run", *TINY_RUN, "research.executor=pool", "research.parallel=2",
+    return [sys.executable, "-m", "cli.main", "run", *TINY_RUN, "research.executor=pool", "research.parallel=2",
             f"research.pool.name={POOL}", f"paths.runs_dir={runs}", f"tag={tag}",
             f"research.max_experiments={experiments}", *extra]
 

@@ -9,7 +9,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the bench/ scripts are not part of the package
 from bench.cpu_runs import keep_time_gain, kept_overrides, proposer_of  # noqa: E402
 from bench.remeasure import FinishedRun, paired_gain, remeasure, summary  # noqa: E402
-from research.ledger import Ledger  # noqa: E402
+from research.records.ledger import Ledger  # noqa: E402
 
 
 def row(exp, status, val_bpb, best, change=None, seed=42, proposer="local"):

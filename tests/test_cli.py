@@ -14,7 +14,7 @@ SUMMARY_KEYS = ("val_bpb", "training_seconds", "total_seconds", "peak_memory_gb"
 
 
 def cli(*args: str, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "flows.cli", *args], cwd=PROJECT_ROOT, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=PROJECT_ROOT, capture_output=True,
                           text=True, timeout=timeout, env={**os.environ, **(env or {})})
 
 
@@ -63,7 +63,7 @@ def test_status_without_runs_says_how_to_start(tmp_path):
 
 
 def test_status_reports_a_dead_run(tmp_path):
-    from research.heartbeat import Heartbeat
+    from research.records.heartbeat import Heartbeat
 
     run_dir = tmp_path / "night"
     run_dir.mkdir()
@@ -82,8 +82,8 @@ def _recorded_run(runs: Path, tag: str) -> Path:
     """A run folder as the loop leaves it: two baselines and one keep (model.depth 8 -> 10), ledger and repo."""
     import yaml
 
-    from research.ledger import Ledger
-    from research.runrepo import RunRepo
+    from research.records.ledger import Ledger
+    from research.records.runrepo import RunRepo
 
     run_dir = runs / tag
     hparams = yaml.safe_load((PROJECT_ROOT / "conf" / "hparams" / "default.yaml").read_text())

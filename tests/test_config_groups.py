@@ -13,8 +13,8 @@ import pytest
 from data.spec import available_datasets, load_dataset_spec
 from flows.compose import CONF_DIR, compose
 from models.hparams import GPTConfig, check_block
-from research.proposers import make_proposer
-from research.space import coerce_value, get_value, load_space
+from research.proposing.proposers import make_proposer
+from research.proposing.space import coerce_value, get_value, load_space
 
 SPACE = load_space(CONF_DIR / "space.yaml")
 PRESETS = sorted(path.stem for path in (CONF_DIR / "preset").glob("*.yaml"))

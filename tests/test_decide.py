@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from research.decide import baseline_best, check_baseline, check_stop, decide, keep_threshold, noise_sigma
+from research.judging.verdict import baseline_best, check_baseline, check_stop, decide, keep_threshold, noise_sigma
 from research.errors import ResearchStopped
 
 

@@ -3,7 +3,7 @@ keep), and how often a true improvement of 3 sigma (true keep)? Rule `single` on
 bounds sit a few binomial standard errors away from the measured rates (printed with -s)."""
 import random
 
-from research.decide import baseline_best, decide, noise_sigma
+from research.judging.verdict import baseline_best, decide, noise_sigma
 
 SIGMA = 0.003  # a typical run-to-run spread of val_bpb
 TRIALS = 4000

@@ -3,10 +3,10 @@ import math
 
 import pytest
 
-from research.decide import (CONTINUE, Trained, first_seed, judge_baseline, judge_candidate, judge_round, keep_margin,
+from research.judging.verdict import (CONTINUE, Trained, first_seed, judge_baseline, judge_candidate, judge_round, keep_margin,
                              round_loser)
-from research.pairing import config_runs, estimate_noise, format_runs, incumbent, next_pair_seed, parse_runs
-from research.sprt import ACCEPT, CONTINUE as SPRT_CONTINUE, REJECT, boundaries, sprt
+from research.judging.pairing import config_runs, estimate_noise, format_runs, incumbent, next_pair_seed, parse_runs
+from research.judging.sprt import ACCEPT, CONTINUE as SPRT_CONTINUE, REJECT, boundaries, sprt
 
 SEQ = {"alpha": 0.05, "beta": 0.2, "effect": 2.0, "max_pairs": 4, "prior_df": 1, "min_gain": 0.0}
 SETTINGS = {"rule": "sequential", "min_delta": 0.001, "sigma_k": 2.0, "sequential": SEQ}

@@ -1,16 +1,16 @@
-"""research/decide.py's smaller rules, each at its edge with the expected answer written out: which failures repeat,
+"""research/judging/verdict.py's smaller rules, each at its edge with the expected answer written out: which failures repeat,
 the margin rule `single` at its threshold, a noisier kind's two pairs, the paired deltas of the report, the columns
 a decision fills, the stop on consecutive crashes and the crashed baseline."""
 import math
 
 import pytest
 
-from research.decide import (CONTINUE, Decision, Trained, check_baseline, check_stop, decide, decision_fields,
+from research.judging.verdict import (CONTINUE, Decision, Trained, check_baseline, check_stop, decide, decision_fields,
                              experiments_since_incumbent_ran, failure_repeats, finite_or_none, first_seed,
                              judge_baseline, judge_candidate, judge_failure, judged_sd, keep_threshold,
                              keep_margin, kind_noise_settings, min_pairs_to_keep, noise_sigma, paired_deltas, round_loser)
 from research.errors import ResearchStopped
-from research.pairing import Noise
+from research.judging.pairing import Noise
 from tests.test_decide_paired import baselines
 
 SEQ = {"alpha": 0.05, "beta": 0.2, "effect": 2.0, "max_pairs": 4, "prior_df": 1, "min_gain": 0.0,

@@ -1,5 +1,5 @@
 """The rule's rates in bench/decide_sim.py's noise regimes, with conf/config.yaml's settings and the product's own paired
-loop (research.paired_runs.settle_pairs): issue 23's goals, a change that does nothing kept in <= 5% of proposals, a
+loop (research.judging.paired_runs.settle_pairs): issue 23's goals, a change that does nothing kept in <= 5% of proposals, a
 gain of two sds (the regime's unit) kept in >= 80%, <= 1.6 trainings per proposal when most proposals do nothing.
 Fixed seeds, so each rate is one deterministic draw; the run counts are sized to the test's time, and the bounds are
 the goals themselves: a draw near a goal is what a broken rule pushes over it. Goals the rule misses today are
@@ -95,7 +95,7 @@ def test_a_crash_is_retried_so_ten_percent_crashes_cost_little():
 
 
 def test_a_change_of_the_noisier_kind_that_does_nothing_is_kept_in_at_most_5_percent():
-    # Kept in 9-13% before two fixes (research/decide.py): the noise estimate widened for its few degrees of
+    # Kept in 9-13% before two fixes (research/judging/verdict.py): the noise estimate widened for its few degrees of
     # freedom (judged_sd), and a kind in decide.sequential.unpaired_kinds needing two pairs from the start.
     null = _rates("noisy-quarter", "null", seed=16)
     print(null)

@@ -1,17 +1,17 @@
-"""tasks.decide.decide_experiment records what research.decide decided: the row, main, nothing judged twice."""
+"""tasks.record.decide_experiment records what research.judging.verdict decided: the row, main, nothing judged twice."""
 from __future__ import annotations
 
 import time
 
 import pytest
 
-from research.ledger import Ledger
-from research.proposal_record import ProposalRecord
-from research.runrepo import RunRepo
-from research.space import Change
-from research.state import RunState
-from research.decide import Trained, judge_candidate
-from tasks.decide import ExperimentFacts, decide_experiment
+from research.records.ledger import Ledger
+from research.proposing.proposal_record import ProposalRecord
+from research.records.runrepo import RunRepo
+from research.proposing.space import Change
+from research.records.state import RunState
+from research.judging.verdict import Trained, judge_candidate
+from tasks.record import ExperimentFacts, decide_experiment
 
 RUN_INFO = {"dataset": "bundled", "data_version": "v1", "code_version": "c1", "proposer": "local"}
 PROPOSAL = ProposalRecord("ok", "local", Change("optim.matrix_lr", 0.05, "hparams.optim.matrix_lr=0.05", "raise it",

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-import data.atomic as atomic
-from data.atomic import DISK_FULL_EXIT, DiskFull, atomic_write_text, is_disk_full
-from flows.disk_full import NEARLY_FULL_BYTES, disk_full_sentence
+import common.atomic as atomic
+from common.atomic import DISK_FULL_EXIT, DiskFull, atomic_write_text, is_disk_full
+from cli.disk_full import NEARLY_FULL_BYTES, disk_full_sentence
 from training.launch import ProcessResult
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -56,7 +56,7 @@ def test_other_write_errors_are_not_called_a_full_disk(tmp_path, monkeypatch):
 
 
 def test_the_ledger_loses_no_row_when_the_disk_fills(tmp_path, monkeypatch):
-    from research.ledger import Ledger
+    from research.records.ledger import Ledger
 
     ledger = Ledger(tmp_path / "results.tsv")
     ledger.record({"exp": 0, "status": "baseline", "val_bpb": 1.5, "seed": 42})
@@ -205,7 +205,7 @@ def test_the_parameter_count_is_the_models(tmp_path, tiny_dataset):
 
 # ----------------------------------------------------------------------------------------- the CLI's sentence
 def test_the_cli_names_the_folder_of_a_git_or_sqlite_disk_full(tmp_path):
-    from research.runrepo import RunRepoError
+    from research.records.runrepo import RunRepoError
 
     runs, prefect_home = tmp_path / "runs", tmp_path / "prefect"
     git = RunRepoError(f"git commit -q failed in {runs}/t/repo: error: No space left on device")
@@ -216,7 +216,7 @@ def test_the_cli_names_the_folder_of_a_git_or_sqlite_disk_full(tmp_path):
 
 
 def test_a_server_error_is_a_full_disk_only_where_a_folder_is_nearly_full(tmp_path, monkeypatch):
-    import flows.disk_full as module
+    import cli.disk_full as module
 
     server = RuntimeError("Server error '500 Internal Server Error' for url 'http://127.0.0.1:8/api/task_runs/'")
     prefect_home, runs = tmp_path / "prefect", tmp_path / "runs"
@@ -228,12 +228,12 @@ def test_a_server_error_is_a_full_disk_only_where_a_folder_is_nearly_full(tmp_pa
 
 
 def test_the_cli_prints_one_sentence_and_exits_2_on_a_full_disk(tmp_path, monkeypatch, capsys):
-    from flows import cli
+    from cli import main as cli
 
     def full(overrides):
         raise DiskFull(tmp_path / "runs" / "t")
 
-    monkeypatch.setattr("flows.commands.status_command", lambda tag, overrides: full(overrides))
+    monkeypatch.setattr("cli.commands.status_command", lambda tag, overrides: full(overrides))
     assert cli.main(["status"]) == 2
     err = capsys.readouterr().err.strip()
     assert err == f"error: {DiskFull(tmp_path / 'runs' / 't')}"
@@ -267,7 +267,7 @@ def small_disk(tmp_path):
 
 
 def test_on_a_full_filesystem_the_ledger_keeps_its_rows_and_the_sentence_names_it(small_disk):
-    from research.ledger import Ledger
+    from research.records.ledger import Ledger
 
     ledger = Ledger(small_disk / "run" / "results.tsv")
     ledger.record({"exp": 0, "status": "baseline", "val_bpb": 1.5, "seed": 42})

@@ -171,7 +171,7 @@ class FinalizeWorld:
         return self.finalize.measure(self.runner, None, self.tmp, self.run_cfg, arm, 1000, 5)
 
     def arm(self, arm_name: str = "final") -> ExperimentDir:
-        from research.layout import RunLayout
+        from research.records.layout import RunLayout
 
         return ExperimentDir(RunLayout(self.tmp).finalize_dir(arm_name, 1000))
 

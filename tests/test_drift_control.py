@@ -1,13 +1,13 @@
 """Fresh incumbent runs: a control run now and then (decide.control_every), the incumbent's drift over the run
-(research/drift.py), and the report's noise section that says both (research/noise_summary.py)."""
+(research/judging/drift.py), and the report's noise section that says both (research/reporting/noise_summary.py)."""
 from __future__ import annotations
 
 import pytest
 
-from research.decide import experiments_since_incumbent_ran, first_seed
-from research.drift import incumbent_drift
-from research.noise_summary import noise_lines
-from research.pairing import format_runs
+from research.judging.verdict import experiments_since_incumbent_ran, first_seed
+from research.judging.drift import incumbent_drift
+from research.reporting.noise_summary import noise_lines
+from research.judging.pairing import format_runs
 
 
 def run_rows(discards: int, incumbent_runs_at: dict[int, dict[int, float]] | None = None):

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from research.finalize import plan_arms, summarize, trainings_needed, verified_markdown
-from research.finalize_table import FinalizeTable, FinalizeTableError
+from research.judging.finalize import plan_arms, summarize, trainings_needed, verified_markdown
+from research.records.finalize_table import FinalizeTable, FinalizeTableError
 from training.run_config import ExperimentDir
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -147,7 +147,7 @@ def evaluating_after_training(run_dir: Path, table: FinalizeTable) -> Path | Non
 @pytest.mark.slow
 def test_finalize_end_to_end_with_a_kill_9_and_a_resume_without_prefects_cache(tmp_path, tiny_dataset):
     run_dir = restore_recorded_run(tmp_path, tiny_dataset)
-    command = [sys.executable, "-m", "flows.cli", "finalize", "fin", "preset=cpu", f"paths.runs_dir={tmp_path}",
+    command = [sys.executable, "-m", "cli.main", "finalize", "fin", "preset=cpu", f"paths.runs_dir={tmp_path}",
                "finalize.seeds=2"]
     table = FinalizeTable(run_dir / "finalize.tsv")
     first = subprocess.Popen(command, cwd=PROJECT_ROOT, start_new_session=True, stdout=subprocess.DEVNULL,
@@ -191,7 +191,7 @@ def test_finalize_end_to_end_with_a_kill_9_and_a_resume_without_prefects_cache(t
 @pytest.mark.slow
 def test_finalize_scores_baseline_and_final_on_the_test_split_no_decision_read(tmp_path, tiny_bundled_with_test_split):
     from flows.research import research_flow
-    from research.ledger import Ledger
+    from research.records.ledger import Ledger
 
     data_dir = tiny_bundled_with_test_split["root"] / "datasets"  # a copy of the data with a test split
     assert tiny_bundled_with_test_split["manifest"]["tokens"]["test"] > 0
@@ -204,7 +204,7 @@ def test_finalize_scores_baseline_and_final_on_the_test_split_no_decision_read(t
     # No decision read the test split: every evaluation of the run itself scored the validation split.
     for row in rows:
         assert json.loads((run_dir / "exp" / str(row["exp"]) / "eval.json").read_text())["eval_split"] == "val"
-    done = subprocess.run([sys.executable, "-m", "flows.cli", "finalize", "split", "preset=cpu",
+    done = subprocess.run([sys.executable, "-m", "cli.main", "finalize", "split", "preset=cpu",
                            f"paths.runs_dir={tmp_path}", "finalize.seeds=2", "finalize.ablation=false"],
                           cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]

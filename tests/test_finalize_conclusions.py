@@ -1,4 +1,4 @@
-"""finalize's conclusions (research/finalize.py) at their thresholds: a cost just beyond or just within z standard
+"""finalize's conclusions (research/judging/finalize.py) at their thresholds: a cost just beyond or just within z standard
 errors (a nonzero one), the overfitting flag on either side of one standard error, and the block left when a key
 kept twice is ablated. Scores are built so that each figure is known by hand: two seeds whose differences are
 m - c and m + c have mean m and standard error exactly c (sd c x sqrt 2, over sqrt 2)."""
@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from research.finalize import (Arm, Paired, arm_values, fresh_seeds, paired, plan_arms, summarize, trainings_needed,
+from research.judging.finalize import (Arm, Paired, arm_values, fresh_seeds, paired, plan_arms, summarize, trainings_needed,
                                verified_markdown)
 
 BASE = {"seed": 42, "optim": {"lr": 0.04, "wd": 0.1}, "model": {"depth": 4}}

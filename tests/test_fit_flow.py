@@ -9,8 +9,8 @@ import os
 import pytest
 
 from hardware import get_adapter
-from research.ledger import Ledger
-from research.runrepo import RunRepo
+from research.records.ledger import Ledger
+from research.records.runrepo import RunRepo
 from tests.fake_anthropic import FakeAnthropic, tool_answer
 from training.fit import FitCheck, device_facts
 from training.run_config import vocab_size

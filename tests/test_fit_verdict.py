@@ -8,11 +8,11 @@ from dataclasses import replace
 import pytest
 import yaml
 
-from data.layout import PROJECT_ROOT
-from research.prompt import build_prompt
-from research.proposers.base import ProposalContext
-from research.proposers.random_proposer import RandomProposer
-from research.space import load_space
+from common.paths import PROJECT_ROOT
+from research.proposing.prompt import build_prompt
+from research.proposing.proposers.base import ProposalContext
+from research.proposing.proposers.random_proposer import RandomProposer
+from research.proposing.space import load_space
 from training.fit import RESERVE_BYTES, DeviceFacts, FitCheck, budget_steps, measured_flops_per_second
 
 SEQ_LEN, VOCAB = 128, 512
@@ -87,7 +87,7 @@ def test_the_offline_proposers_do_not_propose_a_block_that_would_not_fit():
     proposer = RandomProposer({"name": "random", "seed": 3})
     for seed in range(12):
         change = proposer.propose(replace(context, seed=seed)).change
-        from research.space import apply_change
+        from research.proposing.space import apply_change
 
         assert fit.fits(apply_change(block, change)), change.text
     # Without the check the same draws include growing changes (the refusal above is not vacuous).

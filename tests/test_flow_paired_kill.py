@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from research.ledger import Ledger
+from research.records.ledger import Ledger
 from tests.test_flow_research import TINY_RUN, train_starts
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -25,7 +25,7 @@ def test_kill_9_during_a_paired_run_resumes_the_decision_without_repeating_a_run
     # incumbent's most recent) and then seed 42, both seeds the baselines already have: no incumbent training. The
     # kill lands within 0.2 s of the second pair's first step, so its 20 steps are still running (with 3 pairs and
     # the incumbent's seed 44 this test took 70 s in CI; the third pair added nothing a kill could break).
-    command = [sys.executable, "-m", "flows.cli", "run", *TINY_RUN, "budget.steps=20", "proposer=local",
+    command = [sys.executable, "-m", "cli.main", "run", *TINY_RUN, "budget.steps=20", "proposer=local",
                f"paths.runs_dir={tmp_path}", "tag=pairkill", "research.max_experiments=3",
                "decide.sequential.effect=0.0001", "decide.sequential.max_pairs=2"]
     first = subprocess.Popen(command, cwd=PROJECT_ROOT, start_new_session=True, stdout=subprocess.DEVNULL,

@@ -12,8 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from research.ledger import Ledger
-from research.runrepo import RunRepo
+from research.records.ledger import Ledger
+from research.records.runrepo import RunRepo
 from tests.fake_anthropic import FakeAnthropic, tool_answer
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -107,7 +107,7 @@ def test_kill_9_during_training_loses_nothing_and_repeats_no_llm_call(tmp_path):
         env = {**os.environ, "ANTHROPIC_API_KEY": "sk-ant-test-sentinel"}
         # One pair per candidate (its first run): an undecided one would otherwise train up to 5 more 60-step
         # pairs here, which tests/test_flow_paired_kill.py covers under a kill.
-        command = [sys.executable, "-m", "flows.cli", "run", *TINY_RUN, "budget.steps=60", "proposer=claude",
+        command = [sys.executable, "-m", "cli.main", "run", *TINY_RUN, "budget.steps=60", "proposer=claude",
                    f"proposer.base_url={fake.base_url}", "proposer.max_retries=0", f"paths.runs_dir={tmp_path}",
                    "tag=killed", "research.max_experiments=4", "decide.sequential.max_pairs=1"]
         first = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, start_new_session=True,
@@ -136,7 +136,7 @@ def test_kill_9_during_training_loses_nothing_and_repeats_no_llm_call(tmp_path):
 @pytest.mark.slow
 def test_sigterm_stops_the_run_cleanly_and_kills_the_training(tmp_path):
     run_dir = tmp_path / "term"
-    command = [sys.executable, "-m", "flows.cli", "run", *TINY_RUN, "budget.steps=2000", "proposer=local",
+    command = [sys.executable, "-m", "cli.main", "run", *TINY_RUN, "budget.steps=2000", "proposer=local",
                f"paths.runs_dir={tmp_path}", "tag=term", "research.max_experiments=3"]
     proc = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _wait_for(lambda: train_starts(run_dir / "exp" / "0") >= 1, 400,

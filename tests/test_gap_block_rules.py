@@ -8,7 +8,7 @@ import copy
 import pytest
 
 from research.errors import InvalidProposal
-from research.validation import validate
+from research.proposing.validation import validate
 from tests.test_hparams_rules import HPARAMS, SEQ_LEN, SPACE, proposal, set_key, trainer_accepts
 
 HEADS = "choose depth/aspect_ratio/head_dim/kv_head_ratio so that it does."

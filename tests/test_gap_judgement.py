@@ -5,10 +5,10 @@ import math
 
 import pytest
 
-from research.decide import CONTINUE, Trained, first_seed, judge_candidate, keep_margin
-from research.pairing import (Noise, config_runs, config_speeds, estimate_noise, incumbent, next_pair_seed,
+from research.judging.verdict import CONTINUE, Trained, first_seed, judge_candidate, keep_margin
+from research.judging.pairing import (Noise, config_runs, config_speeds, estimate_noise, incumbent, next_pair_seed,
                               own_runs, paired_gains, parse_runs)
-from research.sprt import ACCEPT, CONTINUE as SPRT_CONTINUE, REJECT, boundaries, sprt
+from research.judging.sprt import ACCEPT, CONTINUE as SPRT_CONTINUE, REJECT, boundaries, sprt
 from tests.test_decide_paired import SEQ, SETTINGS, baselines
 
 
@@ -114,7 +114,7 @@ def test_paired_gains_and_pair_seeds_are_exact():
     assert next_pair_seed({42: 1}, {45: 1}, 42) == (45, True)  # the candidate's unpaired seed first
 
 
-# --- the paired noise by kind (research/pairing.estimate_noise), worked by hand ---
+# --- the paired noise by kind (research.judging.pairing.estimate_noise), worked by hand ---
 
 def tight_pairs():
     """Baselines 1.00/1.01 and one optimizer change 0.01 better on both seeds: seed ss 5e-5 twice (2 df, seed var
@@ -171,7 +171,7 @@ def test_a_noisy_kind_is_judged_with_its_own_spread():
 
 def test_the_noise_of_adjusted_runs_and_what_a_fitted_slope_took():
     rows = tight_pairs()
-    # Runs as research.speed adjusted them: config 0 now 0.02 apart, config 2 as measured.
+    # Runs as research.judging.speed adjusted them: config 0 now 0.02 apart, config 2 as measured.
     adjusted = {0: {42: 1.0, 43: 1.02}, 2: {42: 0.99, 43: 1.0}, 3: {42: 0.93}}
     noise = estimate_noise(rows, prior_df=1, by_config=adjusted)
     assert noise.seed_sd == pytest.approx(math.sqrt((2e-4 + 5e-5) / 2))  # 2 x 0.01^2 + 5e-5 on 2 df

@@ -9,6 +9,7 @@ import torch
 import hardware
 from hardware import detection
 from hardware.peak_flops import AMD, APPLE, INTEL_GAUDI, NVIDIA, lookup
+from tests.project_packages import package_files
 
 
 @pytest.fixture
@@ -147,8 +148,7 @@ def test_no_module_outside_hardware_branches_on_a_backend_name():
     names = "|".join(detection.BACKENDS)
     pattern = re.compile(rf"""(==|!=|\bin\b)\s*\(?\s*["']({names})["']|["']({names})["']\s*(==|!=)""")
     found = [f"{path.relative_to(root)}:{number}: {line.strip()}"
-             for folder in ("flows", "tasks", "research", "training", "models", "optim", "data")
-             for path in sorted((root / folder).rglob("*.py"))
+             for path in package_files("hardware")
              for number, line in enumerate(path.read_text().splitlines(), 1) if pattern.search(line)]
     assert not found, "\n".join(found)
 

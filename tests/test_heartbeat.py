@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from research.heartbeat import Heartbeat, describe_status, read_heartbeat
+from research.records.heartbeat import Heartbeat, describe_status, read_heartbeat
 
 
 def dead_pid():

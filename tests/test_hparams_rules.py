@@ -14,8 +14,8 @@ from hypothesis import given, settings, strategies as st
 
 from models.hparams import BLOCK_RULES, BlockError, GPTConfig, check_block, grad_accum_steps
 from research.errors import InvalidProposal
-from research.space import apply_change, load_space
-from research.validation import validate
+from research.proposing.space import apply_change, load_space
+from research.proposing.validation import validate
 from tests.training_helpers import make_experiment
 from training.run_config import METRICS_FILE
 

@@ -1,6 +1,6 @@
 """docs/INTERFACES.md cannot drift from the code: every dotted name it writes in backticks resolves.
 
-A name whose first part is one of the project's packages (`research.ledger.Ledger`, `hardware.detect`) must
+A name whose first part is one of the project's packages (`research.records.ledger.Ledger`, `hardware.detect`) must
 import; a name that does not import must be a key of the composed default configuration (`paths.runs_dir`,
 `research.pool.lost_after_seconds`). Every file path it names (`hardware/energy.py`) must exist. A renamed
 function, a moved class or a dropped setting fails here with the name the document still uses.
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from data.layout import PROJECT_ROOT
+from common.paths import PROJECT_ROOT
 
 DOC = PROJECT_ROOT / "docs" / "INTERFACES.md"
 PACKAGES = ("data", "flows", "hardware", "models", "optim", "research", "tasks", "training")

@@ -1,15 +1,17 @@
-"""The run folder's and the experiment folder's file names: one owner each (research/layout.py,
+"""The run folder's and the experiment folder's file names: one owner each (research/records/layout.py,
 training/run_config.py), names that never change under a run being resumed, and no other module spelling them."""
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-from research.layout import RunLayout
+from research.records.layout import RunLayout
 from training.run_config import ExperimentDir
 
+from tests.project_packages import package_files
+
 ROOT = Path(__file__).resolve().parents[1]
-OWNERS = {Path("research/layout.py"), Path("training/run_config.py")}
+OWNERS = {Path("research/records/layout.py"), Path("training/run_config.py")}
 
 
 def test_the_names_a_resumed_run_finds_its_files_by():
@@ -34,16 +36,14 @@ def test_no_module_spells_a_run_file_name_itself():
              "proposal.json", "device.jsonl")
     quoted = re.compile(r"""(["'])(%s)\1""" % "|".join(re.escape(name) for name in names))  # a string literal
     found = [f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
-             for folder in ("flows", "tasks", "research", "training", "data", "hardware", "models", "optim")
-             for path in sorted((ROOT / folder).rglob("*.py")) if path.relative_to(ROOT) not in OWNERS
+             for path in package_files() if path.relative_to(ROOT) not in OWNERS
              for number, line in enumerate(path.read_text().splitlines(), 1) if quoted.search(line)]
     assert not found, "\n".join(found)
 
 
 def test_the_project_root_is_defined_once():
-    """data.layout.PROJECT_ROOT, the lowest layer; every other package module imports it."""
+    """common.paths.PROJECT_ROOT, the lowest layer; every other package module imports it."""
     found = [str(path.relative_to(ROOT))
-             for folder in ("flows", "tasks", "research", "training", "data", "hardware", "models", "optim")
-             for path in sorted((ROOT / folder).rglob("*.py"))
+             for path in package_files()
              if re.search(r"__file__\)\.resolve\(\)\.(parents\[1\]|parent\.parent\b)", path.read_text())]
-    assert found == ["data/layout.py"]
+    assert found == ["common/paths.py"]

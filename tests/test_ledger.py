@@ -2,7 +2,7 @@
 
 import pytest
 
-from research.ledger import COLUMNS, HEADER, Ledger, LedgerError
+from research.records.ledger import COLUMNS, HEADER, Ledger, LedgerError
 
 
 def full_row(exp, **overrides):
@@ -77,7 +77,7 @@ def test_record_is_idempotent(tmp_path):
 
 @pytest.mark.parametrize("missing", ["paired and speed", "speed"])
 def test_a_ledger_from_before_the_paired_or_speed_columns_is_read_and_upgraded_on_the_next_write(tmp_path, missing):
-    from research.ledger import FIT_COLUMNS, PAIRED_COLUMNS, SPEED_COLUMNS, format_row
+    from research.records.ledger import FIT_COLUMNS, PAIRED_COLUMNS, SPEED_COLUMNS, format_row
 
     absent = FIT_COLUMNS + SPEED_COLUMNS + (PAIRED_COLUMNS if missing == "paired and speed" else ())
     old_columns = [column for column in COLUMNS if column not in absent]

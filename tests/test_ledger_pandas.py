@@ -3,7 +3,7 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from research.ledger import COLUMNS, Ledger
+from research.records.ledger import COLUMNS, Ledger
 
 HOSTILE = [
     '"quoted at the start" and after',

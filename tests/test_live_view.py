@@ -1,4 +1,4 @@
-"""The live view of a run (flows/live_view.py) and the events it reads (research/events.py).
+"""The live view of a run (cli/live_view.py) and the events it reads (experiment/events.py).
 
 Unit tests: a training's and an evaluation's log lines read as events, the events as plain lines, the throttle,
 the publish point. End to end (slow): `autoresearch run` under a pseudo-terminal, and with its output in a file.
@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from flows.live_view import PlainLines, RunClock, footer_text, verdict_text, watching
-from research import events
-from research.decide import Decision
-from research.progress_lines import evaluation_progress, relay, training_progress
-from research.run_estimate import estimate_seconds
+from cli.live_view import PlainLines, RunClock, footer_text, verdict_text, watching
+from experiment import events
+from research.judging.verdict import Decision
+from experiment.progress_lines import evaluation_progress, relay, training_progress
+from research.reporting.run_estimate import estimate_seconds
 from tasks.run_log import verdict_line
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -164,7 +164,7 @@ def test_quiet_shows_nothing_even_on_a_terminal():
 
 
 def test_quiet_is_an_option_of_run_suite_and_finalize():
-    from flows.cli import build_parser
+    from cli.main import build_parser
 
     parser = build_parser()
     assert parser.parse_args(["run", "tag=x", "--quiet"]).quiet
@@ -189,7 +189,7 @@ ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[()][A-Z0-9]|\r")
 
 
 def run_command(tmp_path: Path, data: dict, tag: str) -> tuple[list[str], dict]:
-    command = [sys.executable, "-m", "flows.cli", "run", *TINY, f"tag={tag}", f"paths.runs_dir={tmp_path / 'runs'}",
+    command = [sys.executable, "-m", "cli.main", "run", *TINY, f"tag={tag}", f"paths.runs_dir={tmp_path / 'runs'}",
                f"paths.data_dir={data['root'] / 'datasets'}"]
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"),
            "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(tmp_path / "prefect" / "storage")}

@@ -101,7 +101,7 @@ def test_device_env_reaches_the_child_process_only_inside_the_block():
 
 
 def test_round_winner_and_open_round(tmp_path):
-    from flows.parallel import clear_round, open_round, round_winner, start_round
+    from experiment.rounds import clear_round, open_round, round_winner, start_round
 
     outcomes = {4: ({"status": "ok"}, {"val_bpb": 1.2}), 5: ({"status": "ok"}, {"val_bpb": 1.1}),
                 6: ({"status": "failed"}, None)}
@@ -121,7 +121,7 @@ def parallel_suite(tmp_path_factory):
     finalizes each run, on 2 fresh seeds here instead of the default 4: each seed is a training, a val and a test
     evaluation per arm, one after another, so 4 seeds started more processes than the run's 2 rounds of two."""
     from flows.suite import suite_flow
-    from research.finalize_table import FinalizeTable
+    from research.records.finalize_table import FinalizeTable
 
     runs = tmp_path_factory.mktemp("suite-runs")
     overrides = [*TINY, f"paths.runs_dir={runs}", "suite.experiments_per_dataset=4", "research.parallel=2",
@@ -134,7 +134,7 @@ def parallel_suite(tmp_path_factory):
 
 @pytest.mark.slow
 def test_parallel_two_trains_two_at_once_and_records_both_rows(parallel_suite):
-    from research.ledger import Ledger
+    from research.records.ledger import Ledger
 
     run_dir = parallel_suite["runs"] / "nightly-20260101-bundled"
     rows = Ledger(run_dir / "results.tsv").rows()
@@ -162,7 +162,7 @@ def test_suite_summarises_and_skips_a_complete_dataset(parallel_suite):
 
 @pytest.mark.slow
 def test_suite_finalizes_each_run_once(parallel_suite):
-    from research.finalize_table import FinalizeTable
+    from research.records.finalize_table import FinalizeTable
 
     run_dir = parallel_suite["runs"] / "nightly-20260101-bundled"
     finalized = parallel_suite["finalized"]

@@ -145,7 +145,7 @@ def test_an_unknown_embedding_dtype_is_one_sentence():
 def test_the_gpu_presets_store_embeddings_in_bf16_and_the_cpu_in_fp32():
     import yaml
 
-    from data.layout import PROJECT_ROOT
+    from common.paths import PROJECT_ROOT
 
     def train_of(name):
         return yaml.safe_load((PROJECT_ROOT / "conf" / name).read_text()).get("train") or {}

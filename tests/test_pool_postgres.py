@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from research.ledger import Ledger
+from research.records.ledger import Ledger
 from tests.operate_helpers import overlap_seconds, read_intervals, start, stop, wait_for
 from tests.pool_helpers import (HEAD_SCRIPT, POOL, Head, head_leftovers, head_processes, kill_tree,
                                 postgres_missing, research_command, start_research, start_worker)

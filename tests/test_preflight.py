@@ -1,4 +1,4 @@
-"""The pre-flight check (flows/preflight.py): each mistake a user can type ends in one sentence that names the value
+"""The pre-flight check (cli/preflight.py): each mistake a user can type ends in one sentence that names the value
 and the override that fixes it, exit code 2, in seconds, with no run folder made; a value outside the space's
 bounds is said once and trained as given."""
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 
 from data.errors import DataError
 from flows.compose import compose
-from flows.preflight import check_before_training
+from cli.preflight import check_before_training
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # Small enough that a mistake the pre-flight let through would end in seconds, not in a 10-minute run.
@@ -23,7 +23,7 @@ TINY = ["proposer=local", "budget.kind=steps", "budget.steps=1", "research.max_e
 
 def run_in_process(tmp_path: Path, capsys, *overrides: str, preset: str = "cpu") -> tuple[int, str, float]:
     """`autoresearch run` through the CLI's main: (exit code, its error lines, seconds)."""
-    from flows.cli import main
+    from cli.main import main
 
     start = time.monotonic()
     code = main(["run", f"paths.runs_dir={tmp_path / 'runs'}", f"preset={preset}", *TINY, *overrides])
@@ -77,7 +77,7 @@ def test_an_offline_dataset_is_refused_on_the_first_failed_lookup(tmp_path, caps
         looked_up.append(host)
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
-    monkeypatch.setattr("data.layout.PROJECT_ROOT", tmp_path / "clone")  # no download or corpus there yet
+    monkeypatch.setattr("common.paths.PROJECT_ROOT", tmp_path / "clone")  # no download or corpus there yet
     monkeypatch.setattr(socket, "getaddrinfo", no_dns)
     code, errors, seconds = run_in_process(tmp_path, capsys, "dataset=climbmix")
     assert_refused(tmp_path, code, errors, seconds, "huggingface.co", "dataset=bundled or dataset=local")

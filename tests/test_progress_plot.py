@@ -16,15 +16,15 @@ from matplotlib.collections import PathCollection
 from matplotlib.lines import Line2D
 from matplotlib.patches import StepPatch
 
-from research.decide import baseline_best
-from research.finalize import Paired
-from research.finalize_table import FinalizeTable
-from research.keep_line import keep_lines
-from research.layout import RunLayout
-from research.progress_plot import best_before, best_so_far, plot_progress, progress_figure, y_scale
-from research.report import write_report
-from research.run_costs import verified_gain
-from research.run_settings import save_run_settings
+from research.judging.verdict import baseline_best
+from research.judging.finalize import Paired
+from research.records.finalize_table import FinalizeTable
+from research.judging.keep_line import keep_lines
+from research.records.layout import RunLayout
+from research.reporting.progress_plot import best_before, best_so_far, plot_progress, progress_figure, y_scale
+from research.reporting.report import write_report
+from research.reporting.run_costs import verified_gain
+from research.records.run_settings import save_run_settings
 from tests.plot_ledgers import DEFAULTS, LEDGERS, crashes_and_keeps_run, fresh_clone_run
 
 VERIFIED = Paired(0.012, 0.002, 4)

@@ -1,4 +1,4 @@
-"""The plot's geometry as numbers (research/progress_plot.py's pure functions): the best-so-far staircase, the best
+"""The plot's geometry as numbers (research/reporting/progress_plot.py's pure functions): the best-so-far staircase, the best
 each experiment was judged against, the val_bpb axis and what is off it, the hours panel's points and where the
 verified diamond goes. No figure is drawn: these are the figures' coordinates, worked out by hand. The drawn figure
 is read in tests/test_progress_plot.py."""
@@ -8,8 +8,8 @@ import math
 
 import pytest
 
-from research.finalize import Paired
-from research.progress_plot import (YScale, _listed, _measured, _short, best_before, best_so_far, hours_points,
+from research.judging.finalize import Paired
+from research.reporting.progress_plot import (YScale, _listed, _measured, _short, best_before, best_so_far, hours_points,
                                     verified_marker, y_scale)
 
 ROWS = [

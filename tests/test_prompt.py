@@ -5,9 +5,9 @@ from pathlib import Path
 
 import yaml
 
-from research.prompt import build_prompt
-from research.proposers import ProposalContext
-from research.space import load_space
+from research.proposing.prompt import build_prompt
+from research.proposing.proposers import ProposalContext
+from research.proposing.space import load_space
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACE = load_space(ROOT / "conf/space.yaml")

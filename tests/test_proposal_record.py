@@ -4,9 +4,9 @@ from __future__ import annotations
 import pickle
 
 from research.errors import InvalidProposal
-from research.proposal_record import ProposalRecord
-from research.proposers.base import Proposal, exhausted
-from research.space import Change
+from research.proposing.proposal_record import ProposalRecord
+from research.proposing.proposers.base import Proposal, exhausted
+from research.proposing.space import Change
 
 CHANGE = Change("optim.matrix_lr", 0.05, "hparams.optim.matrix_lr=0.05", "raise it", "why not", previous=0.04)
 

@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 from research.errors import InvalidProposal, ProposerFatal
-from research.proposers import ProposalContext, ProposerTransient, make_proposer
-from research.proposers.claude import ClaudeProposer, cost_usd
-from research.space import load_space
+from research.proposing.proposers import ProposalContext, ProposerTransient, make_proposer
+from research.proposing.proposers.claude import ClaudeProposer, cost_usd
+from research.proposing.space import load_space
 try:
     from tests.fake_anthropic import (FakeAnthropic, billing_error, connection_reset, forbidden, max_tokens_stop,
                                       overloaded, rate_limited, raw, refusal, server_error, slow, text_answer,

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from data.layout import PROJECT_ROOT
-from research.proposers import ProposalContext, make_proposer
-from research.proposers.tpe import TPEProposer
-from research.space import load_space
+from common.paths import PROJECT_ROOT
+from research.proposing.proposers import ProposalContext, make_proposer
+from research.proposing.proposers.tpe import TPEProposer
+from research.proposing.space import load_space
 
 try:
     from tests.fake_anthropic import FakeAnthropic, text_answer, tool_answer

@@ -8,11 +8,11 @@ import pytest
 import yaml
 
 from research.errors import InvalidProposal, ProposerFatal
-from research.proposers import ProposalContext, make_proposer
-from research.proposers.local import LocalProposer
-from research.proposers.random_proposer import RandomProposer
-from research.space import Space, apply_change, load_space
-from research.validation import validate
+from research.proposing.proposers import ProposalContext, make_proposer
+from research.proposing.proposers.local import LocalProposer
+from research.proposing.proposers.random_proposer import RandomProposer
+from research.proposing.space import Space, apply_change, load_space
+from research.proposing.validation import validate
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))

@@ -8,10 +8,10 @@ import pytest
 import yaml
 
 from research.errors import InvalidProposal, ProposerFatal
-from research.proposers import ProposalContext
-from research.decide import paired_deltas
-from research.proposers.local import LocalProposer
-from research.space import Space, load_space
+from research.proposing.proposers import ProposalContext
+from research.judging.verdict import paired_deltas
+from research.proposing.proposers.local import LocalProposer
+from research.proposing.space import Space, load_space
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACE_YAML = yaml.safe_load((ROOT / "conf/space.yaml").read_text())

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from data.layout import PROJECT_ROOT
-from research.proposers import ProposalContext, make_proposer
-from research.space import apply_change, get_value, load_space
+from common.paths import PROJECT_ROOT
+from research.proposing.proposers import ProposalContext, make_proposer
+from research.proposing.space import apply_change, get_value, load_space
 
 SPACE = load_space(PROJECT_ROOT / "conf/space.yaml")
 HPARAMS = yaml.safe_load((PROJECT_ROOT / "conf/hparams/default.yaml").read_text())

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from data.layout import PROJECT_ROOT
+from common.paths import PROJECT_ROOT
 
 PROPOSER_MODULE = '''
-from research.proposers.base import Proposal, ProposalContext, Proposer, first_valid_change
-from research.space import get_value
+from research.proposing.proposers.base import Proposal, ProposalContext, Proposer, first_valid_change
+from research.proposing.space import get_value
 
 
 class HalvingProposer(Proposer):
@@ -53,9 +53,9 @@ def _module(tmp_path: Path, monkeypatch, name: str, source: str) -> None:
 
 def test_a_new_proposer_added_by_the_recipe_is_composed_built_and_recorded(tmp_path, monkeypatch):
     from flows.compose import compose
-    from research.proposers import PROPOSERS
-    from research.proposers.base import ProposalContext
-    from research.space import load_space
+    from research.proposing.proposers import PROPOSERS
+    from research.proposing.proposers.base import ProposalContext
+    from research.proposing.space import load_space
     from tasks.propose import propose_change
 
     _module(tmp_path, monkeypatch, "recipe_proposer", PROPOSER_MODULE)  # step 1: the module

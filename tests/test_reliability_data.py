@@ -17,9 +17,9 @@ import pytest
 import data.prepare
 from data.errors import DataError
 from data.shards import verify_shards
-from flows.cli import main
-from research.heartbeat import Heartbeat, read_heartbeat
-from research.ledger import Ledger
+from cli.main import main
+from research.records.heartbeat import Heartbeat, read_heartbeat
+from research.records.ledger import Ledger
 
 
 def flip_byte(path: Path, offset: int = 100) -> None:
@@ -102,7 +102,7 @@ def test_a_failed_ledger_write_leaves_the_previous_ledger(tmp_path, monkeypatch,
     ledger = Ledger(tmp_path / "results.tsv")
     ledger.record({"exp": 0, "status": "baseline", "val_bpb": 1.5, "description": "baseline"})
     before = (tmp_path / "results.tsv").read_bytes()
-    import data.atomic
+    import common.atomic
 
     if where == "write":
         real_fdopen = os.fdopen
@@ -121,9 +121,9 @@ def test_a_failed_ledger_write_leaves_the_previous_ledger(tmp_path, monkeypatch,
                 self.handle.write(payload[: len(payload) // 2])  # half of it reached the disk
                 _disk_full()
 
-        monkeypatch.setattr(data.atomic.os, "fdopen", lambda fd, mode: FullFile(real_fdopen(fd, mode)))
+        monkeypatch.setattr(common.atomic.os, "fdopen", lambda fd, mode: FullFile(real_fdopen(fd, mode)))
     else:
-        monkeypatch.setattr(data.atomic.os, where, _disk_full)
+        monkeypatch.setattr(common.atomic.os, where, _disk_full)
     with pytest.raises(OSError) as info:
         ledger.record({"exp": 1, "status": "discard", "val_bpb": 1.6, "description": "x"})
     assert info.value.errno == errno.ENOSPC
@@ -137,9 +137,9 @@ def test_a_failed_ledger_write_leaves_the_previous_ledger(tmp_path, monkeypatch,
 def test_a_failed_heartbeat_write_leaves_the_previous_beat(tmp_path, monkeypatch):
     beat = Heartbeat(tmp_path / "heartbeat.json", "t")
     beat.beat("training", exp=3)
-    import data.atomic
+    import common.atomic
 
-    monkeypatch.setattr(data.atomic.os, "replace", _disk_full)
+    monkeypatch.setattr(common.atomic.os, "replace", _disk_full)
     with pytest.raises(OSError):
         beat.beat("evaluating", exp=3)
     monkeypatch.undo()

@@ -1,10 +1,10 @@
-"""Hostile proposals, generated: research.validation.validate accepts nothing invalid, executes nothing, leaks nothing.
+"""Hostile proposals, generated: research.proposing.validation.validate accepts nothing invalid, executes nothing, leaks nothing.
 
 Each example is a whole proposal (key, value, description, reasoning, sometimes extra fields) mixing search-space
 keys with hostile ones, and values that are code, shell, Python expressions, OmegaConf interpolations, Hydra
 override syntax, unicode look-alikes and bidi controls, huge strings and numbers, NaN/inf, out-of-range values
 and wrong types. While validate runs, eval/exec/compile, os.system/popen/exec* and subprocess are replaced by
-tripwires. An accepted proposal is re-checked by an oracle written independently of research/space.py.
+tripwires. An accepted proposal is re-checked by an oracle written independently of research/proposing/space.py.
 `pytest tests/test_reliability_fuzz.py -s` prints the counts table of docs/RELIABILITY.md.
 """
 from __future__ import annotations
@@ -25,8 +25,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from research.errors import InvalidProposal
-from research.space import load_space
-from research.validation import PROPOSAL_FIELDS, validate
+from research.proposing.space import load_space
+from research.proposing.validation import PROPOSAL_FIELDS, validate
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACE = load_space(ROOT / "conf/space.yaml")
@@ -98,7 +98,7 @@ def kept(number) -> float:
 
 
 def oracle_valid(key, value) -> bool:
-    """Whether key=value is allowed, from conf/space.yaml read directly (not through research.space)."""
+    """Whether key=value is allowed, from conf/space.yaml read directly (not through research.proposing.space)."""
     spec = SPEC.get(key) if isinstance(key, str) else None
     if spec is None or key == "seed" or key.startswith("hydra."):
         return False

@@ -53,7 +53,7 @@ class _State:
 
 
 def test_only_transient_errors_are_retried_by_the_task():
-    from research.proposers import ProposerTransient
+    from research.proposing.proposers import ProposerTransient
 
     assert _retry_transient(None, None, _State(ProposerTransient("x"))) is True
     assert _retry_transient(None, None, _State(ProposerFatal("x"))) is False
@@ -72,7 +72,7 @@ def test_the_propose_task_retries_a_real_transient_failure_three_times_with_its_
 
     import fake_anthropic as fa
     from faults import FAST, SENTINEL, llm_context
-    from research.proposers import ProposerTransient
+    from research.proposing.proposers import ProposerTransient
     from tasks.propose import propose_task
 
     monkeypatch.setattr(prefect.task_engine, "time", types.SimpleNamespace(sleep=lambda seconds: None))

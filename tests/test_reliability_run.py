@@ -30,7 +30,7 @@ import fake_anthropic as fa  # noqa: E402
 from chaos import TINY, autoresearch_command, kill_tree, process_tree  # noqa: E402
 from chaos_audit import read_json  # noqa: E402
 
-from research.ledger import Ledger  # noqa: E402
+from research.records.ledger import Ledger  # noqa: E402
 
 SENTINEL = "sk-ant-RUN-SENTINEL-91c3f07a2d"
 TAG = "claude"
@@ -133,7 +133,7 @@ def scenario(tmp_path_factory):
         facts["b_output"] = (work / "B.log").read_text()
         facts["a_alive_after_b"] = a.poll() is None
         # SIGKILL for the orchestrator alone (the OOM killer's way): its training child, Prefect's temporary
-        # server and the server's reaper must all go with it (training.entry.die_with_parent, flows/server_reaper.py).
+        # server and the server's reaper must all go with it (training.entry.die_with_parent, prefect_ops/server_reaper.py).
         tree = process_tree(a.pid)
         a.kill()
         a.wait()

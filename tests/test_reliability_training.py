@@ -15,8 +15,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 from faults import TRAINING_SCENARIOS, run_training_scenario  # noqa: E402
 from training_helpers import living_processes, make_experiment  # noqa: E402
 
-from research.decide import check_stop  # noqa: E402
-from research.ledger import Ledger  # noqa: E402
+from research.judging.verdict import check_stop  # noqa: E402
+from research.records.ledger import Ledger  # noqa: E402
 
 
 TINY_RUN = ["preset=cpu", "proposer=local", "budget.kind=steps", "budget.steps=3", "train.eval_tokens=8192",
@@ -66,7 +66,7 @@ def test_crashes_in_a_row_stop_only_after_n():
 @pytest.mark.slow
 def test_flow_stops_cleanly_after_consecutive_crashes(tmp_path, capsys):
     """Two good baselines, then a fault in every training: three crash rows, then one sentence, exit 2."""
-    from flows.cli import main
+    from cli.main import main
 
     tiny = [*TINY_RUN, f"paths.runs_dir={tmp_path}", "tag=crashes"]
     assert main(["run", *tiny, "research.max_experiments=2"]) == 0
@@ -80,7 +80,7 @@ def test_flow_stops_cleanly_after_consecutive_crashes(tmp_path, capsys):
     rows = Ledger(tmp_path / "crashes" / "results.tsv").rows()
     assert [row["status"] for row in rows] == ["baseline", "baseline", "crash", "crash", "crash"]
     assert all("became nan at step 1" in row["error"] for row in rows[2:])
-    from research.heartbeat import read_heartbeat
+    from research.records.heartbeat import read_heartbeat
 
     assert read_heartbeat(tmp_path / "crashes")["phase"] == "stopped"
 
@@ -88,7 +88,7 @@ def test_flow_stops_cleanly_after_consecutive_crashes(tmp_path, capsys):
 @pytest.mark.slow
 def test_flow_kills_a_hung_evaluation_after_twice_the_grace_seconds(tmp_path, capsys):
     """grace_seconds=2: the evaluation is killed after 4 s without output (training's own limit is far away)."""
-    from flows.cli import main
+    from cli.main import main
 
     code = main(["run", *TINY_RUN, f"paths.runs_dir={tmp_path}", "tag=evalhang", "research.max_experiments=1",
                  "budget.grace_seconds=2", "budget.deadline_factor=30", "fault={kind:eval_hang}"])

@@ -2,7 +2,7 @@
 import matplotlib.image
 import pytest
 
-from research.report import config_diff, results_table_markdown, write_report
+from research.reporting.report import config_diff, results_table_markdown, write_report
 
 BASELINE = {"optim": {"matrix_lr": 0.04, "weight_decay": 0.2}, "model": {"depth": 8}}
 BEST = {"optim": {"matrix_lr": 0.05, "weight_decay": 0.2}, "model": {"depth": 10}}
@@ -76,7 +76,7 @@ def test_config_diff_flattens_nested_blocks():
 
 
 def test_best_so_far_starts_at_the_baseline_mean_and_only_steps_down():
-    from research.progress_plot import best_so_far
+    from research.reporting.progress_plot import best_so_far
 
     rows = [
         {"exp": 0, "status": "baseline", "val_bpb": 1.80},

@@ -1,10 +1,10 @@
-"""What a run cost and what each 0.01 val_bpb of gain cost, from ledger rows (research/run_costs.py)."""
+"""What a run cost and what each 0.01 val_bpb of gain cost, from ledger rows (research/reporting/run_costs.py)."""
 from __future__ import annotations
 
 import pytest
 
-from research.finalize import Paired
-from research.run_costs import cost_lines, cumulative_training_hours, per_gain, run_costs, training_hours, trainings
+from research.judging.finalize import Paired
+from research.reporting.run_costs import cost_lines, cumulative_training_hours, per_gain, run_costs, training_hours, trainings
 
 
 def rows(energy: float | None = 0.05) -> list[dict]:
@@ -53,7 +53,7 @@ def test_cost_per_gain_uses_the_kept_gain_and_the_verified_one_when_there_is_one
 
 def test_the_suite_summary_shows_each_nights_cost_per_verified_gain():
     from flows.suite import summary_markdown
-    from research.run_costs import cost_figures
+    from research.reporting.run_costs import cost_figures
 
     base = {"status": "done", "experiments": 5, "baseline_val_bpb": 1.001, "best_val_bpb": 0.99, "gain": 0.011,
             "keeps": 1, "crashes": 1}
@@ -93,8 +93,8 @@ def test_a_row_without_figures_counts_one_training_and_nothing_else():
 
 
 def test_verified_gain_reads_finalize_tsv(tmp_path):
-    from research.finalize_table import FinalizeTable
-    from research.run_costs import verified_gain
+    from research.records.finalize_table import FinalizeTable
+    from research.reporting.run_costs import verified_gain
 
     path = tmp_path / "finalize.tsv"
     assert verified_gain(path) is None  # finalize never ran

@@ -8,16 +8,16 @@ import subprocess
 import sys
 import textwrap
 
-from research.decide import Decision
-from research.proposal_record import ProposalRecord
-from research.space import Change
-from data.layout import PROJECT_ROOT
+from research.judging.verdict import Decision
+from research.proposing.proposal_record import ProposalRecord
+from research.proposing.space import Change
+from common.paths import PROJECT_ROOT
 from tasks.run_log import proposal_line, verdict_line
 
 # A fresh interpreter with none of the caller's Prefect settings: what `autoresearch` sets is all there is.
 PROBE = textwrap.dedent("""
     import json, logging, sys, uuid
-    from flows.prefect_env import configure_prefect_defaults
+    from prefect_ops.prefect_env import configure_prefect_defaults
     configure_prefect_defaults()
     from prefect.logging.configuration import setup_logging
     from prefect.logging.handlers import set_api_log_sink

@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import time
 
-from research.heartbeat import Heartbeat
-from research.keep_line import noise_sentence
-from research.layout import RunLayout
-from research.ledger import Ledger
-from research.report import summarize
-from research.run_overview import liveness, run_detail, runs_table
-from research.run_settings import decide_settings, save_run_settings
+from research.records.heartbeat import Heartbeat
+from research.judging.keep_line import noise_sentence
+from research.records.layout import RunLayout
+from research.records.ledger import Ledger
+from research.reporting.report import summarize
+from research.reporting.run_overview import liveness, run_detail, runs_table
+from research.records.run_settings import decide_settings, save_run_settings
 from bench.synthetic_ledger import synthetic_ledger
 
 DECIDE = decide_settings("/nonexistent/settings.json")

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from research.errors import ResearchStopped
-from research.runlock import RunLock, RunLocked, read_lock
+from research.records.runlock import RunLock, RunLocked, read_lock
 
 HOLDER = textwrap.dedent("""
     import sys, time
-    from research.runlock import RunLock
+    from research.records.runlock import RunLock
     with RunLock(sys.argv[1]):
         print("locked", flush=True)
         sys.stdin.readline()   # hold until the test says so
@@ -107,7 +107,7 @@ def test_release_then_reacquire(tmp_path):
 # a racer starts under load, it meets a held lock, so two winners mean the lock failed, not a slow machine.
 RACER = textwrap.dedent("""
     import pathlib, sys, time
-    from research.runlock import RunLock, RunLocked
+    from research.records.runlock import RunLock, RunLocked
     start, markers, racers = float(sys.argv[2]), pathlib.Path(sys.argv[3]), int(sys.argv[4])
     while time.time() < start:
         time.sleep(0.001)

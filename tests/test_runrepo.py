@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from research.runrepo import RunRepo, RunRepoError
+from research.records.runrepo import RunRepo, RunRepoError
 
 BASE = "optim:\n  matrix_lr: 0.04\n"
 LR05 = "optim:\n  matrix_lr: 0.05\n"

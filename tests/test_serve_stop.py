@@ -1,5 +1,5 @@
 """`autoresearch serve` stops within a bound after Ctrl-C, with the schedules paused, even when Prefect's own
-shutdown hangs (as it did in full suites, after a served run): flows/serve.py's watchdog."""
+shutdown hangs (as it did in full suites, after a served run): prefect_ops/serve.py's watchdog."""
 from __future__ import annotations
 
 import os
@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-import flows.serve as serve_module
+import prefect_ops.serve as serve_module
 
 
 def test_a_hung_shutdown_is_ended_after_the_grace_with_the_schedules_paused(monkeypatch):

@@ -1,4 +1,4 @@
-"""flows/server_reaper.py: a SIGKILLed orchestrator's temporary Prefect server is ended, nothing else is.
+"""prefect_ops/server_reaper.py: a SIGKILLed orchestrator's temporary Prefect server is ended, nothing else is.
 
 A sleeping Python process stands in for the server (the reaper recognises a server by `uvicorn` on its
 command line) and another for the orchestrator, which starts the real reaper the way the CLI does.
@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from flows import server_reaper
+from prefect_ops import server_reaper
 
 ROOT = Path(__file__).resolve().parents[1]
 ORCHESTRATOR = ("import os, subprocess, sys, time; "
-                "subprocess.Popen([sys.executable, '-m', 'flows.server_reaper', str(os.getpid()), sys.argv[1]]); "
+                "subprocess.Popen([sys.executable, '-m', 'prefect_ops.server_reaper', str(os.getpid()), sys.argv[1]]); "
                 "time.sleep(120)")
 
 
@@ -69,7 +69,7 @@ def test_a_process_that_is_not_a_server_is_left_alone():
 
 def test_the_reaper_refuses_arguments_that_are_not_two_pids(capsys):
     assert server_reaper.main(["12", "x"]) == 2
-    assert "usage: python -m flows.server_reaper" in capsys.readouterr().err
+    assert "usage: python -m prefect_ops.server_reaper" in capsys.readouterr().err
 
 
 def test_no_reaper_when_prefect_api_url_names_a_real_server():

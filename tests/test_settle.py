@@ -1,4 +1,4 @@
-"""flows.settle (research.paired_runs' loop): with several devices the paired runs the verdict will ask for are
+"""experiment.paired (research.judging.paired_runs' loop): with several devices the paired runs the verdict will ask for are
 trained together and the verdict is the one the one-at-a-time loop reaches; a paired run that fails for a reason
 that may not repeat is asked for once more on another seed; the UI names say which block ran. A stand-in runner
 answers each training from a table (no training here), and records how many were in flight at once."""
@@ -13,8 +13,8 @@ import pytest
 
 from flows.compose import compose
 from flows.research import ExperimentSetup
-from flows.settle import settle
-from research.pairing import format_runs
+from experiment.paired import settle
+from research.judging.pairing import format_runs
 
 # Failures as the training process reports them: one that may not repeat on another seed, one that would.
 KILLED = {"status": "failed", "kind": "process", "reason": "training was killed (signal 9)"}

@@ -12,9 +12,9 @@ import yaml
 from hypothesis import given, settings, strategies as st
 
 from research.errors import InvalidProposal
-from research.space import Change, Space, apply_change, format_value, get_value, load_space
-from research.state import tried_changes
-from research.validation import check_override, validate
+from research.proposing.space import Change, Space, apply_change, format_value, get_value, load_space
+from research.records.state import tried_changes
+from research.proposing.validation import check_override, validate
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACE = load_space(ROOT / "conf/space.yaml")

@@ -1,14 +1,14 @@
-"""The machine's speed taken out of the verdicts (research/speed.py), the FLOP budget that load cannot skew and
-the probe that measures the speed (training/loop.py), and the per-kind paired noise (research/pairing.py)."""
+"""The machine's speed taken out of the verdicts (research/judging/speed.py), the FLOP budget that load cannot skew and
+the probe that measures the speed (training/loop.py), and the per-kind paired noise (research/judging/pairing.py)."""
 from __future__ import annotations
 
 import math
 
 import pytest
 
-from research.decide import CONTINUE, Trained, judge_candidate, min_pairs_to_keep
-from research.pairing import estimate_noise, format_runs
-from research.speed import adjusted_config_runs, reference_log_speed, speed_slope
+from research.judging.verdict import CONTINUE, Trained, judge_candidate, min_pairs_to_keep
+from research.judging.pairing import estimate_noise, format_runs
+from research.judging.speed import adjusted_config_runs, reference_log_speed, speed_slope
 from training.loop import Budget, SpeedProbe, budgeted_training
 
 SEQ = {"alpha": 0.05, "beta": 0.2, "effect": 2.0, "max_pairs": 4, "prior_df": 1, "min_gain": 0.0,
@@ -172,7 +172,7 @@ def test_a_kind_whose_pairs_spread_more_is_judged_with_its_own_larger_noise_and_
 
 
 def test_the_noisier_line_sits_at_noisier_ratio_times_the_pooled_figure():
-    from research.pairing import Noise
+    from research.judging.pairing import Noise
 
     assert min_pairs_to_keep(SEQ, Noise(0.01, 1, 0.0121, 0, 0.01)) == 2
     assert min_pairs_to_keep(SEQ, Noise(0.01, 1, 0.0119, 0, 0.01)) == 1
@@ -192,7 +192,7 @@ def test_a_slope_fitted_to_two_baselines_does_not_make_the_noise_vanish():
     rows = baselines(speeds=(140.0, 730.0), wobble=0.0)
     rows[1]["val_bpb"] -= 0.3  # and seed noise the line absorbs
     rows[1]["seed_runs"] = format_runs({43: rows[1]["val_bpb"]})
-    lost = __import__("research.speed", fromlist=["fitted_df"]).fitted_df(rows, settings())
+    lost = __import__("research.judging.speed", fromlist=["fitted_df"]).fitted_df(rows, settings())
     assert lost > 0.99
     noise = estimate_noise(rows, 1, adjusted_config_runs(rows, speed_slope(rows, settings())), fitted_df=lost)
     raw = estimate_noise(rows, 1)

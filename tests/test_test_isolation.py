@@ -1,6 +1,6 @@
 """The suite runs in a shuffled order (pytest-randomly): what one test changes for the whole process must not reach
 the next. tests/conftest.py gives each test the session's environment and SIGTERM handler back; here an inner
-pytest session with that conftest runs a test that changes both, as flows.cli.main does in-process, then one that
+pytest session with that conftest runs a test that changes both, as cli.main.main does in-process, then one that
 must not see it."""
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ SESSION_SIGTERM = signal.getsignal(signal.SIGTERM)
 
 
 def test_one_calls_the_cli_s_prefect_defaults_and_a_handler_in_process():
-    from flows.prefect_env import configure_prefect_defaults
+    from prefect_ops.prefect_env import configure_prefect_defaults
 
-    configure_prefect_defaults("worker")  # flows.cli.main's first step: os.environ.setdefault(...)
+    configure_prefect_defaults("worker")  # cli.main.main's first step: os.environ.setdefault(...)
     assert os.environ["PREFECT_WORKER_QUERY_SECONDS"] == "1"
     os.environ["PREFECT_HOME"] = "/elsewhere"
     signal.signal(signal.SIGTERM, lambda *_: None)  # as `autoresearch run` does

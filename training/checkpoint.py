@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data.atomic import atomic_write_bytes
+from common.atomic import atomic_write_bytes
 from training.run_config import ExperimentDir
 
 _CONFIG_KEY = "__model_config__"

@@ -2,7 +2,7 @@
 
 A training writes its checkpoint (every parameter in fp32, training/checkpoint.py's .npz) and a few small files
 (metrics, logs, eval.json). Starting one that cannot write its checkpoint spends the whole budget for nothing,
-so the run stops first, in one sentence (data.atomic.DiskFull), and the same command resumes it.
+so the run stops first, in one sentence (common.atomic.DiskFull), and the same command resumes it.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import os
 import shutil
 from pathlib import Path
 
-from data.atomic import DiskFull
+from common.atomic import DiskFull
 
 # Besides the checkpoint: metrics.json, train.log, eval.json, eval.log (a few hundred kB at most), and the ledger,
 # run repository and Prefect database rows the experiment adds after it.

@@ -22,7 +22,7 @@ from importlib import import_module
 from pathlib import Path
 from types import ModuleType
 
-from data.atomic import DISK_FULL_EXIT, DiskFull, atomic_write_json, disk_full_folder, is_disk_full
+from common.atomic import DISK_FULL_EXIT, DiskFull, atomic_write_json, disk_full_folder, is_disk_full
 from models.hparams import check_block
 from training.run_config import ConfigError, ExperimentDir, load_run_config
 

@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from data.atomic import DiskFull, atomic_write_json, is_disk_full
+from common.atomic import DiskFull, atomic_write_json, is_disk_full
 from data.loader import validation_batches
 from data.metric import accumulate, bits_per_byte, load_token_bytes
 from training.entry import die_with_parent, exp_dir_argument, port_for, report_disk_full

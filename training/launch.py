@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from data.atomic import DISK_FULL_EXIT, DiskFull, is_disk_full
-from data.layout import PROJECT_ROOT
+from common.atomic import DISK_FULL_EXIT, DiskFull, is_disk_full
+from common.paths import PROJECT_ROOT
 from training.run_config import ExperimentDir
 
 SECRET_ENV_VARS = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")

@@ -5,7 +5,7 @@
   warm-up happen before the clock starts. A step is started only if the recent step time says it will finish
   inside the budget, so no optimizer step happens outside it. A FLOP budget becomes a step count once the model's
   FLOPs per token are known: a bigger model or batch gets fewer steps, as on an ideal machine with a time budget.
-- `SpeedProbe`: the machine's speed, measured on a fixed workload between steps (research/speed.py takes it out
+- `SpeedProbe`: the machine's speed, measured on a fixed workload between steps (research/judging/speed.py takes it out
   of the decisions).
 - `budgeted_training`: schedule, budget, fault injection, loss checks, progress and the garbage collector. A port
   supplies its optimizer's param groups (plain dicts, whose live lr and weight decay this loop sets through

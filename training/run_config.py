@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from data.atomic import atomic_write_json
-from data.layout import PROJECT_ROOT, FolderEntry
+from common.atomic import atomic_write_json
+from common.paths import PROJECT_ROOT, FolderEntry
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"

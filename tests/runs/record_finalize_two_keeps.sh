@@ -20,7 +20,7 @@ mkdir -p "$work/data"
 "$python" -c 'import sys; from pathlib import Path; sys.path.insert(0, "."); from tests.conftest import build_tiny_dataset; build_tiny_dataset(Path(sys.argv[1]), "bundled")' "$work/data"
 # Every candidate is kept (rule single, a margin far below zero); a large exploration bonus makes the local
 # proposer try a second key instead of stepping the kept one again.
-PREFECT_HOME="$work/prefect" "$python" -m flows.cli run preset=cpu hparams.model.depth=2 hparams.model.aspect_ratio=32 \
+PREFECT_HOME="$work/prefect" "$python" -m cli.main run preset=cpu hparams.model.depth=2 hparams.model.aspect_ratio=32 \
   hparams.model.head_dim=32 hparams.batch.device_batch_size=8 hparams.batch.total_batch_tokens=1024 train.seq_len=128 \
   train.eval_tokens=4096 train.eval_batch_size=8 budget.kind=steps budget.steps=4 proposer=local \
   proposer.exploration=100 research.max_experiments=4 decide.rule=single decide.min_delta=-10 decide.sigma_k=-1000 \

@@ -1,0 +1,1 @@
+"""The `autoresearch` command line: argument parsing, the pre-flight check, the terminal view, the error sentences."""
