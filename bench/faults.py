@@ -188,10 +188,10 @@ def _stop_children_later(parent_pid: int, after: float, done: threading.Event) -
 
 
 def run_training_scenario(scenario: TrainingScenario, exp_dir: Path, run_dir: Path, exp: int) -> dict:
-    """run_training -> run_evaluation -> decide_experiment on a prepared experiment folder; returns the row."""
+    """run_training -> run_evaluation -> record_experiment on a prepared experiment folder; returns the row."""
     from research.records.state import RunState
     from research.judging.verdict import Trained, judge_baseline, judge_failure
-    from tasks.record import ExperimentFacts, decide_experiment, failure_reason
+    from experiment.record import ExperimentFacts, failure_reason, record_experiment
     from tasks.evaluate import run_evaluation
     from tasks.train import run_training
 
@@ -214,7 +214,7 @@ def run_training_scenario(scenario: TrainingScenario, exp_dir: Path, run_dir: Pa
     error = failure_reason(None, metrics, evaluation)
     # Every scenario should end in a crash row; one that trained fine is recorded as a plain run and fails the check.
     decision = judge_failure([], "crash", error) if error else judge_baseline([], 0, evaluation["val_bpb"])
-    row = decide_experiment(str(run_dir), ExperimentFacts(exp, state, None, metrics, evaluation, "", 0, time.time()),
+    row = record_experiment(str(run_dir), ExperimentFacts(exp, state, None, metrics, evaluation, "", 0, time.time()),
                             decision, Trained({}), run_info)
     return {"scenario": scenario.name, "status": row["status"], "error": row.get("error") or "",
             "seconds": round(time.monotonic() - started, 1),

@@ -160,7 +160,7 @@ def status_command(tag: str | None, overrides: list[str]) -> int:
 
 
 def report_command(tag: str | None, overrides: list[str]) -> int:
-    from tasks.record import write_run_report
+    from experiment.record import write_run_report
 
     cfg = compose(overrides, auto=False)
     runs_root = resolve_path(cfg["paths"]["runs_dir"])

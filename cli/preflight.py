@@ -103,6 +103,13 @@ def check_budget(cfg: Mapping[str, Any], warn: Warn) -> None:
         raise ConfigurationError(f"{said} gives no budget to train on: {exc}") from None
 
 
+def check_keep_rule(cfg: Mapping[str, Any], warn: Warn) -> None:
+    """decide.rule names a rule of research.judging.verdict.KEEP_RULES (else its sentence, before any training)."""
+    from research.judging.verdict import keep_rule
+
+    keep_rule(cfg["decide"])
+
+
 # ----------------------------------------------------------------------------------------------- proposer
 
 
@@ -168,6 +175,7 @@ def check_dataset(cfg: Mapping[str, Any], warn: Warn) -> None:
 CHECKS: dict[str, Callable[[Mapping[str, Any], Warn], None]] = {
     "hparams": check_hparams,
     "budget": check_budget,
+    "keep rule": check_keep_rule,
     "proposer": check_proposer,
     "device": check_device_and_preset,
     "dataset": check_dataset,

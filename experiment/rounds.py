@@ -16,11 +16,18 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from common.atomic import atomic_write_json
+from experiment.outcome import Outcome
+from research.judging.pairing import own_runs
 from research.judging.verdict import judge_round
 from research.records.layout import RunLayout
-from research.judging.pairing import own_runs
+from research.records.ledger import Ledger
+from research.records.state import RunState, derive_state
+
+if TYPE_CHECKING:  # the lifecycle is what a round drives; it imports this module's run_at_once
+    from experiment.lifecycle import ExperimentLifecycle
 
 def run_at_once(function, items: list, name: str) -> list:
     """[function(item) for item in items], all at once, each in a thread with a copy of this context so that the
@@ -57,20 +64,18 @@ def open_round(run_dir: Path, next_exp: int) -> tuple[int, list[int]] | None:
     return None
 
 
-def round_winner(outcomes: dict[int, tuple]) -> int | None:
-    """research.judging.verdict.judge_round over a round's (metrics, evaluation) outcomes: the first runs that finished."""
+def round_winner(outcomes: dict[int, Outcome]) -> int | None:
+    """research.judging.verdict.judge_round over a round's outcomes: the first runs that finished."""
     return judge_round(first_runs(outcomes))
 
 
-def first_runs(outcomes: dict[int, tuple]) -> dict[int, float | None]:
-    return {exp: (evaluation or {}).get("val_bpb") if (metrics or {}).get("status") == "ok" else None
-            for exp, (metrics, evaluation) in outcomes.items()}
+def first_runs(outcomes: dict[int, Outcome]) -> dict[int, float | None]:
+    return {exp: (outcome.evaluation or {}).get("val_bpb") if outcome.trained else None
+            for exp, outcome in outcomes.items()}
 
 
-def run_round(runner, ledger, first: int, members: list[int], start) -> list[dict]:
-    """Prepare the round's unrecorded members, execute them at once, decide them in order."""
-    from research.records.state import derive_state
-
+def run_round(life: ExperimentLifecycle, ledger: Ledger, first: int, members: list[int], start: RunState) -> list[dict]:
+    """Set up the round's unrecorded members, train them at once, judge and record them in order."""
     recorded = {row["exp"]: row for row in ledger.rows()}
     setups, in_flight = [], []
     for exp in members:
@@ -79,32 +84,33 @@ def run_round(runner, ledger, first: int, members: list[int], start) -> list[dic
             if recorded[exp].get("key"):
                 in_flight.append({"key": recorded[exp]["key"], "value": recorded[exp].get("value")})
             continue
-        item = runner.set_up(exp, start, in_flight)
+        item = life.set_up(exp, start, in_flight)
         setups.append(item)
         if item.proposal and item.proposal.ok:
             in_flight.append({"key": item.proposal.change.key, "value": item.proposal.change.value})
 
     to_run = [item for item in setups if not item.skipped]
-    runner.heartbeat.beat("training", exp=first, best=start.best_val_bpb, counts=start.counts,
-                          message=f"round of {len(members)}: " + ", ".join(item.label for item in to_run))
-    outcomes: dict[int, tuple] = {item.exp: (None, None) for item in setups}
+    life.heartbeat.beat("training", exp=first, best=start.best_val_bpb, counts=start.counts,
+                        message=f"round of {len(members)}: " + ", ".join(item.label for item in to_run))
+    outcomes: dict[int, Outcome] = {item.exp: Outcome(None) for item in setups}
     if to_run:
-        outcomes.update(zip((item.exp for item in to_run), run_at_once(runner.execute, to_run, "experiment")))
+        outcomes.update(zip((item.exp for item in to_run), run_at_once(life.execute, to_run, "experiment")))
     for exp, row in recorded.items():
         if exp in members:
-            first = own_runs(row).get(row.get("seed"))  # its first run, as the other members' (not its mean)
-            outcomes[exp] = ({"status": "ok" if first is not None else "failed"}, {"val_bpb": first})
+            first_run = own_runs(row).get(row.get("seed"))  # its first run, as the other members' (not its mean)
+            outcomes[exp] = Outcome({"status": "ok" if first_run is not None else "failed"},
+                                    {"status": "ok", "val_bpb": first_run})
     scores = first_runs({exp: outcome for exp, outcome in outcomes.items() if exp in members})
     winner = judge_round(scores)
     finished = sum(value is not None for value in scores.values())  # how many first runs the winner beat
 
     rows = []
     for item in setups:
-        metrics, evaluation = outcomes[item.exp]
-        current = derive_state(ledger.rows(), runner.repo, runner.cfg["hparams"], runner.space)
+        current = derive_state(ledger.rows(), life.repo, life.cfg["hparams"], life.space)
         # Judged against the best as it stands now (a winner decided earlier in this round raised it), but
         # recorded as started from the round's commit, which it was.
         state = replace(start, rows=current.rows, best_val_bpb=current.best_val_bpb)
-        rows.append(runner.decide(item, metrics, evaluation, state=state, selected_from=finished, winner=winner))
-    clear_round(runner.run_dir)
+        rows.append(life.judge_and_record(item, outcomes[item.exp], state=state, selected_from=finished,
+                                          winner=winner))
+    clear_round(life.run_dir)
     return rows

@@ -20,7 +20,9 @@ from prefect import flow
 
 from common.atomic import atomic_write_text
 from flows.compose import CONF_DIR, compose, run_layout
-from flows.research import ExperimentRunner, ExperimentSetup, ensure_run_id
+from experiment.lifecycle import ExperimentLifecycle, RunContext
+from experiment.setup import ExperimentSetup
+from flows.steps import PrefectSteps
 from research.errors import ResearchStopped
 from research.judging.finalize import fresh_seeds, plan_arms, summarize, trainings_needed, verified_markdown
 from research.records.finalize_table import FinalizeTable
@@ -28,6 +30,7 @@ from research.records.heartbeat import Heartbeat
 from research.records.layout import RunLayout
 from research.records.ledger import Ledger
 from research.records.runlock import RunLock
+from research.records.run_id import ensure_run_id
 from research.records.runrepo import RunRepo
 from research.proposing.space import load_space
 from research.records.state import derive_state
@@ -102,16 +105,16 @@ def run_finalize(cfg: dict, tag: str) -> dict:
     table = FinalizeTable(layout.finalize_table)
     print(describe_cost(tag, run_dir, arms, seeds))
     with RunLock(run_dir, tag):
-        runner = _runner(cfg, run_dir, tag, rows, run_cfg, repo)
-        state = derive_state(rows, repo, yaml.safe_load(repo.show(0)), runner.space)
+        life = _lifecycle(cfg, run_dir, tag, rows, run_cfg, repo)
+        state = derive_state(rows, repo, yaml.safe_load(repo.show(0)), life.space)
         for seed in seeds:  # seed by seed: a finalize cut short still holds complete pairs
             for arm in arms:
                 if arm.same_as is None and not table.has(arm.name, seed):
-                    table.record(measure(runner, state, run_dir, run_cfg, arm, seed, len(rows)))
+                    table.record(measure(life, state, run_dir, run_cfg, arm, seed, len(rows)))
         summary = summarize(arms, table.rows(), keep_rows, float(settings["z"]))
         markdown = verified_markdown(summary, notes, seeds, float(settings["z"]))
         atomic_write_text(layout.verified, markdown)
-        from tasks.record import write_run_report
+        from experiment.record import write_run_report
 
         report, _ = write_run_report(run_dir)
         publish_verified(tag, markdown, table.rows())
@@ -120,37 +123,39 @@ def run_finalize(cfg: dict, tag: str) -> dict:
             "gain": summary["gain"].mean, "gain_se": summary["gain"].se}
 
 
-def _runner(cfg: dict, run_dir: Path, tag: str, rows: list[dict], run_cfg: dict, repo: RunRepo) -> ExperimentRunner:
-    """The research flow's runner, so a finalize training goes the same way (slots, work pool, deadlines),
-    with the run's own budget."""
+def _lifecycle(cfg: dict, run_dir: Path, tag: str, rows: list[dict], run_cfg: dict, repo: RunRepo) -> ExperimentLifecycle:
+    """The research flow's experiment lifecycle and steps, so a finalize training goes the same way (slots, work
+    pool, deadlines), with the run's own budget."""
     cfg = {**cfg, "budget": run_cfg["budget"]}
     data = {**run_cfg["data"]}
     run_info = {"dataset": rows[0].get("dataset"), "data_version": data.get("data_version"),
                 "code_version": code_version(), "proposer": None}
-    return ExperimentRunner(cfg, run_dir, ensure_run_id(run_dir), repo, load_space(CONF_DIR / "space.yaml"), data,
-                            run_info, Heartbeat(RunLayout(run_dir).heartbeat, tag))
+    run = RunContext(cfg, run_dir, ensure_run_id(run_dir), repo, load_space(CONF_DIR / "space.yaml"), data, run_info,
+                     Heartbeat(RunLayout(run_dir).heartbeat, tag))
+    return ExperimentLifecycle(run, PrefectSteps(cfg))
 
 
-def measure(runner: ExperimentRunner, state, run_dir: Path, run_cfg: dict, arm, seed: int, exp: int) -> dict:
+def measure(life: ExperimentLifecycle, state, run_dir: Path, run_cfg: dict, arm, seed: int, exp: int) -> dict:
     """Train and score one arm on one seed; the finalize.tsv row."""
     directory = RunLayout(run_dir).finalize_dir(arm.name, seed)
     directory.mkdir(parents=True, exist_ok=True)
-    keep = bool(runner.cfg["train"].get("keep_checkpoints", False))
+    keep = bool(life.cfg["train"].get("keep_checkpoints", False))
     on_test = arm.name in TEST_ARMS and has_test_split(run_cfg)
     # An arm scored on the test split too keeps its checkpoint past the val evaluation; released after the test.
     train = {**run_cfg["train"], "keep_checkpoints": keep or on_test}
     config = training_config({"train": train, "budget": run_cfg["budget"], "backend": run_cfg["backend"]},
                              arm.hparams, seed, run_cfg["data"], run_cfg.get("fault"))
     write_training_config(directory, config)
-    key = f"{runner.run_id}-finalize-{arm.name}-{seed}-{config_hash(config)}-{runner.run_info['code_version']}"
+    key = f"{life.run_id}-finalize-{arm.name}-{seed}-{config_hash(config)}-{life.run_info['code_version']}"
     setup = ExperimentSetup(exp, state, directory, None, "", seed, 0.0, False, f"finalize {arm.name}",
                             key)
-    metrics, evaluation = runner.execute(setup)
+    outcome = life.execute(setup)
+    metrics, evaluation = outcome.metrics or {}, outcome.evaluation
     ok = metrics.get("status") == "ok" and evaluation and evaluation.get("status") == "ok"
     error = None if ok else (evaluation or metrics or {}).get("reason", "training failed")
     test_bpb = None
     if ok and on_test:
-        test_bpb = score_test(runner, setup, config, keep)
+        test_bpb = score_test(life, setup, config, keep)
         if not keep:  # both splits scored: nothing needs the weights now
             ExperimentDir(directory).checkpoint.unlink(missing_ok=True)
     return {"arm": arm.name, "seed": seed, "val_bpb": evaluation.get("val_bpb") if ok else None, "test_bpb": test_bpb,
@@ -163,7 +168,7 @@ def has_test_split(run_cfg: dict) -> bool:
     return bool(read_manifest(run_cfg["data"]["shard_dir"]).get("tokens", {}).get("test"))
 
 
-def score_test(runner: ExperimentRunner, setup: ExperimentSetup, config: dict, keep: bool = False) -> float | None:
+def score_test(life: ExperimentLifecycle, setup: ExperimentSetup, config: dict, keep: bool = False) -> float | None:
     """The same checkpoint scored on the held-out test split, in <arm>/<seed>/test/ (its own cached task)."""
     from tasks.evaluate import evaluate_task
     from training.launch import finished_metrics
@@ -179,9 +184,9 @@ def score_test(runner: ExperimentRunner, setup: ExperimentSetup, config: dict, k
             os.link(trained, checkpoint)  # no copy of the weights where links work
         except OSError:
             shutil.copy2(trained, checkpoint)
-    silence = float(runner.cfg["budget"]["grace_seconds"]) * 2
+    silence = float(life.cfg["budget"]["grace_seconds"]) * 2
     evaluation = evaluate_task(setup.exp, str(directory), silence, cache_key=f"{setup.key}-test",
-                               label=f"{setup.label} test split", slots=runner.slots)
+                               label=f"{setup.label} test split", slots=life.steps.slots)
     return float(evaluation["val_bpb"]) if evaluation.get("status") == "ok" else None
 
 

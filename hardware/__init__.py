@@ -8,26 +8,24 @@ Adapters are imported lazily: asking for the CPU adapter never imports a GPU ven
 
 from __future__ import annotations
 
-from importlib import import_module
-
+from common.registry import Registry
 from hardware.base import Adapter
 from hardware.detection import BACKENDS, BackendUnavailable, available, detect
 
-_ADAPTERS = {
-    "cpu": ("hardware.cpu", "CPUAdapter"),
-    "cuda": ("hardware.cuda", "CUDAAdapter"),
-    "rocm": ("hardware.rocm", "ROCmAdapter"),
-    "mps": ("hardware.mps", "MPSAdapter"),
-    "mlx": ("hardware.apple_mlx", "MLXAdapter"),
-    "hpu": ("hardware.hpu", "HPUAdapter"),
-}
+ADAPTERS = Registry({
+    "cpu": "hardware.cpu:CPUAdapter",
+    "cuda": "hardware.cuda:CUDAAdapter",
+    "rocm": "hardware.rocm:ROCmAdapter",
+    "mps": "hardware.mps:MPSAdapter",
+    "mlx": "hardware.apple_mlx:MLXAdapter",
+    "hpu": "hardware.hpu:HPUAdapter",
+})
 
-__all__ = ["Adapter", "BACKENDS", "BackendUnavailable", "available", "detect", "get_adapter"]
+__all__ = ["ADAPTERS", "Adapter", "BACKENDS", "BackendUnavailable", "available", "detect", "get_adapter"]
 
 
 def get_adapter(name: str) -> Adapter:
     """The adapter of backend `name` (as returned by detect)."""
-    if name not in _ADAPTERS:
+    if name not in ADAPTERS:
         raise BackendUnavailable(f"Unknown backend {name!r}: choose one of {', '.join(BACKENDS)}.")
-    module, cls = _ADAPTERS[name]
-    return getattr(import_module(module), cls)()
+    return ADAPTERS.load(name)()

@@ -3,7 +3,8 @@ import math
 
 import pytest
 
-from research.judging.verdict import baseline_best, check_baseline, check_stop, decide, keep_threshold, noise_sigma
+from research.judging.verdict import (baseline_best, check_baseline, check_stop, judge_single_run, keep_threshold,
+                                      noise_sigma)
 from research.errors import ResearchStopped
 
 
@@ -21,20 +22,20 @@ def test_threshold_takes_the_larger_margin():
     assert keep_threshold(1.0, None, 0.005, 2.0) == pytest.approx(0.995)
 
 
-def test_decide():
-    win = decide(0.97, 1.0, 0.01, 0.0, 2.0)
+def test_judge_single_run():
+    win = judge_single_run(0.97, 1.0, 0.01, 0.0, 2.0)
     assert win.keep and win.delta == pytest.approx(-0.03) and win.threshold == pytest.approx(0.98)
     assert "beats" in win.reason
-    within = decide(0.99, 1.0, 0.01, 0.0, 2.0)
+    within = judge_single_run(0.99, 1.0, 0.01, 0.0, 2.0)
     assert not within.keep and "noise" in within.reason
-    worse = decide(1.01, 1.0, 0.01, 0.0, 2.0)
+    worse = judge_single_run(1.01, 1.0, 0.01, 0.0, 2.0)
     assert not worse.keep and "not better" in worse.reason
-    assert not decide(1.0, 1.0, 0.0, 0.0, 2.0).keep  # a tie is not an improvement
-    crashed = decide(None, 1.0, 0.01)
+    assert not judge_single_run(1.0, 1.0, 0.0, 0.0, 2.0).keep  # a tie is not an improvement
+    crashed = judge_single_run(None, 1.0, 0.01)
     assert not crashed.keep and crashed.delta is None
-    assert not decide(float("nan"), 1.0, 0.01).keep
+    assert not judge_single_run(float("nan"), 1.0, 0.01).keep
     with pytest.raises(ValueError):
-        decide(0.9, None, 0.01)
+        judge_single_run(0.9, None, 0.01)
 
 
 def rows(*statuses, error="CUDA out of memory"):

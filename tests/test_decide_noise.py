@@ -3,7 +3,7 @@ keep), and how often a true improvement of 3 sigma (true keep)? Rule `single` on
 bounds sit a few binomial standard errors away from the measured rates (printed with -s)."""
 import random
 
-from research.judging.verdict import baseline_best, decide, noise_sigma
+from research.judging.verdict import baseline_best, judge_single_run, noise_sigma
 
 SIGMA = 0.003  # a typical run-to-run spread of val_bpb
 TRIALS = 4000
@@ -22,7 +22,7 @@ def keep_rates(effect_sigmas, baselines=None, seed=1234):
             best, sigma = baseline_best(repeats), noise_sigma(repeats)
         true_value = 1.0 - effect_sigmas * SIGMA
         first = rng.gauss(true_value, SIGMA)
-        decision = decide(first, best, sigma, min_delta=0.0, sigma_k=SIGMA_K)
+        decision = judge_single_run(first, best, sigma, min_delta=0.0, sigma_k=SIGMA_K)
         kept += decision.keep
     return kept / TRIALS
 

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from research.judging.verdict import (CONTINUE, Decision, Trained, check_baseline, check_stop, decide, decision_fields,
+from research.judging.verdict import (CONTINUE, Decision, Trained, check_baseline, check_stop, judge_single_run, decision_fields,
                              experiments_since_incumbent_ran, failure_repeats, finite_or_none, first_seed,
                              judge_baseline, judge_candidate, judge_failure, judged_sd, keep_threshold,
                              keep_margin, kind_noise_settings, min_pairs_to_keep, noise_sigma, paired_deltas, round_loser)
@@ -45,21 +45,21 @@ def test_noise_sigma_and_the_single_rules_threshold():
 
 def test_the_single_rule_at_its_threshold():
     threshold = 1.0 - 0.01  # best 1.0, min_delta 0.01, no sigma
-    at = decide(threshold, 1.0, None, min_delta=0.01)
+    at = judge_single_run(threshold, 1.0, None, min_delta=0.01)
     assert at.status == "discard" and at.threshold == threshold  # strictly below keeps, equal does not
     assert at.reason == ("val_bpb 0.990000 is better than the best 1.000000 by 0.010000, within the noise margin "
                          "min_delta 0.01 (no noise estimate); discarded.")
-    below = decide(math.nextafter(threshold, 0), 1.0, None, min_delta=0.01)
+    below = judge_single_run(math.nextafter(threshold, 0), 1.0, None, min_delta=0.01)
     assert below.keep and below.best_val_bpb == below.val_bpb and below.delta == pytest.approx(-0.01)
     assert below.reason.startswith("val_bpb 0.990000 beats the best 1.000000 by 0.010000, more than min_delta 0.01")
-    worse = decide(1.0, 1.0, 0.004, min_delta=0.0, sigma_k=2.0)
+    worse = judge_single_run(1.0, 1.0, 0.004, min_delta=0.0, sigma_k=2.0)
     assert worse.reason == "val_bpb 1.000000 is not better than the best 1.000000; discarded." and worse.delta == 0.0
-    sigma = decide(0.9, 1.0, 0.004, min_delta=0.0, sigma_k=2.0)
+    sigma = judge_single_run(0.9, 1.0, 0.004, min_delta=0.0, sigma_k=2.0)
     assert "more than max(min_delta 0, 2 sigma = 0.008000)" in sigma.reason
-    missing = decide(math.nan, 1.0, 0.004)
+    missing = judge_single_run(math.nan, 1.0, 0.004)
     assert missing.status == "discard" and missing.reason == "No finite val_bpb (nan); discarded."
     with pytest.raises(ValueError, match="needs a finite best"):
-        decide(1.0, math.inf, None)
+        judge_single_run(1.0, math.inf, None)
 
 
 def test_a_crash_or_a_skip_leaves_the_best_where_it_was():
@@ -330,15 +330,15 @@ def test_without_a_noise_estimate_nothing_is_judged():
 
 def test_the_single_rules_defaults_and_figures():
     # sigma_k defaults to 2: the threshold is 1.0 - 2 x 0.005 = 0.99.
-    assert decide(0.9899, 1.0, 0.005).keep and decide(0.9901, 1.0, 0.005).status == "discard"
-    missing = decide(None, 1.0, 0.005)
+    assert judge_single_run(0.9899, 1.0, 0.005).keep and judge_single_run(0.9901, 1.0, 0.005).status == "discard"
+    missing = judge_single_run(None, 1.0, 0.005)
     assert (missing.threshold, missing.val_bpb) == (0.99, None)
-    inside = decide(0.995, 1.0, 0.005)
+    inside = judge_single_run(0.995, 1.0, 0.005)
     assert (inside.val_bpb, inside.best_val_bpb, inside.delta, inside.threshold) == (0.995, 1.0, pytest.approx(-0.005),
                                                                                     0.99)
     with pytest.raises(ValueError) as refused:
-        decide(1.0, None, None)
-    assert str(refused.value) == "decide() needs a finite best val_bpb; record a baseline first."
+        judge_single_run(1.0, None, None)
+    assert str(refused.value) == "judge_single_run() needs a finite best val_bpb; record a baseline first."
 
 
 def test_settings_read_by_name_with_their_defaults():

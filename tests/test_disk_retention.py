@@ -153,14 +153,18 @@ class FinalizeWorld:
 
         monkeypatch.setattr(tasks_evaluate, "evaluate_task", evaluate_task)
 
-        class Runner:
+        from types import SimpleNamespace
+
+        from experiment.outcome import Outcome
+
+        class Lifecycle:  # experiment.lifecycle.ExperimentLifecycle's part that finalize.measure uses
             cfg = {"train": {"keep_checkpoints": keep}, "budget": {"grace_seconds": 1}}
-            run_id, run_info, slots = "r", {"code_version": "c"}, None
+            run_id, run_info, steps = "r", {"code_version": "c"}, SimpleNamespace(slots=None)
 
-            def execute(runner, setup):
-                return run_training(str(setup.directory), None), run_evaluation(str(setup.directory), 1.0)
+            def execute(life, setup):
+                return Outcome(run_training(str(setup.directory), None), run_evaluation(str(setup.directory), 1.0))
 
-        self.runner = Runner()
+        self.runner = Lifecycle()
         self.run_cfg = {"train": {"seq_len": 8}, "budget": {}, "backend": "cpu",
                         "data": {"shard_dir": "s", "tokenizer_dir": "t", "data_version": "v"}}
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from research.records.ledger import COLUMNS, FIT_COLUMNS, HEADER, Ledger
-from tasks.record import ExperimentFacts, build_row
+from experiment.record import ExperimentFacts, build_row
 
 OLD_LEDGER = Path(__file__).parent / "ledgers" / "cpu_defaults_first_run.tsv"
 RUN_INFO = {"dataset": "bundled", "data_version": "d1", "code_version": "c1", "proposer": "local"}

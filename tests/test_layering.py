@@ -43,3 +43,14 @@ def test_nothing_under_tasks_imports_prefect():
     found = [f"{path.relative_to(ROOT)}: {module}" for path in package_files(*FLOORS[FLOORS.index("tasks"):])
              for module in sorted(imported_modules(path)) if module.split(".")[0] in ORCHESTRATION]
     assert lower and not found, "\n".join(found)
+
+
+def test_readme_lists_every_package_from_the_top_floor_down():
+    """README's Layout table names each package once, in the order of the floors (top first)."""
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("## Layout"):readme.index("Module contracts are in")]
+    rows = [line for line in table.splitlines() if line.startswith("| `")]
+    floors = [[FLOORS.index(name) for name in FLOORS if f"`{name}/`" in row.split("|")[1]] for row in rows]
+    floors = [row for row in floors if row]
+    assert sorted(floor for row in floors for floor in row) == list(range(len(FLOORS)))  # each package once
+    assert [max(row) for row in floors] == sorted((max(row) for row in floors), reverse=True)

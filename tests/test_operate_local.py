@@ -101,12 +101,13 @@ def test_device_env_reaches_the_child_process_only_inside_the_block():
 
 
 def test_round_winner_and_open_round(tmp_path):
+    from experiment.outcome import Outcome
     from experiment.rounds import clear_round, open_round, round_winner, start_round
 
-    outcomes = {4: ({"status": "ok"}, {"val_bpb": 1.2}), 5: ({"status": "ok"}, {"val_bpb": 1.1}),
-                6: ({"status": "failed"}, None)}
+    outcomes = {4: Outcome({"status": "ok"}, {"val_bpb": 1.2}), 5: Outcome({"status": "ok"}, {"val_bpb": 1.1}),
+                6: Outcome({"status": "failed"})}
     assert round_winner(outcomes) == 5
-    assert round_winner({7: ({"status": "failed"}, None)}) is None
+    assert round_winner({7: Outcome({"status": "failed"})}) is None
     start_round(tmp_path, 4, [4, 5, 6])
     assert open_round(tmp_path, 5) == (4, [4, 5, 6])  # exp 4 recorded, 5 and 6 not: finish that round
     assert open_round(tmp_path, 7) is None and not (tmp_path / "round.json").exists()  # all recorded

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from flows.research import training_limits
+from experiment.lifecycle import training_limits
 from training.launch import run_isolated
 
 

@@ -59,7 +59,7 @@ def test_a_new_proposer_added_by_the_recipe_is_composed_built_and_recorded(tmp_p
     from tasks.propose import propose_change
 
     _module(tmp_path, monkeypatch, "recipe_proposer", PROPOSER_MODULE)  # step 1: the module
-    monkeypatch.setitem(PROPOSERS, "halving", ("recipe_proposer", "HalvingProposer"))  # step 2: the registry entry
+    monkeypatch.setitem(PROPOSERS, "halving", "recipe_proposer:HalvingProposer")  # step 2: the registry entry
     conf = tmp_path / "conf" / "proposer"  # step 3: conf/proposer/<name>.yaml (here on Hydra's search path)
     conf.mkdir(parents=True)
     (conf / "halving.yaml").write_text("name: halving\nkey: optim.matrix_lr\n")
@@ -84,7 +84,7 @@ def test_a_new_backend_added_by_the_recipe_trains_and_reports_energy_and_mfu(tmp
     from training.run_config import training_config, write_training_config
 
     _module(tmp_path, monkeypatch, "recipe_backend", BACKEND_MODULE)  # step 1: hardware/<name>.py
-    monkeypatch.setitem(hardware._ADAPTERS, "recipe", ("recipe_backend", "RecipeAdapter"))  # step 2
+    monkeypatch.setitem(hardware.ADAPTERS, "recipe", "recipe_backend:RecipeAdapter")  # step 2
     joules = iter(range(0, 10**9, 3600))  # a meter that counts 3.6 kJ (1 Wh) per reading
     monkeypatch.setitem(energy.SOURCES, "recipe",
                         lambda: [energy.Counter("recipe meter", lambda: float(next(joules)))])  # step 2: energy
@@ -106,3 +106,57 @@ def test_a_new_backend_added_by_the_recipe_trains_and_reports_energy_and_mfu(tmp
     assert metrics["energy_kwh"] is not None and metrics["energy_kwh"] > 0  # the meter of its SOURCES entry
     expected_mfu = 100 * metrics["flops_per_token"] * metrics["tokens_per_second"] / 2.0e12
     assert metrics["mfu_percent"] == pytest.approx(expected_mfu, rel=1e-6)  # its peak, not the CPU's
+
+
+RULE_MODULE = '''
+from research.judging.verdict import Decision, Evidence
+
+
+class GainLine:
+    """Keep when the first paired gain reaches decide.gain_line.margin: the smallest rule the recipe allows."""
+
+    @staticmethod
+    def judge(evidence: Evidence) -> Decision:
+        margin = float(evidence.settings["gain_line"]["margin"])
+        gain = evidence.gains[0][1]
+        status = "keep" if gain >= margin else "discard"
+        return Decision(status, f"gain {gain:.4f} against the line {margin}", verdict="gain line",
+                        **evidence.figures)
+
+    @staticmethod
+    def keep_margin(rows, settings, best):
+        return float(settings["gain_line"]["margin"])
+'''
+
+
+@pytest.mark.parametrize("gain,status", [(0.0101, "keep"), (0.0099, "discard")])
+def test_a_new_keep_rule_added_by_the_recipe_judges_the_paired_loop_and_tells_the_proposer(tmp_path, monkeypatch,
+                                                                                          gain, status):
+    from cli.preflight import check_before_training
+    from flows.compose import compose
+    from research.errors import ConfigurationError
+    from research.judging.paired_runs import settle_pairs
+    from research.judging.pairing import format_runs
+    from research.judging.verdict import KEEP_RULES, Trained, decision_fields, keep_margin
+
+    overrides = ["preset=cpu", "decide.rule=gain_line", "+decide.gain_line.margin=0.01"]  # step 3: its settings
+    with pytest.raises(ConfigurationError, match=r"decide.rule=gain_line is not a keep rule; choose one of "
+                                                 r"decide.rule=sequential, decide.rule=single\."):
+        check_before_training(compose(overrides), checks=("keep rule",))  # before the registry entry: one sentence
+    _module(tmp_path, monkeypatch, "recipe_rule", RULE_MODULE)  # step 1: the module
+    monkeypatch.setitem(KEEP_RULES, "gain_line", "recipe_rule:GainLine")  # step 2: its registry entry
+    cfg = compose(overrides)
+    check_before_training(cfg, checks=("keep rule",))
+
+    rows = [{"exp": i, "status": "baseline", "seed": 42 + i, "val_bpb": value, "seed_runs": format_runs({42 + i: value})}
+            for i, value in enumerate((1.00, 1.01))]
+    asked = []
+
+    def train(runs):  # the rule decides on the first pair: nothing more is trained
+        asked.extend(runs)
+        return {}
+
+    decision, trained, spent = settle_pairs(rows, cfg["decide"], Trained({42: 1.00 - gain}), train, 42)
+    assert (decision.status, decision.verdict, spent, asked) == (status, "gain line", 0, [])
+    assert decision_fields(decision, trained)["verdict"] == "gain line"  # what the ledger row records
+    assert keep_margin(rows, cfg["decide"]) == 0.01  # what the proposer is told it must gain

@@ -1,19 +1,23 @@
 """experiment.paired (research.judging.paired_runs' loop): with several devices the paired runs the verdict will ask for are
 trained together and the verdict is the one the one-at-a-time loop reaches; a paired run that fails for a reason
-that may not repeat is asked for once more on another seed; the UI names say which block ran. A stand-in runner
-answers each training from a table (no training here), and records how many were in flight at once."""
+that may not repeat is asked for once more on another seed; the UI names say which block ran. Stand-in steps
+answer each training from a table (no training here), and records how many were in flight at once."""
 from __future__ import annotations
 
 import threading
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
-from flows.compose import compose
-from flows.research import ExperimentSetup
+from experiment.lifecycle import ExperimentLifecycle, RunContext
+from experiment.outcome import Outcome
 from experiment.paired import settle
+from experiment.setup import ExperimentSetup
+from flows.compose import CONF_DIR, compose
+from research.proposing.space import load_space
+from research.records.heartbeat import Heartbeat
+from research.records.state import RunState
 from research.judging.pairing import format_runs
 
 # Failures as the training process reports them: one that may not repeat on another seed, one that would.
@@ -30,17 +34,17 @@ GAINING = {("seed", 43): 0.99, ("incumbent", 44): 1.00, ("seed", 44): 0.975, ("i
            ("seed", 45): 0.975}
 
 
-class TableRunner:
-    """ResearchRunner's part settle uses: cfg, data and execute, with val_bpb from `table` (a dict: the failed
-    training's metrics)."""
+class TableSteps:
+    """experiment.steps.Steps with val_bpb from `table` (a dict: the failed training's metrics), no training: it
+    records how many were in flight at once and how each run was named."""
 
-    def __init__(self, parallel: int, table: dict, tmp_path: Path):
-        self.cfg = compose(["preset=cpu", f"research.parallel={parallel}", *SEQ])
-        self.data = {"shard_dir": str(tmp_path), "tokenizer_dir": str(tmp_path), "data_version": "test"}
+    trains_here = False  # no fit check: the table's blocks need no device
+
+    def __init__(self, table: dict):
         self.table, self.lock = table, threading.Lock()
         self.in_flight, self.most_at_once, self.trained, self.labels = 0, 0, [], []
 
-    def execute(self, setup):
+    def train_and_evaluate(self, setup, deadline, silence, eval_silence, before_evaluation) -> Outcome:
         role, seed = setup.directory.name.split("-")
         with self.lock:
             self.in_flight += 1
@@ -52,19 +56,25 @@ class TableRunner:
             self.in_flight -= 1
         value = self.table[(role, int(seed))]
         if isinstance(value, dict):
-            return value, None
-        return {"status": "ok", "machine_speed": 100.0}, {"status": "ok", "val_bpb": value}
+            return Outcome(value)
+        before_evaluation()
+        return Outcome({"status": "ok", "machine_speed": 100.0}, {"status": "ok", "val_bpb": value})
 
 
 def settle_with(parallel: int, table: dict, tmp_path: Path):
-    runner = TableRunner(parallel, table, tmp_path)
+    cfg = compose(["preset=cpu", f"research.parallel={parallel}", *SEQ])
+    data = {"shard_dir": str(tmp_path), "tokenizer_dir": str(tmp_path), "data_version": "test"}
+    steps = TableSteps(table)
+    run = RunContext(cfg, tmp_path, "run", None, load_space(CONF_DIR / "space.yaml"), data, {"code_version": "x"},
+                     Heartbeat(tmp_path / "heartbeat.json", "t"))
+    life = ExperimentLifecycle(run, steps)
     directory = tmp_path / f"parallel-{parallel}"
     directory.mkdir(parents=True)
-    setup = ExperimentSetup(2, SimpleNamespace(hparams=runner.cfg["hparams"]), directory, None, "sha", 42, 0.0,
-                            False, "optim.matrix_lr=0.05", "key")
-    candidate_hparams = {**runner.cfg["hparams"], "optim": {**runner.cfg["hparams"]["optim"], "matrix_lr": 0.05}}
-    decision, trained = settle(runner, setup, candidate_hparams, 0.98, ROWS)
-    return runner, decision, trained.candidate, trained.incumbent_new
+    state = RunState(ROWS, cfg["hparams"], "sha0", 1.0, 1.0, 0.01)
+    setup = ExperimentSetup(2, state, directory, None, "sha", 42, 0.0, False, "optim.matrix_lr=0.05", "key")
+    candidate_hparams = {**cfg["hparams"], "optim": {**cfg["hparams"]["optim"], "matrix_lr": 0.05}}
+    decision, trained = settle(life, setup, candidate_hparams, 0.98, ROWS)
+    return steps, decision, trained.candidate, trained.incumbent_new
 
 
 def test_several_devices_train_the_pairs_ahead_together_and_reach_the_same_verdict(tmp_path):
@@ -107,4 +117,5 @@ def test_a_second_failure_or_one_that_would_repeat_ends_the_decision_the_same_wa
 
 def test_each_run_is_named_for_the_block_it_trains(tmp_path):
     runner, *_ = settle_with(1, GAINING, tmp_path)
-    assert runner.labels == ["optim.matrix_lr=0.05", "incumbent (baseline)", "optim.matrix_lr=0.05"]
+    assert runner.labels == ["optim.matrix_lr=0.05 seed 43", "incumbent (baseline) seed 44",
+                             "optim.matrix_lr=0.05 seed 44"]

@@ -18,11 +18,11 @@ import signal
 import sys
 import time
 import traceback
-from importlib import import_module
 from pathlib import Path
 from types import ModuleType
 
 from common.atomic import DISK_FULL_EXIT, DiskFull, atomic_write_json, disk_full_folder, is_disk_full
+from common.registry import Registry
 from models.hparams import check_block
 from training.run_config import ConfigError, ExperimentDir, load_run_config
 
@@ -32,7 +32,7 @@ from training.run_config import ConfigError, ExperimentDir, load_run_config
 ALLOCATOR_SETTINGS = ("PYTORCH_ALLOC_CONF", "expandable_segments:True")
 # Each port offers train(cfg, exp_dir, adapter) and evaluate(cfg, exp_dir, adapter); imported only when chosen,
 # so an MLX-only machine never imports torch's port and a CUDA machine never imports mlx.
-PORTS = {"torch": "training.torch_port", "mlx": "training.mlx_port"}
+PORTS = Registry({"torch": "training.torch_port", "mlx": "training.mlx_port"})
 _PR_SET_PDEATHSIG = 1
 
 
@@ -61,7 +61,7 @@ def port_for(cfg: dict) -> tuple[ModuleType, object]:
     from hardware import detect, get_adapter  # after the config checks, so a bad config fails before any probing
 
     adapter = get_adapter(detect(cfg.get("backend", "auto")))
-    return import_module(PORTS[adapter.framework]), adapter
+    return PORTS.load(adapter.framework), adapter
 
 
 def run(exp_dir: Path) -> dict:

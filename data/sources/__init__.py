@@ -14,16 +14,17 @@ A new kind is a module here, its name in KINDS, and its pipeline file (see docs/
 """
 from __future__ import annotations
 
-from importlib import import_module
 from types import ModuleType
 
-KINDS = {
+from common.registry import Registry
+
+KINDS = Registry({
     "bundled": "data.sources.bundled",
     "huggingface": "data.sources.huggingface",
     "local": "data.sources.local",
-}
+})
 
 
 def source_module(kind: str) -> ModuleType:
     """The module of a source kind (imported on first use: the local kind never imports the downloader)."""
-    return import_module(KINDS[kind])
+    return KINDS.load(kind)

@@ -2,12 +2,13 @@
 
 The flow asks and records; it never judges. The answers are one type, `Decision`:
 - judge_baseline / judge_failure: a baseline run, a crash or a skipped proposal.
+- judge_single_run: rule `single`'s verdict on one run against the best.
 - judge_candidate: a candidate's verdict against the incumbent (the last keep, or the default block), from
   the runs so far; `continue` names the seed of the next pair, and whether the incumbent must run it too.
 - judge_round: which member of a parallel round may be kept (only the best; the others are discarded,
   since none of them was built on the round's winner), and judge_candidate then confirms that one.
 
-Two rules (decide.rule):
+Two rules (decide.rule; `KEEP_RULES` below maps the name to its class, `Evidence` is what it judges):
 - `sequential` (default): paired and sequential. Every candidate run uses a seed the incumbent also ran, so
   the seed's own offset cancels in the gain (incumbent - candidate on that seed); the gains, with the machine's
   measured speed taken out (research/judging/speed.py), feed Wald's SPRT (research/judging/sprt.py) with the paired noise of the
@@ -24,7 +25,8 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from research.errors import ResearchStopped
+from common.registry import Registry
+from research.errors import ConfigurationError, ResearchStopped
 from research.judging.pairing import estimate_noise, format_runs, incumbent, next_pair_seed, paired_gains
 from research.judging.speed import adjust_runs, adjusted_config_runs, fit_speed, reference_log_speed
 from research.judging.sprt import ACCEPT, REJECT, sprt
@@ -113,11 +115,11 @@ def keep_threshold(best: float, sigma: float | None, min_delta: float, sigma_k: 
     return best - margin
 
 
-def decide(val_bpb: float | None, best: float, sigma: float | None, min_delta: float = 0.0,
+def judge_single_run(val_bpb: float | None, best: float, sigma: float | None, min_delta: float = 0.0,
            sigma_k: float = 2.0) -> Decision:
     """Rule `single`: keep when val_bpb < best - max(min_delta, sigma_k * sigma); lower val_bpb is better."""
     if best is None or not math.isfinite(best):
-        raise ValueError("decide() needs a finite best val_bpb; record a baseline first.")
+        raise ValueError("judge_single_run() needs a finite best val_bpb; record a baseline first.")
     threshold = keep_threshold(best, sigma, min_delta, sigma_k)
     if val_bpb is None or not math.isfinite(val_bpb):
         return Decision("discard", f"No finite val_bpb ({val_bpb}); discarded.", threshold=threshold)
@@ -215,16 +217,91 @@ def judge_candidate(rows: list[dict], settings: dict, trained: Trained, default_
     if failure is not None or (mean is None and not trained.failed_seeds):
         reason = failure or "no finite val_bpb"
         return Decision("discard", f"{reason}; nothing kept.", error=reason, **figures)
-    if settings.get("rule", "sequential") == "single" and candidate:
-        baselines = [r.get("val_bpb") for r in rows if r.get("status") == "baseline"]
-        first = candidate[min(candidate, key=lambda s: (s not in incumbent_runs, s))]
-        single = decide(first, measured.mean, noise_sigma(baselines), settings["min_delta"], settings["sigma_k"])
+    evidence = Evidence(rows, settings, candidate, adjusted, incumbent_runs, measured.mean, gains, figures, by_config,
+                        slope_df, kind, default_seed, selected_from, trained.failed_seeds)
+    return keep_rule(settings).judge(evidence)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What a keep rule judges a candidate on, computed once by judge_candidate for every rule."""
+
+    rows: list[dict]
+    settings: dict                  # the decide block
+    candidate: dict                 # the candidate's runs by seed, as measured
+    adjusted: dict                  # the same at the run's reference machine speed (research/judging/speed.py)
+    incumbent_runs: dict            # the incumbent's runs by seed (adjusted), those made for this decision included
+    measured_incumbent: float | None  # the incumbent's mean as measured, before this decision
+    gains: list                     # (seed, incumbent - candidate) on the seeds both ran, adjusted
+    figures: dict                   # the Decision fields every verdict reports
+    by_config: dict                 # every config's adjusted runs (research.judging.speed.adjusted_config_runs)
+    slope_df: float                 # degrees of freedom the speed slope took from the run's repeats
+    kind: str | None                # the change's kind (conf/space.yaml kinds)
+    default_seed: int
+    selected_from: int              # > 1: the candidate won a round of that many first runs
+    failed_seeds: tuple             # seeds whose run failed in this decision
+
+
+class SequentialRule:
+    """decide.rule=sequential (the default): paired gains, Wald's SPRT with the kind's paired noise."""
+
+    @staticmethod
+    def judge(evidence: Evidence) -> Decision:
+        seq = evidence.settings["sequential"]
+        noise = estimate_noise(evidence.rows, float(seq["prior_df"]), evidence.by_config, evidence.kind,
+                               **kind_noise_settings(seq, evidence.kind), fitted_df=evidence.slope_df)
+        return _sequential(seq, noise, evidence.adjusted, evidence.incumbent_runs, evidence.gains, evidence.figures,
+                           evidence.default_seed, evidence.selected_from, evidence.failed_seeds)
+
+    @staticmethod
+    def keep_margin(rows: list[dict], settings: dict, best: float) -> float | None:
+        """A first pair gaining this much settles the SPRT at once; a smaller promising gain earns more pairs."""
+        seq = settings["sequential"]
+        slope, slope_df = fit_speed(rows, settings)
+        noise = estimate_noise(rows, float(seq["prior_df"]), adjusted_config_runs(rows, slope), fitted_df=slope_df)
+        if noise.paired_sd is None:
+            return None
+        sigma = judged_sd(noise)
+        upper = sprt([], sigma, float(seq["effect"]), float(seq["alpha"]), float(seq["beta"])).upper
+        effect = float(seq["effect"])
+        return max(sigma * (effect / 2 + upper / effect), float(seq["min_gain"]))  # LLR(one gain g) >= A, solved for g
+
+
+class SingleRule:
+    """decide.rule=single: the candidate's first run against the best minus a noise margin (judge_single_run)."""
+
+    @staticmethod
+    def judge(evidence: Evidence) -> Decision:
+        if not evidence.candidate:  # its first run failed and none has succeeded yet: the retry is asked for as a pair
+            return SequentialRule.judge(evidence)
+        candidate, settings = evidence.candidate, evidence.settings
+        baselines = [r.get("val_bpb") for r in evidence.rows if r.get("status") == "baseline"]
+        first = candidate[min(candidate, key=lambda s: (s not in evidence.incumbent_runs, s))]
+        single = judge_single_run(first, evidence.measured_incumbent, noise_sigma(baselines), settings["min_delta"],
+                                  settings["sigma_k"])
         return Decision(single.status, single.reason, threshold=single.threshold, verdict="single run vs threshold",
-                        **{**figures, "best_val_bpb": single.best_val_bpb, "val_bpb": first})
-    noise = estimate_noise(rows, float(settings["sequential"]["prior_df"]), by_config, kind,
-                           **kind_noise_settings(settings["sequential"], kind), fitted_df=slope_df)
-    return _sequential(settings["sequential"], noise, adjusted, incumbent_runs, gains, figures, default_seed,
-                       selected_from, trained.failed_seeds)
+                        **{**evidence.figures, "best_val_bpb": single.best_val_bpb, "val_bpb": first})
+
+    @staticmethod
+    def keep_margin(rows: list[dict], settings: dict, best: float) -> float | None:
+        sigma = noise_sigma([r.get("val_bpb") for r in rows if r.get("status") == "baseline"])
+        return best - keep_threshold(best, sigma, settings["min_delta"], settings["sigma_k"])
+
+
+# decide.rule -> the rule: a class with judge(Evidence) -> Decision and keep_margin(rows, settings, best).
+KEEP_RULES = Registry({
+    "sequential": "research.judging.verdict:SequentialRule",
+    "single": "research.judging.verdict:SingleRule",
+})
+
+
+def keep_rule(settings: dict):
+    """The rule decide.rule names; an unknown name is one sentence."""
+    name = settings.get("rule", "sequential")
+    if name not in KEEP_RULES:
+        raise ConfigurationError(f"decide.rule={name} is not a keep rule; choose one of "
+                                 f"{', '.join(f'decide.rule={known}' for known in KEEP_RULES)}.")
+    return KEEP_RULES.load(name)
 
 
 def kind_noise_settings(seq: dict, kind: str | None) -> dict:
@@ -289,23 +366,11 @@ def _sequential(seq: dict, noise, candidate, incumbent_runs, gains, figures, def
 
 
 def keep_margin(rows: list[dict], settings: dict) -> float | None:
-    """The val_bpb gain that keeps a change on its first run (what the proposer is told). Rule sequential: a
-    first pair gaining this much settles the SPRT at once; a smaller promising gain earns more pairs."""
+    """The val_bpb gain that keeps a change on its first run (what the proposer is told), by the run's keep rule."""
     base = incumbent(rows)
     if base.mean is None:
         return None
-    if settings.get("rule", "sequential") == "single":
-        sigma = noise_sigma([r.get("val_bpb") for r in rows if r.get("status") == "baseline"])
-        return base.mean - keep_threshold(base.mean, sigma, settings["min_delta"], settings["sigma_k"])
-    seq = settings["sequential"]
-    slope, slope_df = fit_speed(rows, settings)
-    noise = estimate_noise(rows, float(seq["prior_df"]), adjusted_config_runs(rows, slope), fitted_df=slope_df)
-    if noise.paired_sd is None:
-        return None
-    sigma = judged_sd(noise)
-    upper = sprt([], sigma, float(seq["effect"]), float(seq["alpha"]), float(seq["beta"])).upper
-    effect = float(seq["effect"])
-    return max(sigma * (effect / 2 + upper / effect), float(seq["min_gain"]))  # LLR(one gain g) >= A, solved for g
+    return keep_rule(settings).keep_margin(rows, settings, base.mean)
 
 
 def decision_fields(decision: Decision, trained: Trained) -> dict:

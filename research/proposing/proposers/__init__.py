@@ -5,23 +5,22 @@ the one-change rule, the standard tool as a yardstick), random (control).
 """
 from __future__ import annotations
 
-from importlib import import_module
 from typing import Any, Mapping
 
+from common.registry import Registry
 from research.errors import ProposerFatal
 from research.proposing.proposers.base import Proposal, ProposalContext, Proposer, ProposerTransient
 
 __all__ = ["make_proposer", "Proposal", "ProposalContext", "Proposer", "ProposerTransient", "PROPOSERS"]
 
-# The registry style of the project (hardware._ADAPTERS, data.sources.KINDS, training.entry.PORTS): a name maps to
-# where its class lives, imported on first use, so that `random` never pays for the anthropic SDK.
-PROPOSERS = {
-    "claude": ("research.proposing.proposers.claude", "ClaudeProposer"),
-    "local": ("research.proposing.proposers.local", "LocalProposer"),
-    "random": ("research.proposing.proposers.random_proposer", "RandomProposer"),
-    "tpe": ("research.proposing.proposers.tpe", "TPEProposer"),
-    "hybrid": ("research.proposing.proposers.hybrid", "HybridProposer"),
-}
+# common.registry's style, the project's one: `proposer=random` never pays for the anthropic SDK.
+PROPOSERS = Registry({
+    "claude": "research.proposing.proposers.claude:ClaudeProposer",
+    "local": "research.proposing.proposers.local:LocalProposer",
+    "random": "research.proposing.proposers.random_proposer:RandomProposer",
+    "tpe": "research.proposing.proposers.tpe:TPEProposer",
+    "hybrid": "research.proposing.proposers.hybrid:HybridProposer",
+})
 
 
 def make_proposer(proposer_cfg: Mapping[str, Any] | None) -> Proposer:
@@ -31,5 +30,4 @@ def make_proposer(proposer_cfg: Mapping[str, Any] | None) -> Proposer:
     if name not in PROPOSERS:
         choices = ", ".join(f"proposer={known}" for known in PROPOSERS)
         raise ProposerFatal(f"Unknown proposer {name!r}; run with one of {choices}.")
-    module, cls = PROPOSERS[name]
-    return getattr(import_module(module), cls)(cfg)
+    return PROPOSERS.load(name)(cfg)

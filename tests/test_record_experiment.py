@@ -1,4 +1,4 @@
-"""tasks.record.decide_experiment records what research.judging.verdict decided: the row, main, nothing judged twice."""
+"""experiment.record.record_experiment records what research.judging.verdict decided: the row, main, nothing judged twice."""
 from __future__ import annotations
 
 import time
@@ -11,7 +11,7 @@ from research.records.runrepo import RunRepo
 from research.proposing.space import Change
 from research.records.state import RunState
 from research.judging.verdict import Trained, judge_candidate
-from tasks.record import ExperimentFacts, decide_experiment
+from experiment.record import ExperimentFacts, record_experiment
 
 RUN_INFO = {"dataset": "bundled", "data_version": "v1", "code_version": "c1", "proposer": "local"}
 PROPOSAL = ProposalRecord("ok", "local", Change("optim.matrix_lr", 0.05, "hparams.optim.matrix_lr=0.05", "raise it",
@@ -37,7 +37,7 @@ def record(run_dir, decision, runs, incumbent_new=None, exp=2, speeds=None):
     metrics = {"status": "ok", "steps": 3, "tokens": 30, "backend": "cpu"}
     facts = ExperimentFacts(exp, state, PROPOSAL, metrics, {"status": "ok", "val_bpb": 0.9}, sha, 42, time.time())
     trained = Trained(runs, incumbent_new or {}, speeds or {})
-    return decide_experiment(str(run_dir), facts, decision, trained, RUN_INFO)
+    return record_experiment(str(run_dir), facts, decision, trained, RUN_INFO)
 
 
 def test_a_keep_is_recorded_with_its_paired_figures_and_moves_main(run_dir):
