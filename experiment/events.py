@@ -1,7 +1,8 @@
 """What happens in a research run, as typed events, and the one point where they are published.
 
-The terminal view (cli/live_view.py) reads these events, and the Prefect verdict line is worded by the same
-`Verdict` (tasks/run_log.py), so the two cannot tell different stories. No Prefect here: the events are plain
+The terminal view (cli/live_view.py) reads these events, the heartbeat is written from them (experiment/announce.py),
+and the Prefect verdict line is worded by the same `Verdict` (tasks/run_log.py), so the three cannot tell
+different stories. No Prefect here: the events are plain
 frozen dataclasses, and listeners are registered per process (`subscribe`). Publishing with no listener is one
 empty loop, so the loop emits unconditionally; `listening()` lets a caller skip building an event that costs
 something (a parsed log line, a ledger read).
@@ -11,7 +12,8 @@ from __future__ import annotations
 import logging
 import threading
 from contextlib import contextmanager
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,19 @@ class RunStarted:
 
 
 @dataclass(frozen=True)
+class RunPreparing:
+    tag: str
+    dataset: str
+
+
+@dataclass(frozen=True)
+class ProposalRequested:
+    exp: int
+    best_val_bpb: float | None = None
+    counts: dict = field(default_factory=dict)  # the ledger's statuses so far
+
+
+@dataclass(frozen=True)
 class ExperimentStarted:
     exp: int
     change: str | None                # "key=value"; None for a baseline
@@ -41,6 +56,34 @@ class ExperimentStarted:
     @property
     def baseline(self) -> bool:
         return self.change is None
+
+
+@dataclass(frozen=True)
+class TrainingStarted:
+    exp: int
+    run: str                          # the block and its seed, as the task runs are named
+    baseline: bool = False
+    best_val_bpb: float | None = None
+    counts: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RoundStarted:
+    """A parallel round's members train at once (each also publishes its own TrainingStarted)."""
+
+    first: int
+    runs: tuple                       # the members' changes
+    members: int
+    best_val_bpb: float | None = None
+    counts: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EvaluationStarted:
+    exp: int
+    run: str
+    best_val_bpb: float | None = None
+    counts: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -84,6 +127,7 @@ class Verdict:
     keeps: int = 0                     # in the whole ledger after this decision
     crashes: int = 0
     recorded: int = 0                  # rows in the ledger after this decision
+    counts: dict = field(default_factory=dict)  # the ledger's statuses after this decision
 
     @property
     def gain(self) -> float | None:
@@ -108,14 +152,27 @@ class Crash(Verdict):
 @dataclass(frozen=True)
 class RunFinished:
     tag: str
-    outcome: str                      # "done", or why it stopped
+    outcome: str                      # "done", or why it stopped or failed
     best_val_bpb: float | None
     recorded: int
     keeps: int
     crashes: int
+    phase: str = "done"               # done | stopped: how the heartbeat ends
+    counts: dict = field(default_factory=dict)
 
 
-Event = RunStarted | ExperimentStarted | TrainingProgress | EvaluationProgress | Verdict | RunFinished
+@dataclass(frozen=True)
+class RunAborted:
+    """The run ended without finishing: a proposer that cannot go on (failed), Ctrl-C or SIGTERM (stopped). The
+    command line says why in its own sentence, so the views print nothing for it; the heartbeat records it."""
+
+    tag: str
+    phase: str                        # failed | stopped
+    message: str
+
+
+Event = (RunPreparing | RunStarted | ProposalRequested | ExperimentStarted | TrainingStarted | RoundStarted
+         | TrainingProgress | EvaluationStarted | EvaluationProgress | Verdict | RunFinished | RunAborted)
 
 _VERDICT_KINDS = {"keep": Keep, "crash": Crash, "skip": Crash}
 
@@ -128,7 +185,7 @@ def verdict_of(exp: int, decision, change: str | None = None, rows: list[dict] |
     return kind(exp=exp, status=decision.status, reason=decision.reason, change=change,
                 val_bpb=decision.val_bpb, paired_delta=decision.paired_delta, paired_se=decision.paired_se,
                 best_val_bpb=decision.best_val_bpb, keeps=statuses.count("keep"),
-                crashes=statuses.count("crash"), recorded=len(rows))
+                crashes=statuses.count("crash"), recorded=len(rows), counts=dict(Counter(statuses)))
 
 
 # A tuple replaced whole on (un)subscribe: publishing from several threads (a parallel round's trainings) reads

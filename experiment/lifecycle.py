@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from experiment import events
+from experiment.announce import announce
 from experiment.outcome import Outcome
 from experiment.paired import settle
 from experiment.record import ExperimentFacts, failure_reason
@@ -148,7 +149,7 @@ class ExperimentLifecycle:
                 raise ResearchStopped(f"The baseline block is {fit.note}; choose a smaller block or preset.")
             return ExperimentSetup(exp, state, directory, proposal, "", seed, started, False, label, "",
                                    skipped=True, fit=fit)
-        events.publish(experiment_started(exp, proposal, seed))
+        announce(self.heartbeat, experiment_started(exp, proposal, seed))
         if exp == 0:
             commit_sha = self.repo.tag_sha(0)
         else:
@@ -164,14 +165,12 @@ class ExperimentLifecycle:
         """Training, then evaluation if the training succeeded, through the host's step."""
         state, exp = setup.state, setup.exp
         label = f"{setup.label} seed {setup.seed}"  # the task runs' names: which block, on which seed
-        self.heartbeat.beat("baseline" if setup.baseline else "training", exp=exp, best=state.best_val_bpb,
-                            counts=state.counts, message=label)
+        announce(self.heartbeat, events.TrainingStarted(exp, label, setup.baseline, state.best_val_bpb, state.counts))
         deadline, silence = training_limits(self.cfg["budget"])
         eval_silence = float(self.cfg["budget"]["grace_seconds"]) * 2
         return self.steps.train_and_evaluate(
             replace(setup, label=label), deadline, silence, eval_silence,
-            lambda: self.heartbeat.beat("evaluating", exp=exp, best=state.best_val_bpb, counts=state.counts,
-                                        message=label))
+            lambda: announce(self.heartbeat, events.EvaluationStarted(exp, label, state.best_val_bpb, state.counts)))
 
     def judge_and_record(self, setup: ExperimentSetup, outcome: Outcome, state: RunState | None = None,
                          selected_from: int = 1, winner: int | None = None) -> dict:
@@ -183,9 +182,9 @@ class ExperimentLifecycle:
                                 setup.commit_sha, setup.seed, setup.started,
                                 setup.fit.ledger_fields() if setup.fit else None)
         row = self.steps.record(self.run_dir, self.cfg["tag"], facts, decision, trained, self.run_info)
-        if events.listening():  # the ledger after this row: the view's best, keeps and crashes are the ledger's
-            events.publish(events.verdict_of(setup.exp, decision, row.get("change"),
-                                             Ledger(RunLayout(self.run_dir).results).rows()))
+        # The ledger after this row: the view's and the heartbeat's best, keeps and crashes are the ledger's.
+        announce(self.heartbeat, events.verdict_of(setup.exp, decision, row.get("change"),
+                                                   Ledger(RunLayout(self.run_dir).results).rows()))
         self.steps.after_record(self.run_dir, self.cfg["tag"])
         return row
 
@@ -229,7 +228,7 @@ class ExperimentLifecycle:
 
     def _propose(self, exp: int, state: RunState, directory: Path, in_flight: list) -> ProposalRecord:
         cfg = self.cfg
-        self.heartbeat.beat("proposing", exp=exp, best=state.best_val_bpb, counts=state.counts)
+        announce(self.heartbeat, events.ProposalRequested(exp, state.best_val_bpb, state.counts))
         context = ProposalContext(
             hparams=state.hparams, space=self.space, history=state.rows, best_val_bpb=state.best_val_bpb,
             baseline_val_bpb=state.baseline_val_bpb, noise_sigma=state.sigma, tried=state.tried,

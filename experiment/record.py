@@ -7,7 +7,6 @@ A run killed in between is repaired on resume by `reconcile_main`, which sets ma
 from __future__ import annotations
 
 import time
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +14,6 @@ import yaml
 
 from research.judging.verdict import Decision, Trained, decision_fields, noise_sigma
 from research.proposing.proposal_record import ProposalRecord
-from research.records.heartbeat import Heartbeat
 from research.records.layout import RunLayout
 from research.records.ledger import Ledger
 from research.records.runrepo import RunRepo
@@ -110,10 +108,6 @@ def record_experiment(run_dir: str, facts: ExperimentFacts, decision: Decision, 
     ledger.record(row)
     if decision.keep:
         RunRepo(layout.repo).advance_main(facts.commit_sha)
-    rows = ledger.rows()
-    Heartbeat(layout.heartbeat).beat(
-        "deciding", exp=facts.exp, best=decision.best_val_bpb, counts=dict(Counter(r["status"] for r in rows)),
-        message=f"exp{facts.exp} {decision.status}" + (f": {row['change']}" if row.get("change") else ""))
     return ledger.get(facts.exp)  # as recorded, so a first call and a repeated one return the same thing
 
 

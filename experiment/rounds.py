@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from common.atomic import atomic_write_json
+from experiment import events
+from experiment.announce import announce
 from experiment.outcome import Outcome
 from research.judging.pairing import own_runs
 from research.judging.verdict import judge_round
@@ -90,8 +92,8 @@ def run_round(life: ExperimentLifecycle, ledger: Ledger, first: int, members: li
             in_flight.append({"key": item.proposal.change.key, "value": item.proposal.change.value})
 
     to_run = [item for item in setups if not item.skipped]
-    life.heartbeat.beat("training", exp=first, best=start.best_val_bpb, counts=start.counts,
-                        message=f"round of {len(members)}: " + ", ".join(item.label for item in to_run))
+    announce(life.heartbeat, events.RoundStarted(first, tuple(item.label for item in to_run), len(members),
+                                                 start.best_val_bpb, start.counts))
     outcomes: dict[int, Outcome] = {item.exp: Outcome(None) for item in setups}
     if to_run:
         outcomes.update(zip((item.exp for item in to_run), run_at_once(life.execute, to_run, "experiment")))

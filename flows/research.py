@@ -8,13 +8,13 @@ task results make the re-used steps visible as Cached in the UI.
 """
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 
 from prefect import flow
 from prefect.exceptions import TerminationSignal
 
 from experiment import events
+from experiment.announce import announce
 from experiment.lifecycle import ExperimentLifecycle, RunContext
 from experiment.record import reconcile_main, write_run_report
 from experiment.rounds import clear_round, open_round, run_round, start_round
@@ -86,28 +86,25 @@ def run_research(cfg: dict) -> dict:
         try:
             _loop(cfg, run_dir, heartbeat)
         except ResearchStopped as exc:
-            heartbeat.beat("stopped", message=str(exc))
-            events.publish(run_finished(tag, f"stopped: {exc}", Ledger(layout.results).rows()))
+            announce(heartbeat, run_finished(tag, f"stopped: {exc}", Ledger(layout.results).rows(), "stopped"))
             write_run_report(run_dir)
             raise
         except ProposerFatal as exc:
-            heartbeat.beat("failed", message=str(exc))
+            announce(heartbeat, events.RunAborted(tag, "failed", str(exc)))
             raise
         except (KeyboardInterrupt, TerminationSignal):  # Ctrl-C, or SIGTERM (Prefect turns it into TerminationSignal)
-            heartbeat.beat("stopped", message="interrupted")
+            announce(heartbeat, events.RunAborted(tag, "stopped", "interrupted"))
             raise
         report, plot = write_run_report(run_dir)
         rows = Ledger(layout.results).rows()
         best = [row["best_val_bpb"] for row in rows if row.get("best_val_bpb") is not None]
-        counts = dict(Counter(row["status"] for row in rows))
-        heartbeat.beat("done", best=best[-1] if best else None, counts=counts, message=f"{len(rows)} experiments recorded")
-        events.publish(run_finished(tag, "done", rows))
+        announce(heartbeat, run_finished(tag, "done", rows))
     return {"run_dir": str(run_dir), "report": str(report), "plot": str(plot), "rows": len(rows),
             "best_val_bpb": best[-1] if best else None}
 
 
 def _loop(cfg: dict, run_dir: Path, heartbeat: Heartbeat) -> None:
-    heartbeat.beat("preparing", message=f"dataset {cfg['dataset']['name']}")
+    announce(heartbeat, events.RunPreparing(cfg["tag"], cfg["dataset"]["name"]))
     data = prepare_task(cfg["dataset"]["name"], str(resolve_path(cfg["paths"]["data_dir"])))
     run_id = ensure_run_id(run_dir)
     space = load_space(CONF_DIR / "space.yaml")
