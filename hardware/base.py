@@ -97,3 +97,9 @@ class Adapter:
     def peak_flops(self) -> float | None:
         """Peak dense bf16 FLOPS of this device, or None when unknown (MFU then stays empty)."""
         return lookup(self.device_name(), self.flops_table)
+
+    def energy_counters(self) -> list:
+        """The device's own energy meters (hardware.energy.Counter), read by hardware.energy.measure_energy in the
+        training process; [] where the hardware reports none (energy_kwh then stays empty). A meter that needs a
+        vendor library imports it here, so only its own backend pays for it."""
+        return []

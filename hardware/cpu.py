@@ -110,3 +110,8 @@ class CPUAdapter(Adapter):
 
     def peak_flops(self) -> float | None:
         return None
+
+    def energy_counters(self) -> list:
+        from hardware.energy import rapl_counters
+
+        return rapl_counters()

@@ -49,3 +49,8 @@ class CUDAAdapter(Adapter):
 
     def total_memory_bytes(self) -> int | None:
         return int(torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory)
+
+    def energy_counters(self) -> list:
+        from hardware.energy import nvidia_counters
+
+        return nvidia_counters()

@@ -1,6 +1,6 @@
 """Energy a training used, read from the hardware's own meters in the training process; None where there is none.
 
-    with measure_energy(backend) as energy:      # a sample every few seconds in a daemon thread
+    with measure_energy(adapter) as energy:      # a sample every few seconds in a daemon thread
         metrics = train(...)
     metrics["energy_kwh"] = energy.kwh           # None: this hardware reports no energy
 
@@ -185,15 +185,11 @@ def rapl_counters(root: Path = POWERCAP) -> list[Counter]:
     return counters
 
 
-SOURCES: dict[str, Callable[[], list[Counter]]] = {
-    "cuda": nvidia_counters, "rocm": amd_counters, "hpu": gaudi_counters, "cpu": rapl_counters}
-
-
-def measure_energy(backend: str, every_seconds: float = SAMPLE_SECONDS):
-    """A context manager whose `kwh` is the energy used inside it, or None where the hardware reports none."""
-    source = SOURCES.get(backend)
+def measure_energy(adapter, every_seconds: float = SAMPLE_SECONDS):
+    """A context manager whose `kwh` is the energy the adapter's meters (Adapter.energy_counters) counted inside it,
+    or None where the hardware reports none."""
     try:
-        counters = source() if source else []
+        counters = adapter.energy_counters()
         for counter in counters:
             counter.read_joules()  # a meter that cannot be read is no meter: find out before the training starts
     except Exception:  # noqa: BLE001 - library absent (ImportError), no permission, unsupported GPU: no energy

@@ -67,3 +67,8 @@ class HPUAdapter(Adapter):
 
     def device_name(self) -> str:
         return _hpu().get_device_name()
+
+    def energy_counters(self) -> list:
+        from hardware.energy import gaudi_counters
+
+        return gaudi_counters()

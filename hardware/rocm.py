@@ -20,3 +20,8 @@ class ROCmAdapter(CUDAAdapter):
 
     def setup(self) -> None:
         pass
+
+    def energy_counters(self) -> list:
+        from hardware.energy import amd_counters
+
+        return amd_counters()

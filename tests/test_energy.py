@@ -7,6 +7,7 @@ import types
 
 import pytest
 
+import hardware
 from hardware.energy import (JOULES_PER_KWH, Counter, EnergyMeter, amd_counters, gaudi_counters, measure_energy,
                              nvidia_counters, rapl_counters)
 
@@ -107,10 +108,10 @@ def test_gaudi_integrates_hl_smi_power_draw_of_its_module(monkeypatch):
 
 def test_no_meter_means_an_empty_figure(monkeypatch):
     monkeypatch.setitem(sys.modules, "pynvml", None)  # nvidia-ml-py not installed: import fails
-    with measure_energy("cuda") as energy:
+    with measure_energy(hardware.get_adapter("cuda")) as energy:
         pass
     assert energy.kwh is None
-    with measure_energy("mps") as energy:
+    with measure_energy(hardware.get_adapter("mps")) as energy:
         pass
     assert energy.kwh is None
 
@@ -121,7 +122,7 @@ def test_a_training_writes_the_meters_energy_into_its_metrics(monkeypatch, tmp_p
     readable RAPL, the same training records None."""
     import json
 
-    import hardware.energy
+    from hardware.cpu import CPUAdapter
     from tests.training_helpers import make_experiment
     from training import entry
 
@@ -136,12 +137,12 @@ def test_a_training_writes_the_meters_energy_into_its_metrics(monkeypatch, tmp_p
             return joules["read"]
         return [Counter("fake rapl", read)]
 
-    monkeypatch.setitem(hardware.energy.SOURCES, "cpu", fake_rapl)
+    monkeypatch.setattr(CPUAdapter, "energy_counters", lambda adapter: fake_rapl())
     assert entry.main([str(exp_dir)]) == 0
     metrics = json.loads((exp_dir / "metrics.json").read_text())
     assert metrics["status"] == "ok" and metrics["energy_kwh"] > 0
     assert metrics["energy_kwh"] == pytest.approx((joules["read"] - 1800.0) / JOULES_PER_KWH)  # minus probe, start
 
-    monkeypatch.setitem(hardware.energy.SOURCES, "cpu", lambda: [])
+    monkeypatch.setattr(CPUAdapter, "energy_counters", lambda adapter: [])
     assert entry.main([str(exp_dir)]) == 0
     assert json.loads((exp_dir / "metrics.json").read_text())["energy_kwh"] is None

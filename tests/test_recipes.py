@@ -33,16 +33,24 @@ class HalvingProposer(Proposer):
 '''
 
 BACKEND_MODULE = '''
+import itertools
+
 from hardware.cpu import CPUAdapter
+from hardware.energy import Counter
 
 
 class RecipeAdapter(CPUAdapter):
-    """The CPU under another name, with a peak the test knows, so MFU can be checked to the digit."""
+    """The CPU under another name, with a peak the test knows, so MFU can be checked to the digit, and an energy
+    meter that counts 3.6 kJ (1 Wh) per reading."""
     name = "recipe"
     fixed_preset = "cpu"
 
     def peak_flops(self):
         return 2.0e12
+
+    def energy_counters(self):
+        joules = itertools.count(0, 3600)
+        return [Counter("recipe meter", lambda: float(next(joules)))]
 '''
 
 
@@ -79,15 +87,12 @@ def test_a_new_proposer_added_by_the_recipe_is_composed_built_and_recorded(tmp_p
 def test_a_new_backend_added_by_the_recipe_trains_and_reports_energy_and_mfu(tmp_path, monkeypatch, tiny_dataset):
     import hardware
     from flows.compose import compose
-    from hardware import detection, energy
+    from hardware import detection
     from training.entry import run
     from training.run_config import training_config, write_training_config
 
     _module(tmp_path, monkeypatch, "recipe_backend", BACKEND_MODULE)  # step 1: hardware/<name>.py
     monkeypatch.setitem(hardware.ADAPTERS, "recipe", "recipe_backend:RecipeAdapter")  # step 2
-    joules = iter(range(0, 10**9, 3600))  # a meter that counts 3.6 kJ (1 Wh) per reading
-    monkeypatch.setitem(energy.SOURCES, "recipe",
-                        lambda: [energy.Counter("recipe meter", lambda: float(next(joules)))])  # step 2: energy
     monkeypatch.setattr(detection, "BACKENDS", ("recipe", *detection.BACKENDS))  # step 3: its probe and place
     monkeypatch.setattr(detection, "recipe_available", lambda: True, raising=False)
 
@@ -103,7 +108,8 @@ def test_a_new_backend_added_by_the_recipe_trains_and_reports_energy_and_mfu(tmp
     metrics = run(exp_dir)  # the training process's own entry, in this process so the registries above apply
 
     assert metrics["backend"] == "recipe"
-    assert metrics["energy_kwh"] is not None and metrics["energy_kwh"] > 0  # the meter of its SOURCES entry
+    watt_hours = metrics["energy_kwh"] * 1000  # its own meter (whole Wh per reading), not RAPL's or none
+    assert watt_hours >= 1 and watt_hours == pytest.approx(round(watt_hours))
     expected_mfu = 100 * metrics["flops_per_token"] * metrics["tokens_per_second"] / 2.0e12
     assert metrics["mfu_percent"] == pytest.approx(expected_mfu, rel=1e-6)  # its peak, not the CPU's
 

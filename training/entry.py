@@ -72,7 +72,7 @@ def run(exp_dir: Path) -> dict:
 
     # The device's own energy meter, read here in the training process: set-up, compile and training (not the
     # evaluation); None where the hardware reports none.
-    with measure_energy(adapter.name) as energy:
+    with measure_energy(adapter) as energy:
         metrics = port.train(cfg, exp_dir, adapter)
     return {**metrics, "energy_kwh": energy.kwh}
 
