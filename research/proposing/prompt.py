@@ -106,19 +106,26 @@ def _paired_text(delta, standard_error) -> str:
 
 def build_prompt(context: Any, *, full_rows: int = FULL_ROWS, stagnation_after: int = STAGNATION_AFTER,
                  error_lines: int = ERROR_LINES) -> tuple[list[dict], str]:
-    """(system_blocks, user_text) for a ProposalContext. The system block carries cache_control."""
+    """(system_blocks, user_text) for a ProposalContext. The system block carries cache_control. The user part is
+    its sections in order, each a list of lines (an empty section is left out)."""
     space = as_space(context.space)
     system_blocks = [{"type": "text", "text": system_text(space), "cache_control": {"type": "ephemeral"}}]
     history = list(context.history or [])
-    out: list[str] = []
+    experiments = [r for r in history if r.get("status") != "baseline"]
+    out = ["## Current block (resolved values)", *_current_block(space, context.hparams)]
+    out += _setting_section(context)
+    out += _fit_section(context, space)
+    out += _history_section(context, space, history, experiments, full_rows)
+    out += _per_key_section(space, experiments)
+    out += _stagnation_section(experiments, stagnation_after)
+    out += _crashes_section(space, experiments, error_lines)
+    out += _in_flight_section(space, context.in_flight)
+    out += ["", f"Propose the single most promising next change with the {TOOL_NAME} tool."]
+    return system_blocks, "\n".join(out)
 
-    out.append("## Current block (resolved values)")
-    out.extend(_current_block(space, context.hparams))
 
-    out.append("")
-    out.append("## Setting")
-    out.append(f"hardware: {context.hardware or 'unknown'}")
-    out.append(f"budget: {context.budget or 'unknown'}")
+def _setting_section(context: Any) -> list[str]:
+    out = ["", "## Setting", f"hardware: {context.hardware or 'unknown'}", f"budget: {context.budget or 'unknown'}"]
     if context.seq_len:
         out.append(f"seq_len: {context.seq_len}")
     out.append(
@@ -129,19 +136,24 @@ def build_prompt(context: Any, *, full_rows: int = FULL_ROWS, stagnation_after: 
     if margin is not None:
         out.append(f"keep threshold: a change is kept at once when its first paired run beats the best by more than "
                    f"{_fmt_num(margin, 3)}; a smaller gain that looks real is re-run on more seeds before a verdict")
+    return out
 
-    if getattr(context, "fit", None) is not None:
-        from research.proposing.headroom import headroom_lines
 
-        out.append("")
-        out.append("## Device fit (predicted before training; a block that does not fit is skipped, not trained)")
-        out.extend(headroom_lines(context.fit, space, context.hparams))
+def _fit_section(context: Any, space: Space) -> list[str]:
+    if getattr(context, "fit", None) is None:
+        return []
+    from research.proposing.headroom import headroom_lines
 
-    experiments = [r for r in history if r.get("status") != "baseline"]
-    out.append("")
-    out.append(f"## History ({len(experiments)} experiments; negative is better. delta = val_bpb - best before; "
+    return ["", "## Device fit (predicted before training; a block that does not fit is skipped, not trained)",
+            *headroom_lines(context.fit, space, context.hparams)]
+
+
+def _history_section(context: Any, space: Space, history: list[dict], experiments: list[dict],
+                     full_rows: int) -> list[str]:
+    """Older rows as counts per key and status, the last `full_rows` in full."""
+    out = ["", f"## History ({len(experiments)} experiments; negative is better. delta = val_bpb - best before; "
                "paired = val_bpb - the block it started from on the same seed(s), mean over the pairs +- its "
-               "standard error: free of seed luck, what the keep rule judges)")
+               "standard error: free of seed luck, what the keep rule judges)"]
     paired = paired_deltas(history, (context.hparams or {}).get("seed"))
     older, recent = history[:-full_rows] if full_rows else history, history[-full_rows:] if full_rows else []
     if older:
@@ -153,21 +165,23 @@ def build_prompt(context: Any, *, full_rows: int = FULL_ROWS, stagnation_after: 
         for key in sorted(counts):
             parts = ", ".join(f"{status} {n}" for status, n in sorted(counts[key].items()))
             out.append(f"  {key}: {parts}")
-    if recent:
-        out.append("exp | change | val_bpb | delta | paired | status | description")
-        for row in recent:
-            out.append(" | ".join([
-                str(row.get("exp", "-")),
-                _change_text(row, space) if row.get("status") != "baseline" else "(baseline)",
-                _fmt_num(row.get("val_bpb")),
-                _fmt_num(row.get("delta"), 3),
-                _paired_text(paired.get(int(row.get("exp", -1))), row.get("paired_se")),
-                str(row.get("status") or "-"),
-                _one_line(row.get("description"), 70),
-            ]))
-    else:
-        out.append("(no experiments yet)")
+    if not recent:
+        return out + ["(no experiments yet)"]
+    out.append("exp | change | val_bpb | delta | paired | status | description")
+    for row in recent:
+        out.append(" | ".join([
+            str(row.get("exp", "-")),
+            _change_text(row, space) if row.get("status") != "baseline" else "(baseline)",
+            _fmt_num(row.get("val_bpb")),
+            _fmt_num(row.get("delta"), 3),
+            _paired_text(paired.get(int(row.get("exp", -1))), row.get("paired_se")),
+            str(row.get("status") or "-"),
+            _one_line(row.get("description"), 70),
+        ]))
+    return out
 
+
+def _per_key_section(space: Space, experiments: list[dict]) -> list[str]:
     stats: dict[str, dict[str, Any]] = {}
     for row in experiments:
         key = row.get("key")
@@ -183,45 +197,47 @@ def build_prompt(context: Any, *, full_rows: int = FULL_ROWS, stagnation_after: 
         gain = _gain(row)
         if gain is not None and status in ("keep", "discard") and (entry["best"] is None or gain > entry["best"]):
             entry["best"] = gain
-    if stats:
-        out.append("")
-        out.append("## Per key (tried / kept / crashed / best gain in val_bpb)")
-        for key in space.keys:
-            if key in stats:
-                e = stats[key]
-                out.append(f"{key}: {e['tried']} / {e['kept']} / {e['crash']} / {_fmt_num(e['best'], 3)}")
-        untouched = [k for k in space.keys if k not in stats]
-        if untouched:
-            out.append("never tried: " + ", ".join(untouched))
+    if not stats:
+        return []
+    out = ["", "## Per key (tried / kept / crashed / best gain in val_bpb)"]
+    for key in space.keys:
+        if key in stats:
+            e = stats[key]
+            out.append(f"{key}: {e['tried']} / {e['kept']} / {e['crash']} / {_fmt_num(e['best'], 3)}")
+    untouched = [k for k in space.keys if k not in stats]
+    if untouched:
+        out.append("never tried: " + ", ".join(untouched))
+    return out
 
+
+def _stagnation_section(experiments: list[dict], stagnation_after: int) -> list[str]:
     tail = experiments[-stagnation_after:] if stagnation_after else []
-    if stagnation_after and len(tail) == stagnation_after and all(r.get("status") != "keep" for r in tail):
-        out.append("")
-        out.append(
-            f"## Stagnation: the last {stagnation_after} experiments were all non-keeps. Try a different key or a "
-            "bolder step than the recent ones."
-        )
+    if not (stagnation_after and len(tail) == stagnation_after and all(r.get("status") != "keep" for r in tail)):
+        return []
+    return ["", f"## Stagnation: the last {stagnation_after} experiments were all non-keeps. Try a different key or a "
+                "bolder step than the recent ones."]
 
+
+def _crashes_section(space: Space, experiments: list[dict], error_lines: int) -> list[str]:
     crashes = [r for r in experiments if r.get("status") == "crash" and r.get("error")][-CRASHES_SHOWN:]
-    if crashes:
-        out.append("")
-        out.append("## Recent crashes (last lines of the error)")
-        for row in crashes:
-            lines = [ln for ln in str(row.get("error")).splitlines() if ln.strip()][-error_lines:]
-            out.append(f"exp {row.get('exp', '-')} {_change_text(row, space)}:")
-            out.extend("  " + _one_line(ln, 160) for ln in lines)
+    if not crashes:
+        return []
+    out = ["", "## Recent crashes (last lines of the error)"]
+    for row in crashes:
+        lines = [ln for ln in str(row.get("error")).splitlines() if ln.strip()][-error_lines:]
+        out.append(f"exp {row.get('exp', '-')} {_change_text(row, space)}:")
+        out.extend("  " + _one_line(ln, 160) for ln in lines)
+    return out
 
-    in_flight = list(context.in_flight or [])
-    if in_flight:
-        from research.proposing.proposers.base import in_flight_pair
 
-        out.append("")
-        out.append("## In flight (running now from the same base; do not propose these)")
-        for item in in_flight:
-            key, value = in_flight_pair(item)
-            text = f"{key}={canonical_text(space[key], value)}" if key in space else f"{key}={value}"
-            out.append(f"- {text}")
+def _in_flight_section(space: Space, in_flight: list | None) -> list[str]:
+    if not in_flight:
+        return []
+    from research.proposing.proposers.base import in_flight_pair
 
-    out.append("")
-    out.append(f"Propose the single most promising next change with the {TOOL_NAME} tool.")
-    return system_blocks, "\n".join(out)
+    out = ["", "## In flight (running now from the same base; do not propose these)"]
+    for item in in_flight:
+        key, value = in_flight_pair(item)
+        text = f"{key}={canonical_text(space[key], value)}" if key in space else f"{key}={value}"
+        out.append(f"- {text}")
+    return out
