@@ -163,7 +163,22 @@ def test_an_undecided_candidate_gets_paired_seeds_and_the_incumbent_runs_the_see
     rows = Ledger(run_dir / "results.tsv").rows()
     first = rows[2]
     assert first["status"] == "discard" and "cap" in first["verdict"] and first["paired_exp"] == 0
-    assert first["paired_seeds"] == "42 43 44" and first["paired_delta"] is not None and first["paired_se"] > 0
+    assert first["paired_seeds"] == "42 43 44"
+    # Its figures from what was recorded: the mean difference to the incumbent on the three seeds (the baselines ran
+    # 42 and 43, this pair ran the incumbent's 44), and its standard error, the paired sd the verdict states (to 6
+    # decimals) over sqrt(3 pairs).
+    import math
+    import re
+
+    def runs(text):
+        return {int(seed): float(value) for seed, value in (item.split(":") for item in text.split())}
+
+    incumbent = {**runs(rows[0]["seed_runs"]), **runs(rows[1]["seed_runs"]), **runs(first["incumbent_runs"])}
+    candidate = runs(first["seed_runs"])
+    mean = sum(candidate[seed] - incumbent[seed] for seed in (42, 43, 44)) / 3
+    assert first["paired_delta"] == pytest.approx(mean, abs=1e-12)
+    sd = float(re.search(r"paired sd (\d+\.\d{6})", first["verdict"]).group(1))
+    assert first["paired_se"] == pytest.approx(sd / math.sqrt(3), abs=0.5e-6 / math.sqrt(3))
     assert first["incumbent_runs"].startswith("44:")  # the baselines ran 42 and 43; 44 was new to the incumbent
     seed_44 = json.loads((run_dir / "exp" / "2" / "seed-44" / "config.json").read_text())["hparams"]
     incumbent_44 = json.loads((run_dir / "exp" / "2" / "incumbent-44" / "config.json").read_text())["hparams"]

@@ -213,16 +213,25 @@ def test_a_server_restart_mid_run_is_waited_out(head, workers, tmp_path):
     proc = start_research(head, tmp_path, "restart", 2, "budget.steps=60")
     try:
         wait_for(lambda: training_in_progress(run_dir), 240, "a training on a worker")
+        went = time.monotonic()
         head.stop_server()
         assert head_leftovers(head.dir) == [], "head_node.sh left a process behind the stopped server"
         time.sleep(3)
         head.start()
+        away = time.monotonic() - went  # the server answered nothing for at most this long
         proc.wait(400)
     finally:
         stop(proc)
     log = (tmp_path / "restart.log").read_text()
     assert proc.returncode == 0, log[-3000:]
-    assert "the Prefect server answers again" in log or "Prefect server does not answer" not in log
+    # The watch polls with the flow's Prefect client, which retries a connection it had 5 times, 2, 4, 8, 16 and
+    # 32 s apart (each +-20%: 49.6 s at least): an outage shorter than that is ridden out unseen, so the log says
+    # nothing of it. A longer one may be seen; then every "does not answer" was followed by its "answers again".
+    down, back = log.count("the Prefect server does not answer ("), log.count("the Prefect server answers again after ")
+    if away < 49.6:
+        assert down == back == 0, (away, log[-3000:])
+    else:
+        assert down == back and "did not answer for" not in log, (away, log[-3000:])
     rows = ledger_rows(run_dir)
     assert [row["exp"] for row in rows] == [0, 1] and all(row["val_bpb"] is not None for row in rows)
     folders = [run.parameters["exp_dir"] for run in pool_runs(run_dir)]
