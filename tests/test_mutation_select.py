@@ -1,7 +1,11 @@
 """Which modules CI's mutation run checks (scripts/mutation.py --since-record), in a throwaway git repository."""
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -103,3 +107,32 @@ def test_a_complete_passing_run_records_head_and_a_failing_one_does_not(repo, mo
     assert mutation.main(["--since-record", RECORD, "--budget", "600"]) == code
     assert ran == ["pkg/a.py"]
     assert (repo / RECORD).read_text() == (head + "\n" if recorded else before)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_module_past_its_time_is_stopped_with_the_processes_it_started(tmp_path):
+    """--budget's stop: mutmut forks its test runs, and none may outlive the stop (the CI job would hang)."""
+    pid_file = tmp_path / "child.pid"
+    script = ("import subprocess, sys, time\n"
+              "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])\n"
+              f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n"
+              "time.sleep(120)\n")
+    started = time.monotonic()
+    assert mutation._run([sys.executable, "-c", script], tmp_path, dict(os.environ), 5) is None
+    assert time.monotonic() - started < 60
+    child = int(pid_file.read_text())
+    deadline = time.monotonic() + 10
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(child)
+
+
+def test_a_module_within_its_time_gives_its_exit_code_and_output(tmp_path):
+    done = mutation._run([sys.executable, "-c", "print('ran'); raise SystemExit(3)"], tmp_path, dict(os.environ), 60)
+    assert done.returncode == 3 and done.stdout == "ran\n"
