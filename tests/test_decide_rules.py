@@ -263,6 +263,19 @@ def test_a_decision_with_nothing_measured():
     # The first run failed on a seed that may not repeat: nothing measured yet, one more try on another seed.
     retry = judge_candidate(rows, SETTINGS, Trained({}, failed_seeds=(43,)), 42)
     assert retry.status == CONTINUE and retry.next_seed == 42 and retry.delta is None and retry.paired_delta is None
+    # Rule single has no run to judge yet either: it asks for the same retry as the paired rule.
+    assert judge_candidate(rows, {**SETTINGS, "rule": "single"}, Trained({}, failed_seeds=(43,)), 42) == retry
+
+
+def test_an_unknown_keep_rule_is_one_sentence_naming_the_rules():
+    from research.errors import ConfigurationError
+    from research.judging.verdict import SequentialRule, SingleRule, keep_rule
+
+    assert keep_rule({}) is SequentialRule and keep_rule({"rule": "single"}) is SingleRule
+    with pytest.raises(ConfigurationError) as raised:
+        keep_rule({"rule": "majority"})
+    assert str(raised.value) == ("decide.rule=majority is not a keep rule; choose one of decide.rule=sequential, "
+                                 "decide.rule=single.")
 
 
 def test_a_control_run_every_experiment():
