@@ -16,6 +16,7 @@ import pytest
 from research.judging.finalize import plan_arms, summarize, trainings_needed, verified_markdown
 from research.records.finalize_table import FinalizeTable, FinalizeTableError
 from training.run_config import ExperimentDir
+from tests.cli_in_process import holds_results, run_cli
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 BASE = {"seed": 42, "optim": {"lr": 0.04, "wd": 0.1}, "model": {"depth": 4}}
@@ -168,11 +169,13 @@ def test_finalize_end_to_end_with_a_kill_9_and_a_resume_without_prefects_cache(t
     assert 1 <= killed_at < 8 and not table.has(cut.parent.name, int(cut.name)), "the kill came after the row"
     # The resume has a result store of its own: Prefect's cache of the killed process's train tasks is out of the
     # way, so only what is on disk (finalize.tsv, metrics.json + checkpoint) can keep a training from running twice.
-    env = {**os.environ, "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(tmp_path / "fresh-result-store")}
-    second = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-2000:]
+    # It runs in this process (tests/cli_in_process.py): nobody kills it.
+    fresh = tmp_path / "fresh-result-store"
+    code, printed = run_cli(command[3:], result_store=fresh)
+    assert code == 0
+    assert holds_results(fresh), "the resume did not store its task results in its own store"
     assert (f"4 arms (baseline, final, without-exp2, without-exp3) x 2 seeds = 8 trainings, {8 - killed_at} still "
-            "to run") in second.stdout
+            "to run") in printed
 
     rows = table.rows()
     assert sorted((row["arm"], row["seed"]) for row in rows) == sorted(
@@ -204,13 +207,14 @@ def test_finalize_scores_baseline_and_final_on_the_test_split_no_decision_read(t
     # No decision read the test split: every evaluation of the run itself scored the validation split.
     for row in rows:
         assert json.loads((run_dir / "exp" / str(row["exp"]) / "eval.json").read_text())["eval_split"] == "val"
-    done = subprocess.run([sys.executable, "-m", "cli.main", "finalize", "split", "preset=cpu",
-                           f"paths.runs_dir={tmp_path}", "finalize.seeds=2", "finalize.ablation=false"],
-                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    # `autoresearch finalize` in this process (tests/cli_in_process.py; the kill test above runs it as a process), on
+    # one fresh seed: each arm trained once and scored on both splits (a second seed repeated those 2 trainings
+    # and 4 evaluations on another seed; the seeds' pairing is the kill test's and finalize's unit tests').
+    code, _ = run_cli(["finalize", "split", "preset=cpu", f"paths.runs_dir={tmp_path}", "finalize.seeds=1",
+                       "finalize.ablation=false"])
+    assert code == 0
     records = FinalizeTable(run_dir / "finalize.tsv").rows()
-    assert sorted((r["arm"], r["seed"]) for r in records) == [("baseline", 1000), ("baseline", 1001),
-                                                              ("final", 1000), ("final", 1001)]
+    assert sorted((r["arm"], r["seed"]) for r in records) == [("baseline", 1000), ("final", 1000)]
     assert all(isinstance(r["test_bpb"], float) and r["test_bpb"] != r["val_bpb"] for r in records)
     test_dir = run_dir / "finalize" / "final" / "1000" / "test"
     assert json.loads((test_dir / "eval.json").read_text())["eval_split"] == "test"

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from research.records.ledger import Ledger
+from tests.cli_in_process import holds_results, run_cli
 from tests.test_flow_research import TINY_RUN, train_starts
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -42,10 +43,12 @@ def test_kill_9_during_a_paired_run_resumes_the_decision_without_repeating_a_run
     assert not (run_dir / "exp" / "2" / "seed-42" / "metrics.json").exists(), "the kill came after the training"
 
     # The resume has a result store of its own: Prefect's cache of the killed process's tasks is out of the way, so
-    # only the experiment folders can keep a finished run from running again.
-    env = {**os.environ, "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(tmp_path / "fresh-result-store")}
-    second = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-2000:]
+    # only the experiment folders can keep a finished run from running again. It runs in this process
+    # (tests/cli_in_process.py): nobody kills it, and a process of its own started one more Prefect server.
+    fresh = tmp_path / "fresh-result-store"
+    code, _ = run_cli(command[3:], result_store=fresh)
+    assert code == 0
+    assert holds_results(fresh), "the resume did not store its task results in its own store"
     rows = Ledger(run_dir / "results.tsv").rows()
     assert [row["exp"] for row in rows] == [0, 1, 2]
     assert rows[2]["paired_seeds"] == "42 43"  # the decision went on from both pairs, the re-used and the redone

@@ -14,6 +14,7 @@ import pytest
 
 from research.records.ledger import Ledger
 from research.records.runrepo import RunRepo
+from tests.cli_in_process import run_cli
 from tests.fake_anthropic import FakeAnthropic, tool_answer
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -97,7 +98,7 @@ def _wait_for(predicate, timeout: float, describe):
 
 
 @pytest.mark.slow
-def test_kill_9_during_training_loses_nothing_and_repeats_no_llm_call(tmp_path):
+def test_kill_9_during_training_loses_nothing_and_repeats_no_llm_call(tmp_path, monkeypatch):
     proposals = [
         {"key": "optim.matrix_lr", "value": 0.05, "description": "raise the Muon LR", "reasoning": "short runs"},
         {"key": "schedule.warmdown_frac", "value": 0.3, "description": "shorter cooldown", "reasoning": "more peak"},
@@ -105,9 +106,11 @@ def test_kill_9_during_training_loses_nothing_and_repeats_no_llm_call(tmp_path):
     run_dir = tmp_path / "killed"
     with FakeAnthropic([tool_answer(p) for p in proposals]) as fake:
         env = {**os.environ, "ANTHROPIC_API_KEY": "sk-ant-test-sentinel"}
-        # One pair per candidate (its first run): an undecided one would otherwise train up to 5 more 60-step
-        # pairs here, which tests/test_flow_paired_kill.py covers under a kill.
-        command = [sys.executable, "-m", "cli.main", "run", *TINY_RUN, "budget.steps=60", "proposer=claude",
+        # One pair per candidate (its first run): an undecided one would otherwise train up to 5 more pairs here,
+        # which tests/test_flow_paired_kill.py covers under a kill. 20 steps, as there: the kill lands within 0.2 s
+        # of exp 2's first step, and the [1, 1, 2, 1] below fails if it came after that training (60 steps made
+        # every one of the 5 trainings three times longer).
+        command = [sys.executable, "-m", "cli.main", "run", *TINY_RUN, "budget.steps=20", "proposer=claude",
                    f"proposer.base_url={fake.base_url}", "proposer.max_retries=0", f"paths.runs_dir={tmp_path}",
                    "tag=killed", "research.max_experiments=4", "decide.sequential.max_pairs=1"]
         first = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, start_new_session=True,
@@ -121,8 +124,10 @@ def test_kill_9_during_training_loses_nothing_and_repeats_no_llm_call(tmp_path):
             first.wait()
         assert Ledger(run_dir / "results.tsv").exps() == {0, 1}
 
-        second = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600)
-        assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-2000:]
+        # The same command again, in this process (tests/cli_in_process.py): nobody kills the resume.
+        monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-sentinel")
+        code, _ = run_cli(command[3:])
+        assert code == 0
         assert len(fake.message_requests()) == 2, "an LLM call was repeated after the kill"
 
     rows = Ledger(run_dir / "results.tsv").rows()
