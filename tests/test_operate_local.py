@@ -119,14 +119,15 @@ def test_round_winner_and_open_round(tmp_path):
 @pytest.fixture(scope="module")
 def parallel_suite(tmp_path_factory):
     """The suite over the bundled dataset, 4 experiments, research.parallel=2, then the same suite again. The suite
-    finalizes each run, on 2 fresh seeds here instead of the default 4: each seed is a training, a val and a test
-    evaluation per arm, one after another, so 4 seeds started more processes than the run's 2 rounds of two."""
+    finalizes each run, on 1 fresh seed here instead of the default 4: each seed is a training, a val and a test
+    evaluation per arm, one after another, so 4 seeds started more processes than the run's 2 rounds of two (and a
+    second seed repeated them for nothing a test here reads: the seeds' pairing is tests/test_finalize.py's)."""
     from flows.suite import suite_flow
     from research.records.finalize_table import FinalizeTable
 
     runs = tmp_path_factory.mktemp("suite-runs")
     overrides = [*TINY, f"paths.runs_dir={runs}", "suite.experiments_per_dataset=4", "research.parallel=2",
-                 "proposer=local", "finalize.seeds=2"]
+                 "proposer=local", "finalize.seeds=1"]
     first = suite_flow(overrides=overrides, date="20260101")
     finalized = FinalizeTable(runs / "nightly-20260101-bundled" / "finalize.tsv").rows()
     again = suite_flow(overrides=overrides, date="20260101")
@@ -172,8 +173,8 @@ def test_suite_finalizes_each_run_once(parallel_suite):
 
     run_dir = parallel_suite["runs"] / "nightly-20260101-bundled"
     finalized = parallel_suite["finalized"]
-    # The baseline block on both fresh seeds (and the final one too when a proposal was kept), each scored.
-    assert {(row["arm"], row["seed"]) for row in finalized} >= {("baseline", 1000), ("baseline", 1001)}
+    # The baseline block on the fresh seed (and the final one too when a proposal was kept), each scored.
+    assert {(row["arm"], row["seed"]) for row in finalized} >= {("baseline", 1000)}
     assert all(row["val_bpb"] is not None for row in finalized)
     assert "## Verified" in (run_dir / "report.md").read_text()
     assert FinalizeTable(run_dir / "finalize.tsv").rows() == finalized  # the second suite trained nothing more
