@@ -78,8 +78,10 @@ class RunContext:
 
 
 class ExperimentLifecycle:
+    """The experiments of one run: each one's stages, in order, on the run's context and the host's steps."""
+
     def __init__(self, run: RunContext, steps: Steps):
-        self.run_context, self.steps = run, steps
+        self.steps = steps
         self.cfg, self.run_dir, self.run_id, self.repo = run.cfg, run.run_dir, run.run_id, run.repo
         self.space, self.data, self.run_info, self.heartbeat = run.space, run.data, run.run_info, run.heartbeat
         self.fit_check, self.peak_flops = self._fit_check()
