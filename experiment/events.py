@@ -5,16 +5,17 @@ and the Prefect verdict line is worded by the same `Verdict` (tasks/run_log.py),
 different stories. No Prefect here: the events are plain
 frozen dataclasses, and listeners are registered per process (`subscribe`). Publishing with no listener is one
 empty loop, so the loop emits unconditionally; `listening()` lets a caller skip building an event that costs
-something (a parsed log line, a ledger read).
+something (a parsed log line).
 """
 from __future__ import annotations
 
 import logging
 import threading
 from contextlib import contextmanager
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
+
+from research.records.ledger import status_counts
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +112,26 @@ class EvaluationProgress:
         return min(1.0, self.scored / self.wanted) if self.wanted else 0.0
 
 
+class LedgerTally:
+    """keeps, crashes and recorded, read from an event's `counts` (the ledger's statuses) so they cannot disagree."""
+
+    counts: dict
+
+    @property
+    def keeps(self) -> int:
+        return self.counts.get("keep", 0)
+
+    @property
+    def crashes(self) -> int:
+        return self.counts.get("crash", 0)
+
+    @property
+    def recorded(self) -> int:
+        return sum(self.counts.values())
+
+
 @dataclass(frozen=True)
-class Verdict:
+class Verdict(LedgerTally):
     """What research.judging.verdict decided for one experiment, as recorded. `Keep` and `Crash` are its two kinds that a
     reader often wants apart; every decided experiment publishes exactly one Verdict (or subclass)."""
 
@@ -124,9 +143,6 @@ class Verdict:
     paired_delta: float | None = None  # candidate - incumbent on the same seeds (negative = better)
     paired_se: float | None = None
     best_val_bpb: float | None = None  # the incumbent's after this decision
-    keeps: int = 0                     # in the whole ledger after this decision
-    crashes: int = 0
-    recorded: int = 0                  # rows in the ledger after this decision
     counts: dict = field(default_factory=dict)  # the ledger's statuses after this decision
 
     @property
@@ -150,15 +166,12 @@ class Crash(Verdict):
 
 
 @dataclass(frozen=True)
-class RunFinished:
+class RunFinished(LedgerTally):
     tag: str
-    outcome: str                      # "done", or why it stopped or failed
+    outcome: str                      # "done", or why it stopped
     best_val_bpb: float | None
-    recorded: int
-    keeps: int
-    crashes: int
     phase: str = "done"               # done | stopped: how the heartbeat ends
-    counts: dict = field(default_factory=dict)
+    counts: dict = field(default_factory=dict)  # the ledger's statuses at the end
 
 
 @dataclass(frozen=True)
@@ -179,13 +192,10 @@ _VERDICT_KINDS = {"keep": Keep, "crash": Crash, "skip": Crash}
 
 def verdict_of(exp: int, decision, change: str | None = None, rows: list[dict] | None = None) -> Verdict:
     """The Verdict of a research.judging.verdict.Decision; `rows`: the ledger after the decision (for the footer counts)."""
-    rows = rows or []
-    statuses = [row.get("status") for row in rows]
     kind = _VERDICT_KINDS.get(decision.status, Verdict)
     return kind(exp=exp, status=decision.status, reason=decision.reason, change=change,
                 val_bpb=decision.val_bpb, paired_delta=decision.paired_delta, paired_se=decision.paired_se,
-                best_val_bpb=decision.best_val_bpb, keeps=statuses.count("keep"),
-                crashes=statuses.count("crash"), recorded=len(rows), counts=dict(Counter(statuses)))
+                best_val_bpb=decision.best_val_bpb, counts=status_counts(rows or []))
 
 
 # A tuple replaced whole on (un)subscribe: publishing from several threads (a parallel round's trainings) reads

@@ -2,15 +2,9 @@
 flows/research.py publishes each with one line."""
 from __future__ import annotations
 
-from collections import Counter
-
 from experiment import events
+from research.records.ledger import status_counts
 from research.reporting.run_estimate import budget_text, estimate_seconds
-
-
-def _counts(rows: list[dict]) -> dict:
-    statuses = [row.get("status") for row in rows]
-    return {"keeps": statuses.count("keep"), "crashes": statuses.count("crash"), "counts": dict(Counter(statuses))}
 
 
 def run_started(cfg: dict, data_version: str, rows: list[dict], backend: str) -> events.RunStarted:
@@ -41,5 +35,5 @@ def experiment_started(exp: int, proposal, seed: int) -> events.ExperimentStarte
 
 def run_finished(tag: str, outcome: str, rows: list[dict], phase: str = "done") -> events.RunFinished:
     best = [row["best_val_bpb"] for row in rows if row.get("best_val_bpb") is not None]
-    return events.RunFinished(tag=tag, outcome=outcome, best_val_bpb=best[-1] if best else None, recorded=len(rows),
-                              phase=phase, **_counts(rows))
+    return events.RunFinished(tag=tag, outcome=outcome, best_val_bpb=best[-1] if best else None, phase=phase,
+                              counts=status_counts(rows))

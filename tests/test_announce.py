@@ -23,8 +23,8 @@ EVENTS = [
     (events.EvaluationStarted(5, "a=1 seed 42", 0.98, COUNTS), "evaluating", 5, 0.98, COUNTS, "a=1 seed 42"),
     (events.Keep(5, "keep", "gain", change="a=1", best_val_bpb=0.97, counts={**COUNTS, "keep": 2}), "deciding", 5, 0.97,
      {**COUNTS, "keep": 2}, "exp5 keep: a=1"),
-    (events.RunFinished("t", "done", 0.97, 7, 2, 0, counts=COUNTS), "done", None, 0.97, COUNTS, "7 experiments recorded"),
-    (events.RunFinished("t", "stopped: 3 crashes in a row", 0.97, 7, 2, 3, phase="stopped", counts=COUNTS), "stopped",
+    (events.RunFinished("t", "done", 0.97, counts=COUNTS), "done", None, 0.97, COUNTS, "6 experiments recorded"),
+    (events.RunFinished("t", "stopped: 3 crashes in a row", 0.97, phase="stopped", counts=COUNTS), "stopped",
      None, None, None, "3 crashes in a row"),
     (events.RunAborted("t", "failed", "the API key was refused"), "failed", None, None, None, "the API key was refused"),
 ]

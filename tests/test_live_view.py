@@ -143,7 +143,8 @@ def test_training_progress_is_thinned_to_every_ten_seconds_or_each_quarter():
 
 
 def test_the_end_of_a_run_says_best_keeps_crashes():
-    (line,) = plain(events.RunFinished(tag="night1", outcome="done", best_val_bpb=1.23, recorded=6, keeps=1, crashes=0))
+    (line,) = plain(events.RunFinished(tag="night1", outcome="done", best_val_bpb=1.23,
+                                       counts={"baseline": 2, "keep": 1, "discard": 3}))
     assert line.startswith("run night1 done: best val_bpb 1.230000 | 6 experiments: 1 keep, 0 crashes | took ")
 
 

@@ -21,6 +21,7 @@ import math
 import numbers
 import os
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,11 @@ _ESCAPES = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0"}
 _UNESCAPES = {"\\": "\\", "t": "\t", "n": "\n", "r": "\r", "0": "\0"}
 _ESCAPE_RE = re.compile(r"[\\\t\n\r\0]")
 _UNESCAPE_RE = re.compile(r"\\(.)", re.DOTALL)
+
+
+def status_counts(rows: list[dict]) -> dict:
+    """Rows by status, e.g. {"baseline": 2, "keep": 1, "discard": 3}."""
+    return dict(Counter(row.get("status") for row in rows))
 
 
 class LedgerError(ValueError):

@@ -3,13 +3,13 @@ where the killed one stopped: the current block, the best so far, the noise leve
 """
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 
 import yaml
 
 from research.judging.verdict import baseline_best, noise_sigma
 from research.judging.pairing import incumbent
+from research.records.ledger import status_counts
 from research.records.runrepo import RunRepo
 from research.proposing.space import Space, canonical_text
 
@@ -26,7 +26,7 @@ class RunState:
 
     @property
     def counts(self) -> dict:
-        return dict(Counter(row.get("status") for row in self.rows))
+        return status_counts(self.rows)
 
 
 def tried_changes(rows: list[dict], space: Space) -> set:
