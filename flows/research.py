@@ -17,13 +17,12 @@ from experiment import events
 from experiment.announce import announce
 from experiment.lifecycle import ExperimentLifecycle, RunContext
 from experiment.record import reconcile_main, write_run_report
-from experiment.rounds import clear_round, open_round, run_round, start_round
+from experiment.loop import run_experiments
 from experiment.run_events import run_finished, run_started
 from flows.compose import CONF_DIR, compose, resolve_path, run_layout
 from flows.steps import PrefectSteps
 from hardware import detect
 from research.errors import ProposerFatal, ResearchStopped
-from research.judging.verdict import check_baseline, check_stop
 from research.proposing.space import load_space
 from research.records.heartbeat import Heartbeat
 from research.records.layout import RunLayout
@@ -32,7 +31,7 @@ from research.records.run_id import ensure_run_id
 from research.records.run_settings import save_run_settings
 from research.records.runlock import RunLock
 from research.records.runrepo import RunRepo
-from research.records.state import derive_state, hparams_yaml
+from research.records.state import hparams_yaml
 from tasks.prepare import prepare_task
 from tasks.run_log import send_logs_now
 from training.run_config import code_version
@@ -119,32 +118,4 @@ def _loop(cfg: dict, run_dir: Path, heartbeat: Heartbeat) -> None:
     life = ExperimentLifecycle(RunContext(cfg, run_dir, run_id, repo, space, data, run_info, heartbeat),
                                PrefectSteps(cfg))
     events.publish(run_started(cfg, data["data_version"], ledger.rows(), detect(cfg.get("backend") or "auto")))
-    max_experiments = int(cfg["research"]["max_experiments"])
-    parallel = max(1, int(cfg["research"].get("parallel") or 1))
-    while True:
-        rows = ledger.rows()
-        if len(rows) >= max_experiments:
-            clear_round(run_dir)
-            return
-        check_baseline(rows)
-        stop = check_stop(rows, int(cfg["decide"]["max_consecutive_crashes"]))
-        if stop:
-            raise ResearchStopped(stop)
-        exp = ledger.next_exp()
-        # A round cut short by a crash is finished as that round (same members, same starting point), even
-        # if the run is resumed with another research.parallel.
-        pending = open_round(run_dir, exp)
-        if pending is not None:
-            first, members = pending
-            members = [m for m in members if m < max_experiments]
-            start = derive_state([row for row in rows if row["exp"] < first], repo, cfg["hparams"], space)
-            run_round(life, ledger, first, members, start)
-        elif parallel == 1:
-            life.run(exp, derive_state(rows, repo, cfg["hparams"], space))
-        else:
-            baselines_left = max(0, int(cfg["decide"]["baseline_repeats"]) - exp)
-            size = min(parallel, max_experiments - len(rows), baselines_left or parallel)
-            members = list(range(exp, exp + size))
-            start = derive_state(rows, repo, cfg["hparams"], space)
-            start_round(run_dir, exp, members)
-            run_round(life, ledger, exp, members, start)
+    run_experiments(life, ledger)

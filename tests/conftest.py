@@ -1,9 +1,11 @@
 """Shared pytest fixtures. Keep this small and generic: several packages' tests use it."""
 from __future__ import annotations
 
+import atexit
 import json
 import lzma
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -22,6 +24,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Before anything imports Prefect: a private Prefect home and result store for the whole session, so cached
 # task results never leak between test runs or into the user's ~/.prefect, and no telemetry is attempted.
 _PREFECT_HOME = Path(tempfile.mkdtemp(prefix="autoresearch-tests-prefect-"))
+# Removed when the process that made it exits (registered before Prefect's own exit hooks, so it runs after them);
+# a forked child, as mutmut makes one per mutant, shares it and leaves it to its parent.
+atexit.register(lambda owner=os.getpid(): os.getpid() == owner and shutil.rmtree(_PREFECT_HOME, ignore_errors=True))
 os.environ.update({
     "PREFECT_HOME": str(_PREFECT_HOME),
     "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(_PREFECT_HOME / "storage"),

@@ -1,0 +1,199 @@
+"""Proposers compared at 16, 50 and 100 proposals on a surrogate of the real landscape (bench/surrogate.py), with
+the product's own loop deciding: experiment/loop.py, the lifecycle, the paired sequential keep rule, the ledger
+and the run repository, all as a research run has them; only the training is the surrogate's draw.
+
+    python bench/surrogate_replay.py [--landscape bench/results/landscape.csv] [--proposers local,tpe,random]
+                                     [--proposals 16,50,100] [--base-seeds 20] [--first-seed 0] [overrides...]
+
+Per proposer and base seed, one run of max(PROPOSALS) proposals on the cpu preset (its own keep rule settings;
+Hydra overrides after the options change them), on landscape salt = base seed (the pairwise interactions and the
+seed offsets are drawn per salt, the same for every proposer). At each count N the run's incumbent after its
+first N proposals is scored by its true (noise-free) gain over the default: what `autoresearch finalize` estimates
+with many seeds. Also counted up to N: trainings (paired runs included), crashes. Per pair of proposers, the
+per-seed gains are compared with a Wilcoxon signed-rank test (two-sided).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import tempfile
+import time
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.surrogate import Landscape, fit, read_rows  # noqa: E402
+from experiment.lifecycle import ExperimentLifecycle, RunContext  # noqa: E402
+from experiment.loop import run_experiments  # noqa: E402
+from experiment.outcome import Outcome  # noqa: E402
+from experiment.record import record_experiment  # noqa: E402
+from flows.compose import CONF_DIR, compose  # noqa: E402
+from research.errors import ResearchStopped  # noqa: E402
+from research.proposing.space import load_space  # noqa: E402
+from research.records.heartbeat import Heartbeat  # noqa: E402
+from research.records.layout import RunLayout  # noqa: E402
+from research.records.ledger import Ledger  # noqa: E402
+from research.records.runrepo import RunRepo  # noqa: E402
+from research.records.state import derive_state, hparams_yaml  # noqa: E402
+from tasks.propose import propose_change  # noqa: E402
+from training.run_config import ExperimentDir  # noqa: E402
+
+SURROGATE_CRASH = {"status": "failed", "kind": "oom", "reason": "out of memory (the surrogate's crash region)"}
+
+
+class SurrogateSteps:
+    """experiment.steps.Steps that answer every training with the landscape's draw for its block and seed."""
+
+    trains_here = False  # the landscape's crash region stands in for the fit check
+
+    def __init__(self, landscape: Landscape, defaults: dict, salt: int):
+        self.landscape, self.defaults, self.salt = landscape, defaults, salt
+        self.rng = np.random.default_rng([salt, 17])
+        self.trainings = 0
+        self.trainings_at: dict[int, int] = {}  # exp -> trainings done when its row was recorded
+
+    def propose(self, exp, directory, proposer_cfg, context, cache_key):
+        return propose_change(str(directory), proposer_cfg, context)
+
+    def train_and_evaluate(self, setup, deadline, silence, eval_silence, before_evaluation) -> Outcome:
+        hparams = json.loads(ExperimentDir(setup.directory).config.read_text())["hparams"]
+        self.trainings += 1
+        value = self.landscape.measure(hparams, self.defaults, int(hparams["seed"]), self.rng, self.salt)
+        if value is None:
+            return Outcome(dict(SURROGATE_CRASH))
+        before_evaluation()
+        return Outcome({"status": "ok"}, {"status": "ok", "val_bpb": value})
+
+    def record(self, run_dir, tag, facts, decision, trained, run_info) -> dict:
+        row = record_experiment(str(run_dir), facts, decision, trained, run_info)
+        self.trainings_at[row["exp"]] = self.trainings
+        return row
+
+    def after_record(self, run_dir, tag) -> None:
+        pass
+
+
+def replay(landscape: Landscape, proposer: str, base_seed: int, proposals: int, workdir: Path,
+           overrides: list[str]) -> list[dict]:
+    """One run; per experiment row: the incumbent's true gain after it, trainings and crashes so far."""
+    tag = f"{proposer}-{base_seed}"
+    # The proposers' seeds follow hparams.seed (+ exp): base seeds differ in proposals, not only in noise.
+    cfg = compose(["preset=cpu", f"proposer={proposer}", f"tag={tag}", f"hparams.seed={42 + 1000 * base_seed}",
+                   *overrides], auto=False)
+    cfg["research"]["max_experiments"] = int(cfg["decide"]["baseline_repeats"]) + proposals
+    run_dir = workdir / tag
+    run_dir.mkdir(parents=True)
+    space, defaults = load_space(CONF_DIR / "space.yaml"), cfg["hparams"]
+    layout = RunLayout(run_dir)
+    repo = RunRepo(layout.repo)
+    repo.init(hparams_yaml(defaults))
+    steps = SurrogateSteps(landscape, defaults, base_seed)
+    data = {"shard_dir": str(run_dir), "tokenizer_dir": str(run_dir), "data_version": "surrogate"}
+    run_info = {"dataset": "surrogate", "data_version": "surrogate", "code_version": "replay", "proposer": proposer}
+    life = ExperimentLifecycle(RunContext(cfg, run_dir, tag, repo, space, data, run_info,
+                                          Heartbeat(layout.heartbeat, tag)), steps)
+    ledger = Ledger(layout.results)
+    try:
+        run_experiments(life, ledger)
+    except ResearchStopped:
+        pass  # too many crashes in a row: the run stops as a real one would, with what it kept
+    rows = ledger.rows()
+    default_true = landscape.true_val_bpb(defaults, defaults, base_seed)
+    out = []
+    for i, row in enumerate(rows):
+        state = derive_state(rows[:i + 1], repo, defaults, space)
+        incumbent = {**state.hparams, "seed": defaults["seed"]}
+        true = landscape.true_val_bpb(incumbent, defaults, base_seed)
+        out.append({"exp": row["exp"], "status": row["status"], "gain": default_true - true,
+                    "trainings": steps.trainings_at.get(row["exp"], 0),
+                    "crashes": sum(r["status"] == "crash" for r in rows[:i + 1])})
+    return out
+
+
+def wilcoxon(differences: list[float]) -> float:
+    """Two-sided p-value of the Wilcoxon signed-rank test: zeros dropped, tied sizes share their mean rank; exact
+    (every sign assignment counted) up to 20 pairs, the normal approximation above."""
+    d = [x for x in differences if x != 0]
+    n = len(d)
+    if n == 0:
+        return 1.0
+    order = sorted(range(n), key=lambda i: abs(d[i]))
+    doubled = [0] * n  # twice the ranks: mean ranks of ties are halves, twice them are integers
+    i = 0
+    while i < n:
+        j = i
+        while j + 1 < n and abs(d[order[j + 1]]) == abs(d[order[i]]):
+            j += 1
+        for k in range(i, j + 1):
+            doubled[order[k]] = i + j + 2
+        i = j + 1
+    plus, total = sum(r for r, x in zip(doubled, d) if x > 0), sum(doubled)
+    if n <= 20:
+        counts = np.zeros(total + 1)
+        counts[0] = 1
+        for r in doubled:  # the null distribution of the positive ranks' sum: each sign a fair coin
+            counts[r:] = counts[r:] + counts[:-r].copy()
+        low = counts[:min(plus, total - plus) + 1].sum() / counts.sum()
+        return float(min(1.0, 2 * low))
+    mean, sd = total / 4, math.sqrt(n * (n + 1) * (2 * n + 1) / 24)
+    z = (abs(plus / 2 - mean) - 0.5) / sd
+    return float(min(1.0, math.erfc(z / math.sqrt(2))))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--landscape", type=Path, default=ROOT / "bench" / "results" / "landscape.csv")
+    parser.add_argument("--proposers", default="local,tpe,random")
+    parser.add_argument("--proposals", default="16,50,100")
+    parser.add_argument("--base-seeds", type=int, default=20)
+    parser.add_argument("--first-seed", type=int, default=0)
+    args, overrides = parser.parse_known_args(argv)
+    counts = sorted(int(n) for n in args.proposals.split(","))
+    proposers = [name for name in args.proposers.split(",") if name]
+    space = load_space(CONF_DIR / "space.yaml")
+    defaults = compose(["preset=cpu"], auto=False)["hparams"]
+    landscape = fit(read_rows(args.landscape), space, defaults)
+    seeds = range(args.first_seed, args.first_seed + args.base_seeds)
+    gains = {(name, n): [] for name in proposers for n in counts}
+    spent = {(name, n): [] for name in proposers for n in counts}
+    crashes = {(name, n): [] for name in proposers for n in counts}
+    started = time.perf_counter()
+    baselines = int(compose(["preset=cpu", *overrides], auto=False)["decide"]["baseline_repeats"])
+    with tempfile.TemporaryDirectory(prefix="surrogate-replay-") as workdir:
+        for name in proposers:
+            for seed in seeds:
+                rows = replay(landscape, name, seed, max(counts), Path(workdir), overrides)
+                for n in counts:
+                    upto = rows[:baselines + n]
+                    gains[name, n].append(upto[-1]["gain"])
+                    spent[name, n].append(upto[-1]["trainings"])
+                    crashes[name, n].append(upto[-1]["crashes"])
+    print(f"surrogate of {args.landscape.name}: default {landscape.default_val_bpb:.4f}, seed sd "
+          f"{landscape.seed_sd:.4f}, run sd {landscape.run_sd:.4f}, interaction sd {landscape.interaction_sd:.4f}, "
+          f"{landscape.trainings} trainings; base seeds {seeds.start}-{seeds.stop - 1}; "
+          f"{time.perf_counter() - started:.0f} s")
+    print("\n| proposals | proposer | mean true gain | median | trainings | crashes | gain per 100 trainings |")
+    print("|---:|---|---:|---:|---:|---:|---:|")
+    for n in counts:
+        for name in proposers:
+            g, t, c = gains[name, n], spent[name, n], crashes[name, n]
+            print(f"| {n} | {name} | {np.mean(g):.4f} | {np.median(g):.4f} | {np.mean(t):.1f} | {np.mean(c):.1f} | "
+                  f"{100 * np.sum(g) / max(1, np.sum(t)):.4f} |")
+    print("\n| proposals | pair | mean difference | wins / ties / losses | Wilcoxon p |")
+    print("|---:|---|---:|---|---:|")
+    for n in counts:
+        for a, b in combinations(proposers, 2):
+            diff = [x - y for x, y in zip(gains[a, n], gains[b, n])]
+            wins, ties = sum(d > 0 for d in diff), sum(d == 0 for d in diff)
+            print(f"| {n} | {a} - {b} | {np.mean(diff):+.4f} | {wins} / {ties} / {len(diff) - wins - ties} | "
+                  f"{wilcoxon(diff):.3g} |")
+
+
+if __name__ == "__main__":
+    main()
