@@ -46,12 +46,15 @@ prepare: install
 
 # The tests run in a shuffled order (pytest-randomly; the seed is printed at the top). TEST_SEED fixes the
 # shuffle so CI repeats an order that was checked; `make test TEST_SEED=` draws a fresh one.
+# Two workers (pytest-xdist; a worker that runs out takes queued tests from the other): the slow tests wait on
+# processes and servers much of the time, so two at once on 2 cores cut the wall time. TEST_WORKERS=0: one process.
 TEST_SEED ?= 20261205
+TEST_WORKERS ?= 2
 test: install-dev
-	$(PY) -m pytest -q --durations=15 $(if $(TEST_SEED),--randomly-seed=$(TEST_SEED)) $(ARGS)
+	$(PY) -m pytest -q --durations=15 -n $(TEST_WORKERS) --dist worksteal $(if $(TEST_SEED),--randomly-seed=$(TEST_SEED)) $(ARGS)
 
 test-fast: install-dev
-	$(PY) -m pytest -q -m "not slow" $(ARGS)
+	$(PY) -m pytest -q -m "not slow" -n $(TEST_WORKERS) --dist worksteal $(ARGS)
 
 # Mutation testing (scripts/mutation.py, docs/MUTATION.md): each module of the judgement and its neighbours against the
 # fast tests that claim it. `make mutation MODULES="research/judging/sprt.py hardware/cpu.py"` runs those only;

@@ -55,8 +55,10 @@ def prepare_dataset(name: str, root: str | Path = ".", echo=None) -> dict:
     # Stage commands say `python`: make it this interpreter, whatever PATH the caller has.
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     echo(f"prepare {name}: dvc repro {target}")
-    process = subprocess.Popen([*_dvc_command(), "repro", target], cwd=root, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, bufsize=1)
+    # --wait-for-lock: a second run started beside a first (two terminals, a suite, a test session's workers) waits
+    # for the first's `dvc repro` instead of failing after DVC's 3 s; the lock dies with its process, never stale.
+    process = subprocess.Popen([*_dvc_command(), "--wait-for-lock", "repro", target], cwd=root, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
     data_error, tail = None, []
     for line in process.stdout:
         line = line.rstrip()

@@ -35,6 +35,11 @@ os.environ.update({
     "DO_NOT_TRACK": "1",
     "DVC_NO_ANALYTICS": "1",
 })
+# pytest-xdist's workers (`make test` runs two) share the cores: each worker's trainings get an equal share, since
+# two OpenMP teams each as wide as the machine stall each other whenever one of their threads waits for a core.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
+if _WORKERS > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _WORKERS)))
 os.environ.pop("PREFECT_API_URL", None)
 os.environ.pop("ANTHROPIC_API_KEY", None)  # tests that need a key set their own sentinel
 TINY_DOCUMENTS_PER_FILE = 80  # ~450 KB of text: enough to train on, quick to build

@@ -6,6 +6,8 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -86,6 +88,24 @@ def test_prepare_dataset_verifies_and_is_fast_when_up_to_date(clone, monkeypatch
     lines.clear()
     assert prepare_dataset("bundled", clone, echo=lines.append) == manifest
     assert any("up to date" in line or "didn't change" in line for line in lines)
+
+
+@pytest.mark.slow
+def test_prepare_waits_for_a_dvc_repro_that_holds_the_lock_instead_of_failing(clone):
+    """Two runs started together both prepare: the second waits for the first's `dvc repro`. Held here for 4.5 s,
+    just past the 3 s after which DVC gives up without --wait-for-lock."""
+    import zc.lockfile
+
+    (clone / ".dvc" / "tmp").mkdir(parents=True, exist_ok=True)
+    lock = zc.lockfile.LockFile(str(clone / ".dvc" / "tmp" / "lock"))  # what a running `dvc repro` holds
+    releaser = threading.Timer(4.5, lock.close)
+    releaser.start()
+    started = time.monotonic()
+    try:
+        manifest = prepare_dataset("bundled", clone, echo=lambda line: None)
+    finally:
+        releaser.join()
+    assert time.monotonic() - started >= 4.5 and manifest["tokens"]["train"] > 0
 
 
 def test_prepare_outside_a_git_repository(tmp_path):
