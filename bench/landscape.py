@@ -32,6 +32,7 @@ import json
 import math
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -126,10 +127,18 @@ def append_row(path: Path, row: dict) -> None:
 
 
 def train(cfg: dict, data: dict, block: dict, seed: int, threads: int) -> dict:
-    """One training and evaluation as the product runs them; the outcome as CSV fields."""
+    """One training and evaluation as the product runs them; the outcome as CSV fields. The folder (a 20 MB
+    checkpoint) is removed after."""
+    exp_dir = Path(tempfile.mkdtemp(prefix="landscape-"))
+    try:
+        return _train_in(exp_dir, cfg, data, block, seed, threads)
+    finally:
+        shutil.rmtree(exp_dir, ignore_errors=True)
+
+
+def _train_in(exp_dir: Path, cfg: dict, data: dict, block: dict, seed: int, threads: int) -> dict:
     from training.run_config import ExperimentDir, training_config, write_training_config
 
-    exp_dir = Path(tempfile.mkdtemp(prefix="landscape-"))
     write_training_config(exp_dir, training_config(cfg, block, seed, data))
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": str(threads)}
     trained = subprocess.run([sys.executable, "-m", "training.entry", str(exp_dir)], cwd=ROOT, env=env,

@@ -204,3 +204,21 @@ def test_a_crash_region_is_a_crash_row_and_counted(tmp_path):
     rows = replay(landscape, "local", 1, 6, tmp_path, [])
     crashes = [r for r in rows if r["status"] == "crash"]
     assert crashes and rows[-1]["crashes"] == len(crashes) and rows[-1]["gain"] == pytest.approx(0.0)
+
+
+@pytest.mark.slow
+def test_a_real_training_is_a_row_and_a_failing_one_a_crash_with_its_reason_and_no_folder_is_left(tiny_dataset, tmp_path,
+                                                                                               monkeypatch):
+    from tests.test_flow_research import TINY_RUN
+
+    monkeypatch.setattr(collector.tempfile, "tempdir", str(tmp_path))  # where the training folders go
+    cfg = compose(TINY_RUN, auto=False)
+    data = {"shard_dir": str(tiny_dataset["shard_dir"]), "tokenizer_dir": str(tiny_dataset["tokenizer_dir"]),
+            "data_version": tiny_dataset["manifest"]["data_version"]}
+    done = collector.train(cfg, data, cfg["hparams"], 1000, 1)
+    assert done["status"] == "ok" and done["steps"] == 4 and 1.0 < float(done["val_bpb"]) < 10.0
+    # 1,000 tokens per step is no multiple of 8 sequences of 128: the training process refuses the block
+    broken = with_changes(cfg["hparams"], [["batch.total_batch_tokens", 1000]])
+    failed = collector.train(cfg, data, broken, 1000, 1)
+    assert failed["status"] == "crash" and "1000" in failed["reason"]
+    assert list(tmp_path.iterdir()) == []
