@@ -26,14 +26,22 @@ def run_flow(tag: str, runs_dir: Path, overrides: list[str]) -> tuple[list[dict]
 
 
 def add_budget_arguments(parser: argparse.ArgumentParser) -> None:
-    limit = parser.add_mutually_exclusive_group(required=True)
-    limit.add_argument("--seconds", type=int, help="training seconds per experiment (time budget)")
+    limit = parser.add_mutually_exclusive_group()
+    limit.add_argument("--flops", type=float, help="FLOPs per experiment (default: the cpu preset's FLOP budget, "
+                                                   "which the machine's load cannot change)")
+    limit.add_argument("--seconds", type=int, help="training seconds per experiment (time budget: needs a quiet machine)")
     limit.add_argument("--steps", type=int, help="optimizer steps per experiment (steps budget)")
 
 
 def budget_overrides(args: argparse.Namespace) -> list[str]:
-    return (["budget.kind=time", f"budget.seconds={args.seconds}"] if args.seconds
-            else ["budget.kind=steps", f"budget.steps={args.steps}"])
+    """The budget overrides; none for the cpu preset's own FLOP budget."""
+    if args.seconds:
+        return ["budget.kind=time", f"budget.seconds={args.seconds}"]
+    if args.steps:
+        return ["budget.kind=steps", f"budget.steps={args.steps}"]
+    if args.flops:
+        return ["budget.kind=flops", f"budget.flops={args.flops:g}"]
+    return []
 
 
 def load() -> str:

@@ -1,16 +1,18 @@
 """Local proposer against random on real CPU-preset training: val_bpb gained after N proposals.
 
-    python bench/proposer_cpu.py [--proposals 16] [--baselines 2] [--proposers local,random]
-                                 [--base-seeds 42,7,...] [--remeasure REPEATS] (--seconds S | --steps N)
+    python bench/proposer_cpu.py [--proposals 16] [--baselines 2] [--proposers local,tpe,random]
+                                 [--base-seeds 42,7,...] [--remeasure REPEATS] [--flops F | --seconds S | --steps N]
                                  [extra overrides...]
 
 Runs `autoresearch run` on the bundled dataset with the cpu preset, once per proposer and base seed, each with
 BASELINES baselines (seeds S, S+1, ...) and PROPOSALS experiments, then prints the gain of each run: the mean of
-its baselines minus its best kept val_bpb, and with several base seeds the mean gain per proposer. A time budget
-is the product's objective (a bigger model must pay for its compute) but needs a quiet machine: under load the
-steps done in S seconds swing, so the load average is printed before and after. A steps budget is immune to
-load but gives compute away, so it rewards the biggest model a proposer dares to try. One run is a single
-sample, not a distribution: `--base-seeds` draws more (other baseline seeds, other proposals).
+its baselines minus its best kept val_bpb, and with several base seeds the mean gain per proposer and, per pair
+of proposers, the Wilcoxon signed-rank test over base seeds. The default budget is the cpu preset's FLOP budget:
+the machine's load cannot change what a training trains, and a bigger model still pays for its compute with
+fewer steps. A time budget (--seconds) needs a quiet machine: under load the steps done in S seconds swing, so
+the load average is printed before and after. A steps budget is immune to load but gives compute away, so it
+rewards the biggest model a proposer dares to try. One run is a single sample, not a distribution:
+`--base-seeds` draws more (other baseline seeds, other proposals).
 
 That gain is the score of the winner of noisy comparisons, so it carries the luck of the keep. `--remeasure R`
 then trains the default block and every run's best config on R fresh seeds (bench/remeasure.py) and prints
@@ -28,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.cpu_runs import (add_budget_arguments, baseline_mean, budget_overrides, keep_time_gain, load,  # noqa: E402
                             run_flow)
+from bench.paired_stats import pairwise_lines  # noqa: E402
 from bench.remeasure import FinishedRun, remeasure  # noqa: E402
 
 
@@ -36,15 +39,17 @@ def main() -> None:
     parser.add_argument("--proposals", type=int, default=16)
     parser.add_argument("--baselines", type=int, default=2, help="baseline repeats: their spread is the noise sigma")
     parser.add_argument("--proposers", default="local,random",
-                        help="comma-separated conf/proposer names: local, random, tpe, hybrid, claude")
+                        help="comma-separated conf/proposer names: local, tpe, random (hybrid and claude need "
+                             "ANTHROPIC_API_KEY)")
     add_budget_arguments(parser)
     parser.add_argument("--base-seeds", default="42", help="comma-separated base seeds, one run per proposer each")
     parser.add_argument("--remeasure", type=int, default=0, metavar="REPEATS",
                         help="then train the default and every best config on REPEATS fresh seeds (bench/remeasure.py)")
     args, extra = parser.parse_known_args()
     proposers = [name for name in args.proposers.split(",") if name]
-    if not proposers or set(proposers) - {"local", "random"}:
-        parser.error(f"--proposers takes local and/or random, comma-separated; got {args.proposers!r}")
+    known = sorted(path.stem for path in (ROOT / "conf" / "proposer").glob("*.yaml"))
+    if not proposers or set(proposers) - set(known):
+        parser.error(f"--proposers takes names of {', '.join(known)}, comma-separated; got {args.proposers!r}")
     try:
         seeds = [int(seed) for seed in args.base_seeds.split(",") if seed]
     except ValueError:
@@ -76,8 +81,9 @@ def main() -> None:
     means = {proposer: sum(values) / len(values) for proposer, values in gains.items()}
     for proposer, mean in means.items():
         print(f"{proposer}: mean gain {mean:.4f} over {len(gains[proposer])} base seed(s)")
-    if len(means) == 2 and means["random"] > 0:
-        print(f"local / random mean gain: {means['local'] / means['random']:.2f}x")
+    if len(seeds) > 1 and len(means) > 1:
+        print("\nGains at keep time, per base seed:\n")
+        print("\n".join(pairwise_lines(gains)))
     if args.remeasure:
         first_fresh = max(seeds) + args.baselines  # past every seed the runs trained on
         print(f"\nRe-measured on seeds {first_fresh} to {first_fresh + args.remeasure - 1}:\n")

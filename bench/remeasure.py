@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.cpu_runs import (add_budget_arguments, budget_overrides, keep_time_gain, kept_overrides, load,  # noqa: E402
                             proposer_of, run_flow)
+from bench.paired_stats import pairwise_lines  # noqa: E402
 from research.judging.verdict import finite_or_none  # noqa: E402
 from research.records.layout import RunLayout  # noqa: E402
 from research.records.ledger import Ledger  # noqa: E402
@@ -118,18 +119,19 @@ def remeasure(runs: list[FinishedRun], first_seed: int, repeats: int, common: li
 
 
 def summary(runs: list[FinishedRun], gains: dict[tuple[str, ...], float]) -> None:
-    means: dict[str, tuple[float, float]] = {}
-    for proposer in sorted({run.proposer for run in runs}):
+    proposers = sorted({run.proposer for run in runs})
+    for proposer in proposers:
         own = [run for run in runs if run.proposer == proposer]
-        means[proposer] = (statistics.fmean(run.keep_time_gain for run in own),
-                           statistics.fmean(gains[run.best] for run in own))
-        print(f"\n{proposer}: {len(own)} run(s), mean gain at keep time {means[proposer][0]:.4f}, "
-              f"re-measured {means[proposer][1]:.4f}")
-    if {"local", "random"} <= means.keys():
-        for index, what in enumerate(("at keep time", "re-measured")):
-            local, random = means["local"][index], means["random"][index]
-            ratio = f"{local / random:.2f}x" if random > 0 else "undefined (random gained nothing)"
-            print(f"local / random, {what}: {ratio}")
+        print(f"\n{proposer}: {len(own)} run(s), mean gain at keep time "
+              f"{statistics.fmean(run.keep_time_gain for run in own):.4f}, "
+              f"re-measured {statistics.fmean(gains[run.best] for run in own):.4f}")
+    # Pairs over the base seeds every proposer ran: one run per proposer and base seed
+    by_seed = {(run.proposer, run.base_seed): run for run in runs}
+    seeds = sorted(set.intersection(*({run.base_seed for run in runs if run.proposer == p} for p in proposers)))
+    if len(proposers) > 1 and len(seeds) > 1:
+        for what, gain_of in (("at keep time", lambda run: run.keep_time_gain), ("re-measured", lambda run: gains[run.best])):
+            print(f"\nGains {what}, per base seed ({', '.join(map(str, seeds))}):\n")
+            print("\n".join(pairwise_lines({p: [gain_of(by_seed[p, seed]) for seed in seeds] for p in proposers})))
 
 
 def main() -> None:

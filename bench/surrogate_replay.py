@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import tempfile
 import time
-from itertools import combinations
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +26,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.paired_stats import pairwise_lines  # noqa: E402
 from bench.surrogate import Landscape, fit, read_rows  # noqa: E402
 from experiment.lifecycle import ExperimentLifecycle, RunContext  # noqa: E402
 from experiment.loop import run_experiments  # noqa: E402
@@ -116,36 +115,6 @@ def replay(landscape: Landscape, proposer: str, base_seed: int, proposals: int, 
     return out
 
 
-def wilcoxon(differences: list[float]) -> float:
-    """Two-sided p-value of the Wilcoxon signed-rank test: zeros dropped, tied sizes share their mean rank; exact
-    (every sign assignment counted) up to 20 pairs, the normal approximation above."""
-    d = [x for x in differences if x != 0]
-    n = len(d)
-    if n == 0:
-        return 1.0
-    order = sorted(range(n), key=lambda i: abs(d[i]))
-    doubled = [0] * n  # twice the ranks: mean ranks of ties are halves, twice them are integers
-    i = 0
-    while i < n:
-        j = i
-        while j + 1 < n and abs(d[order[j + 1]]) == abs(d[order[i]]):
-            j += 1
-        for k in range(i, j + 1):
-            doubled[order[k]] = i + j + 2
-        i = j + 1
-    plus, total = sum(r for r, x in zip(doubled, d) if x > 0), sum(doubled)
-    if n <= 20:
-        counts = np.zeros(total + 1)
-        counts[0] = 1
-        for r in doubled:  # the null distribution of the positive ranks' sum: each sign a fair coin
-            counts[r:] = counts[r:] + counts[:-r].copy()
-        low = counts[:min(plus, total - plus) + 1].sum() / counts.sum()
-        return float(min(1.0, 2 * low))
-    mean, sd = total / 4, math.sqrt(n * (n + 1) * (2 * n + 1) / 24)
-    z = (abs(plus / 2 - mean) - 0.5) / sd
-    return float(min(1.0, math.erfc(z / math.sqrt(2))))
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--landscape", type=Path, default=ROOT / "bench" / "results" / "landscape.csv")
@@ -185,15 +154,9 @@ def main(argv: list[str] | None = None) -> None:
             g, t, c = gains[name, n], spent[name, n], crashes[name, n]
             print(f"| {n} | {name} | {np.mean(g):.4f} | {np.median(g):.4f} | {np.mean(t):.1f} | {np.mean(c):.1f} | "
                   f"{100 * np.sum(g) / max(1, np.sum(t)):.4f} |")
-    print("\n| proposals | pair | mean difference | wins / ties / losses | Wilcoxon p |")
-    print("|---:|---|---:|---|---:|")
     for n in counts:
-        for a, b in combinations(proposers, 2):
-            diff = [x - y for x, y in zip(gains[a, n], gains[b, n])]
-            wins, ties = sum(d > 0 for d in diff), sum(d == 0 for d in diff)
-            print(f"| {n} | {a} - {b} | {np.mean(diff):+.4f} | {wins} / {ties} / {len(diff) - wins - ties} | "
-                  f"{wilcoxon(diff):.3g} |")
-
+        print(f"\nAfter {n} proposals, per base seed:\n")
+        print("\n".join(pairwise_lines({name: gains[name, n] for name in proposers})))
 
 if __name__ == "__main__":
     main()

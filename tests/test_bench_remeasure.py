@@ -71,14 +71,33 @@ def test_seeds_a_run_already_trained_on_are_refused_before_any_training(tmp_path
         remeasure([run], first_seed=1001, repeats=3, common=[], work_dir=tmp_path)
 
 
-def test_summary_gives_both_ratios(capsys):
+def test_summary_compares_each_pair_of_proposers_over_the_base_seeds_both_ran(capsys):
     found = ("hparams.model.depth=2",)
     runs = [FinishedRun("a", "local", 1, 0.04, found, frozenset()), FinishedRun("b", "local", 2, 0.0, (), frozenset()),
             FinishedRun("c", "random", 1, 0.03, ("hparams.model.depth=3",), frozenset()),
-            FinishedRun("d", "random", 2, 0.01, ("hparams.model.depth=5",), frozenset())]
+            FinishedRun("d", "random", 2, 0.01, ("hparams.model.depth=5",), frozenset()),
+            FinishedRun("e", "local", 3, 0.09, found, frozenset())]  # base seed 3: random has no run to pair it with
     gains = {(): 0.0, found: 0.03, ("hparams.model.depth=3",): 0.01, ("hparams.model.depth=5",): -0.01}
     summary(runs, gains)
     out = capsys.readouterr().out
-    assert "local: 2 run(s), mean gain at keep time 0.0200, re-measured 0.0150" in out
-    assert "local / random, at keep time: 1.00x" in out
-    assert "local / random, re-measured: undefined (random gained nothing)" in out
+    assert "local: 3 run(s), mean gain at keep time 0.0433, re-measured 0.0200" in out
+    keep_time, remeasured = out.split("Gains at keep time, per base seed (1, 2):")[1].split("Gains re-measured")
+    # at keep time: 0.04 - 0.03 and 0.0 - 0.01, one win and one loss of the same size: p = 1
+    assert "| local - random | +0.0000 | 1 / 0 / 1 | 1 |" in keep_time
+    # re-measured: 0.03 - 0.01 and 0.0 - (-0.01), both wins: 1 of the 4 sign assignments as extreme, twice: 0.5
+    assert "| local - random | +0.0150 | 2 / 0 / 0 | 0.5 |" in remeasured
+
+
+def test_the_budget_is_the_presets_flop_budget_unless_one_is_named():
+    import argparse
+
+    from bench.cpu_runs import add_budget_arguments, budget_overrides
+
+    parser = argparse.ArgumentParser()
+    add_budget_arguments(parser)
+    assert budget_overrides(parser.parse_args([])) == []  # conf/preset/cpu.yaml's FLOP budget: load cannot skew it
+    assert budget_overrides(parser.parse_args(["--flops", "3.6e12"])) == ["budget.kind=flops", "budget.flops=3.6e+12"]
+    assert budget_overrides(parser.parse_args(["--seconds", "30"])) == ["budget.kind=time", "budget.seconds=30"]
+    assert budget_overrides(parser.parse_args(["--steps", "40"])) == ["budget.kind=steps", "budget.steps=40"]
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--steps", "40", "--seconds", "30"])

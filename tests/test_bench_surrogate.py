@@ -12,7 +12,8 @@ import pytest
 
 from bench import landscape as collector
 from bench.surrogate import DEFAULT_BLOCK, fit, read_rows, with_changes
-from bench.surrogate_replay import replay, wilcoxon
+from bench.paired_stats import pairwise_lines, wilcoxon
+from bench.surrogate_replay import replay
 from flows.compose import CONF_DIR, compose
 from research.proposing.space import load_space
 
