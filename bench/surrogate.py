@@ -87,6 +87,7 @@ class Landscape:
     run_sd: float
     interaction_sd: float
     trainings: int
+    seconds_per_training: float | None = None  # the trainings' mean training_seconds: what a replay's trainings cost
 
     def true_val_bpb(self, hparams: dict, defaults: dict, salt: int = 0) -> float | None:
         """The noise-free val_bpb of a block, or None where it crashes. `salt` picks the pairwise interactions."""
@@ -149,7 +150,9 @@ def fit(rows: list[dict], space: Space, defaults: dict) -> Landscape:
     # add one): E[(d1 - d2)^2] = 4 run_sd^2.
     run_sd = math.sqrt(statistics.fmean((a - b) ** 2 for a, b in seed_pairs) / 4) if seed_pairs else 0.0
     seed_sd = statistics.stdev(default.values())
-    landscape = Landscape(statistics.fmean(default.values()), effects, seed_sd, run_sd, 0.0, len(rows))
+    seconds = [float(r["training_seconds"]) for r in rows if r["status"] == "ok" and r.get("training_seconds")]
+    landscape = Landscape(statistics.fmean(default.values()), effects, seed_sd, run_sd, 0.0, len(rows),
+                          statistics.fmean(seconds) if seconds else None)
     excess = []
     for mean_diff, changes, n in residuals:
         additive = landscape.true_val_bpb(with_changes(defaults, changes), defaults)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import tempfile
 import time
@@ -147,13 +148,14 @@ def main(argv: list[str] | None = None) -> None:
           f"{landscape.seed_sd:.4f}, run sd {landscape.run_sd:.4f}, interaction sd {landscape.interaction_sd:.4f}, "
           f"{landscape.trainings} trainings; base seeds {seeds.start}-{seeds.stop - 1}; "
           f"{time.perf_counter() - started:.0f} s")
-    print("\n| proposals | proposer | mean true gain | median | trainings | crashes | gain per 100 trainings |")
+    hours = (landscape.seconds_per_training or math.nan) / 3600  # a training's cost, from the landscape's own
+    print("\n| proposals | proposer | mean true gain | median | trainings | crashes | gain per training hour |")
     print("|---:|---|---:|---:|---:|---:|---:|")
     for n in counts:
         for name in proposers:
             g, t, c = gains[name, n], spent[name, n], crashes[name, n]
             print(f"| {n} | {name} | {np.mean(g):.4f} | {np.median(g):.4f} | {np.mean(t):.1f} | {np.mean(c):.1f} | "
-                  f"{100 * np.sum(g) / max(1, np.sum(t)):.4f} |")
+                  f"{np.sum(g) / max(1, np.sum(t)) / hours:.4f} |")
     for n in counts:
         print(f"\nAfter {n} proposals, per base seed:\n")
         print("\n".join(pairwise_lines({name: gains[name, n] for name in proposers})))

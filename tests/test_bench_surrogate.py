@@ -96,6 +96,14 @@ def test_the_interaction_is_what_two_change_blocks_measured_beyond_the_sum_and_t
     assert landscape.interaction_sd == pytest.approx(math.sqrt(0.010 ** 2 - 0.002 ** 2))
 
 
+def test_a_trainings_cost_is_the_mean_training_time_of_the_finished_ones():
+    rows = table({("optim.matrix_lr", 0.08): -0.02, ("model.depth", 8): None})
+    for r, seconds in zip(rows, ("40.0", "50.0", "", "60.0", "30.0", "30.0", "99.0", "99.0")):
+        r["training_seconds"] = seconds  # the last two are the crashed depth 8: not a training's cost
+    assert fit(rows, SPACE, DEFAULTS).seconds_per_training == pytest.approx((40 + 50 + 60 + 30 + 30) / 5)
+    assert fit(table({}), SPACE, DEFAULTS).seconds_per_training is None
+
+
 def test_fewer_than_two_default_seeds_is_one_clear_sentence():
     with pytest.raises(ValueError, match="default block on at least 2 seeds"):
         fit([row([], 1000, 1.75)], SPACE, DEFAULTS)
