@@ -146,8 +146,8 @@ def fit(rows: list[dict], space: Space, defaults: dict) -> Landscape:
                 effects[key].add(value, statistics.fmean(diffs))
         elif len(changes) == 2 and diffs:
             residuals.append((statistics.fmean(diffs), changes, len(diffs)))
-    # A gain measured on two seeds differs between them by twice a run's noise variance (block and default each
-    # add one): E[(d1 - d2)^2] = 4 run_sd^2.
+    # One block's gains on two seeds differ by four runs' noise (each gain is the block's run minus the default's
+    # run on its seed): E[(d1 - d2)^2] = 4 run_sd^2.
     run_sd = math.sqrt(statistics.fmean((a - b) ** 2 for a, b in seed_pairs) / 4) if seed_pairs else 0.0
     seed_sd = statistics.stdev(default.values())
     seconds = [float(r["training_seconds"]) for r in rows if r["status"] == "ok" and r.get("training_seconds")]

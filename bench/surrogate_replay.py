@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
           f"{landscape.seed_sd:.4f}, run sd {landscape.run_sd:.4f}, interaction sd {landscape.interaction_sd:.4f}, "
           f"{landscape.trainings} trainings; base seeds {seeds.start}-{seeds.stop - 1}; "
           f"{time.perf_counter() - started:.0f} s")
-    hours = (landscape.seconds_per_training or math.nan) / 3600  # a training's cost, from the landscape's own
+    hours = (landscape.seconds_per_training or math.nan) / 3600  # per training: the landscape's mean training time
     print("\n| proposals | proposer | mean true gain | median | trainings | crashes | gain per training hour |")
     print("|---:|---|---:|---:|---:|---:|---:|")
     for n in counts:
@@ -159,6 +159,7 @@ def main(argv: list[str] | None = None) -> None:
     for n in counts:
         print(f"\nAfter {n} proposals, per base seed:\n")
         print("\n".join(pairwise_lines({name: gains[name, n] for name in proposers})))
+
 
 if __name__ == "__main__":
     main()
