@@ -163,6 +163,11 @@ def fit(rows: list[dict], space: Space, defaults: dict) -> Landscape:
     return landscape
 
 
+def _axis_value(param: Param, x: float):
+    value = math.exp(x) if param.log else x
+    return int(round(value)) if param.type == "int" else value
+
+
 def describe(landscape: Landscape) -> list[str]:
     """The fitted landscape as lines: the noise, then each key's trained values and gains, best first."""
     lines = [f"default val_bpb {landscape.default_val_bpb:.4f}; seed sd {landscape.seed_sd:.4f}, run sd "
@@ -170,7 +175,7 @@ def describe(landscape: Landscape) -> list[str]:
     measured = []
     for key, effect in landscape.effects.items():
         points = [(g, v) for v, g in effect.categories.items()] + [
-            (g, format_value(effect.param, math.exp(x) if effect.param.log else x)) for x, g in effect.numbers]
+            (g, format_value(effect.param, _axis_value(effect.param, x))) for x, g in effect.numbers]
         if points:
             best = min((g for g, _ in points if g is not None), default=None)
             measured.append((best if best is not None else math.inf, key, points))

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.paired_stats import pairwise_lines  # noqa: E402
-from bench.surrogate import Landscape, fit, read_rows  # noqa: E402
+from bench.surrogate import Landscape, describe, fit, read_rows  # noqa: E402
 from experiment.lifecycle import ExperimentLifecycle, RunContext  # noqa: E402
 from experiment.loop import run_experiments  # noqa: E402
 from experiment.outcome import Outcome  # noqa: E402
@@ -144,10 +144,9 @@ def main(argv: list[str] | None = None) -> None:
                     gains[name, n].append(upto[-1]["gain"])
                     spent[name, n].append(upto[-1]["trainings"])
                     crashes[name, n].append(upto[-1]["crashes"])
-    print(f"surrogate of {args.landscape.name}: default {landscape.default_val_bpb:.4f}, seed sd "
-          f"{landscape.seed_sd:.4f}, run sd {landscape.run_sd:.4f}, interaction sd {landscape.interaction_sd:.4f}, "
-          f"{landscape.trainings} trainings; base seeds {seeds.start}-{seeds.stop - 1}; "
-          f"{time.perf_counter() - started:.0f} s")
+    print(f"surrogate of {args.landscape.name} (gains: block minus default, negative is better): "
+          + "\n".join(describe(landscape)))
+    print(f"\nbase seeds {seeds.start}-{seeds.stop - 1}; replayed in {time.perf_counter() - started:.0f} s")
     hours = (landscape.seconds_per_training or math.nan) / 3600  # per training: the landscape's mean training time
     print("\n| proposals | proposer | mean true gain | median | trainings | crashes | gain per training hour |")
     print("|---:|---|---:|---:|---:|---:|---:|")

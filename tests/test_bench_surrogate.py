@@ -11,7 +11,7 @@ import random
 import pytest
 
 from bench import landscape as collector
-from bench.surrogate import DEFAULT_BLOCK, fit, read_rows, with_changes
+from bench.surrogate import DEFAULT_BLOCK, describe, fit, read_rows, with_changes
 from bench.paired_stats import pairwise_lines, wilcoxon
 from bench.surrogate_replay import replay
 from flows.compose import CONF_DIR, compose
@@ -102,6 +102,15 @@ def test_a_trainings_cost_is_the_mean_training_time_of_the_finished_ones():
         r["training_seconds"] = seconds  # the last two are the crashed depth 8: not a training's cost
     assert fit(rows, SPACE, DEFAULTS).seconds_per_training == pytest.approx((40 + 50 + 60 + 30 + 30) / 5)
     assert fit(table({}), SPACE, DEFAULTS).seconds_per_training is None
+
+
+def test_the_description_lists_each_trained_key_best_first_in_its_own_words():
+    landscape = fit(table({("model.depth", 3): -0.1, ("model.depth", 8): None, ("optim.matrix_lr", 0.08): -0.02,
+                           ("model.activation", "gelu"): 0.01}), SPACE, DEFAULTS)
+    lines = describe(landscape)
+    assert lines[0].startswith("default val_bpb 1.7510; seed sd 0.0084, run sd 0.0000") and "12 trainings" in lines[0]
+    assert lines[1:] == ["  model.depth: 3: -0.1000, 8: crash", "  optim.matrix_lr: 0.08: -0.0200",
+                         "  model.activation: gelu: +0.0100"]
 
 
 def test_fewer_than_two_default_seeds_is_one_clear_sentence():
