@@ -3,7 +3,7 @@ own fp32 matmul rate, and the time to the first step.
 
     python bench/cpu_train.py [--steps 30 | --seconds 60] [--compile auto|true|false] [--threads N]
 
-Builds an experiment folder with the cpu preset on the bundled dataset (run `autoresearch prepare` first),
+Builds an experiment folder with the cpu preset on the bundled dataset (prepared first, as `autoresearch run` does),
 starts `python -m training.entry`, and times the first progress line from the process start. The fp32 matmul
 rate (512 x 512 x 512, the thread count of the training) is measured right before and right after the
 training, in this process, so the ratio "model FLOP/s / fp32 matmul FLOP/s" compares two figures taken
@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
+from data.prepare import prepare_data  # noqa: E402
 from flows.compose import compose, resolve_path  # noqa: E402
 from hardware import get_adapter  # noqa: E402
 from training.run_config import ExperimentDir, training_config, write_training_config  # noqa: E402
@@ -55,9 +56,7 @@ def main(argv: list[str] | None = None) -> None:
     budget_overrides = (["budget.kind=time", f"budget.seconds={args.seconds:g}"] if args.seconds
                         else ["budget.kind=steps", f"budget.steps={args.steps or 30}"])
     cfg = compose(["preset=cpu", "proposer=local", f"train.compile={args.compile}", *budget_overrides], auto=False)
-    base = resolve_path(cfg["paths"]["data_dir"]) / cfg["dataset"]["name"]
-    data = {"shard_dir": str(base / "shards"), "tokenizer_dir": str(base / "tokenizer"),
-            "data_version": json.loads((base / "shards" / "manifest.json").read_text())["data_version"]}
+    data = prepare_data(cfg["dataset"]["name"], resolve_path(cfg["paths"]["data_dir"]))  # as `autoresearch run` does
     exp_dir = Path(tempfile.mkdtemp(prefix="bench-cpu-"))
     write_training_config(exp_dir, training_config(cfg, cfg["hparams"], cfg["hparams"]["seed"], data))
     load_before = os.getloadavg()[0]

@@ -16,9 +16,10 @@ Each block trains on SEEDS seeds (1000, 1001, ...), so a change's gain is paired
 seed. A block the space's constraints reject for the cpu preset is left out: no proposer would train it.
 
 The budget is the cpu preset's own: a FLOP budget (conf/preset/cpu.yaml), which the machine's load cannot change;
-a bigger block gets fewer steps, as it would under a time budget on an idle machine. Trainings run as the product
-runs them (`python -m training.entry`, then `python -m training.evaluate`), without Prefect. A training that
-fails is a row too (status crash, with its reason): proposers must learn where the crashes are.
+a bigger block gets fewer steps, as it would under a time budget on an idle machine. The dataset is prepared as
+`autoresearch run` prepares it, and trainings run as the product runs them (training.launch starts `python -m
+training.entry`, then `python -m training.evaluate`), without Prefect. A training that fails is a row too (status
+crash, with its reason): proposers must learn where the crashes are.
 
 Crash-safe and resumable: a row is appended and flushed when its training ends, and a (block, seed) already in the
 file is not trained again, so the command can be stopped at any moment and run again (also on another day: every
@@ -43,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.surrogate import DEFAULT_BLOCK, with_changes  # noqa: E402
+from data.prepare import prepare_data  # noqa: E402
 from flows.compose import compose, resolve_path  # noqa: E402
 from research.proposing.space import Param, Space, format_value, get_value, load_space  # noqa: E402
 from research.proposing.validation import InvalidProposal, check_constraints  # noqa: E402
@@ -137,24 +139,28 @@ def train(cfg: dict, data: dict, block: dict, seed: int, threads: int) -> dict:
 
 
 def _train_in(exp_dir: Path, cfg: dict, data: dict, block: dict, seed: int, threads: int) -> dict:
+    """Through the product's launcher (training.launch: the training's environment without secrets, its deadline
+    and silence watchdog) and its finished-outcome reader, as a research run trains."""
+    from experiment.lifecycle import training_limits
+    from training.launch import finished_metrics, run_isolated
     from training.run_config import ExperimentDir, training_config, write_training_config
 
     write_training_config(exp_dir, training_config(cfg, block, seed, data))
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": str(threads)}
-    trained = subprocess.run([sys.executable, "-m", "training.entry", str(exp_dir)], cwd=ROOT, env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    paths = ExperimentDir(exp_dir)
-    metrics = json.loads(paths.metrics.read_text()) if paths.metrics.is_file() else {}
-    if trained.returncode != 0 or metrics.get("status") != "ok":
-        reason = metrics.get("reason") or (trained.stderr.strip().splitlines() or ["no metrics"])[-1]
-        return {"status": "crash", "reason": reason[:200], "steps": metrics.get("steps", "")}
-    evaluated = subprocess.run([sys.executable, "-m", "training.evaluate", str(exp_dir)], cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    evaluation = json.loads(paths.evaluation.read_text()) if paths.evaluation.is_file() else {}
-    val_bpb = evaluation.get("val_bpb")
-    if evaluated.returncode != 0 or val_bpb is None or not math.isfinite(val_bpb):
-        return {"status": "crash", "reason": f"evaluation: {evaluation.get('reason', 'no val_bpb')}"[:200],
+    paths, env = ExperimentDir(exp_dir), {"OMP_NUM_THREADS": str(threads)}
+    deadline, silence = training_limits(cfg["budget"])
+    trained = run_isolated("training.entry", exp_dir, exp_dir / "train.log", deadline, env=env,
+                           silence_seconds=silence)
+    metrics = finished_metrics(paths.metrics) or {}
+    if metrics.get("status") != "ok":
+        return {"status": "crash", "reason": (metrics.get("reason") or trained.describe_failure())[:200],
                 "steps": metrics.get("steps", "")}
+    run_isolated("training.evaluate", exp_dir, exp_dir / "eval.log", None, env=env,
+                 silence_seconds=float(cfg["budget"]["grace_seconds"]) * 2)
+    evaluation = finished_metrics(paths.evaluation) or {}
+    val_bpb = evaluation.get("val_bpb") if evaluation.get("status") == "ok" else None
+    if val_bpb is None or not math.isfinite(val_bpb):
+        return {"status": "crash", "reason": f"evaluation: {evaluation.get('reason', 'no val_bpb')}"[:200],
+                "steps": metrics["steps"]}
     return {"status": "ok", "val_bpb": f"{val_bpb:.6f}", "steps": metrics["steps"],
             "training_seconds": f"{metrics['training_seconds']:.1f}", "reason": ""}
 
@@ -185,9 +191,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"  {block_name(space, changes)} seed {seed}")
         return
 
-    base = resolve_path(cfg["paths"]["data_dir"]) / cfg["dataset"]["name"]
-    data = {"shard_dir": str(base / "shards"), "tokenizer_dir": str(base / "tokenizer"),
-            "data_version": json.loads((base / "shards" / "manifest.json").read_text())["data_version"]}
+    # As `autoresearch run` prepares it: built by DVC if missing, verified, the run's `data` section.
+    data = prepare_data(cfg["dataset"]["name"], resolve_path(cfg["paths"]["data_dir"]))
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                             text=True).stdout.strip()
     from hardware import get_adapter

@@ -154,10 +154,8 @@ def test_the_collector_appends_a_row_per_training_and_a_second_call_trains_only_
         return {"status": "ok", "val_bpb": "1.750000", "steps": 150, "training_seconds": "50.0", "reason": ""}
 
     monkeypatch.setattr(collector, "train", fake_train)
-    monkeypatch.setattr(collector, "resolve_path", lambda _: tmp_path)
-    shards = tmp_path / "bundled" / "shards"
-    shards.mkdir(parents=True)
-    (shards / "manifest.json").write_text(json.dumps({"data_version": "v1"}))
+    prepared = []
+    monkeypatch.setattr(collector, "prepare_data", lambda name, data_dir: prepared.append(name) or {"dataset": name})
     out = tmp_path / "landscape.csv"
     collector.main(["--out", str(out), "--limit", "5"])
     with out.open() as handle:
@@ -169,6 +167,7 @@ def test_the_collector_appends_a_row_per_training_and_a_second_call_trains_only_
     rows = read_rows(out)
     assert [(r["block"], r["seed"]) for r in rows][5:] == [("model.depth=3", "1001"), ("model.aspect_ratio=33", "1000")]
     assert len(trained) == 7 and len(set(trained)) == 7
+    assert prepared == ["bundled", "bundled"]  # each call prepares the dataset as `autoresearch run` does
 
 
 # --- the replay ------------------------------------------------------------------------------------------------
