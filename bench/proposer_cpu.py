@@ -17,10 +17,19 @@ rewards the biggest model a proposer dares to try. One run is a single sample, n
 That gain is the score of the winner of noisy comparisons, so it carries the luck of the keep. `--remeasure R`
 then trains the default block and every run's best config on R fresh seeds (bench/remeasure.py) and prints
 each run's gain measured that way too.
+
+The whole comparison is hours of training, more than one sitting. `--record DIR` keeps it across sittings: each
+finished run's ledger is copied to DIR/<tag>.tsv (commit them: they are the data), a run already there is read
+instead of trained, and the runs train under runs/bench-proposers-<DIR's name>/, so one stopped midway resumes where it stopped
+(the product's own resume). DIR/settings.json pins what the runs were started with: a record is only ever
+extended with runs made the same way.
 """
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -32,6 +41,39 @@ from bench.cpu_runs import (add_budget_arguments, baseline_mean, budget_override
                             run_flow)
 from bench.paired_stats import pairwise_lines  # noqa: E402
 from bench.remeasure import FinishedRun, remeasure  # noqa: E402
+from research.records.layout import RunLayout  # noqa: E402
+from research.records.ledger import Ledger  # noqa: E402
+
+
+RECORD_RUNS = ROOT / "runs"  # where a recorded comparison trains: kept between sittings, so a stopped run resumes
+
+
+class Record:
+    """DIR/<tag>.tsv per finished run, and DIR/settings.json: what every run in DIR was started with."""
+
+    def __init__(self, folder: Path, settings: dict):
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        pinned = folder / "settings.json"
+        if pinned.is_file():
+            recorded = json.loads(pinned.read_text())
+            if recorded != settings:
+                raise SystemExit(f"{folder} holds runs started with {recorded}, not {settings}: give another "
+                                 f"--record folder, or the same settings.")
+        else:
+            pinned.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
+
+    def ledger(self, tag: str) -> Path:
+        return self.folder / f"{tag}.tsv"
+
+    def rows(self, tag: str) -> list[dict] | None:
+        return Ledger(self.ledger(tag)).rows() if self.ledger(tag).is_file() else None
+
+    def keep(self, tag: str, run_dir: Path) -> None:
+        """Copy a finished run's ledger in, whole or not at all (a stop mid-copy leaves no half record)."""
+        partial = self.ledger(tag).with_suffix(".tsv.partial")
+        shutil.copyfile(RunLayout(run_dir).results, partial)
+        os.replace(partial, self.ledger(tag))
 
 
 def main() -> None:
@@ -45,6 +87,9 @@ def main() -> None:
     parser.add_argument("--base-seeds", default="42", help="comma-separated base seeds, one run per proposer each")
     parser.add_argument("--remeasure", type=int, default=0, metavar="REPEATS",
                         help="then train the default and every best config on REPEATS fresh seeds (bench/remeasure.py)")
+    parser.add_argument("--record", type=Path, metavar="DIR",
+                        help="keep each finished run's ledger in DIR and read the runs already there instead of "
+                             "training them again (a comparison over several sittings)")
     args, extra = parser.parse_known_args()
     proposers = [name for name in args.proposers.split(",") if name]
     known = sorted(path.stem for path in (ROOT / "conf" / "proposer").glob("*.yaml"))
@@ -57,26 +102,38 @@ def main() -> None:
     if not seeds or any(arg.startswith("hparams.seed=") for arg in extra):
         parser.error("give the base seeds with --base-seeds, not hparams.seed=")
     budget = budget_overrides(args)
-    runs_dir = Path(tempfile.mkdtemp(prefix="bench-proposers-"))
+    record = None
+    if args.record:
+        record = Record(args.record, {"baselines": args.baselines, "proposals": args.proposals,
+                                      "overrides": [*budget, *extra]})
+        runs_dir = RECORD_RUNS / f"bench-proposers-{args.record.resolve().name}"  # one per record: no tag clash
+    else:
+        runs_dir = Path(tempfile.mkdtemp(prefix="bench-proposers-"))
     print(f"load average (1 / 5 / 15 min) at the start: {load()}\n")
     print(f"| base seed | proposer | baseline val_bpb (mean of {args.baselines}) | best val_bpb | gain | keeps | "
           "crashes | skips | minutes |")
     print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     gains: dict[str, list[float]] = {proposer: [] for proposer in proposers}
-    tags: list[str] = []
+    finished: list[FinishedRun] = []
     for seed in seeds:
         for proposer in proposers:
             tag = f"bench-{proposer}-s{seed}"
-            rows, wall = run_flow(tag, runs_dir, [f"proposer={proposer}", *budget, f"hparams.seed={seed}",
-                                                  f"research.max_experiments={args.baselines + args.proposals}",
-                                                  f"decide.baseline_repeats={args.baselines}", *extra])
-            tags.append(tag)
+            rows = record.rows(tag) if record else None
+            minutes = "recorded"
+            if rows is None:
+                rows, wall = run_flow(tag, runs_dir, [f"proposer={proposer}", *budget, f"hparams.seed={seed}",
+                                                      f"research.max_experiments={args.baselines + args.proposals}",
+                                                      f"decide.baseline_repeats={args.baselines}", *extra])
+                minutes = f"{wall / 60:.1f}"
+                if record:
+                    record.keep(tag, RunLayout.of(runs_dir, tag).root)
+            finished.append(FinishedRun.of_rows(rows, tag))
             baseline, best = baseline_mean(rows), rows[-1]["best_val_bpb"]
             count = lambda status: sum(r["status"] == status for r in rows)  # noqa: E731
             gain = keep_time_gain(rows)
             gains[proposer].append(gain)
             print(f"| {seed} | {proposer} | {baseline:.4f} | {best:.4f} | {gain:.4f} | {count('keep')} | "
-                  f"{count('crash')} | {count('skip')} | {wall / 60:.1f} |", flush=True)
+                  f"{count('crash')} | {count('skip')} | {minutes} |", flush=True)
     print(f"\nload average at the end: {load()}")
     means = {proposer: sum(values) / len(values) for proposer, values in gains.items()}
     for proposer, mean in means.items():
@@ -87,8 +144,7 @@ def main() -> None:
     if args.remeasure:
         first_fresh = max(seeds) + args.baselines  # past every seed the runs trained on
         print(f"\nRe-measured on seeds {first_fresh} to {first_fresh + args.remeasure - 1}:\n")
-        remeasure([FinishedRun.read(runs_dir / tag, tag) for tag in tags], first_fresh, args.remeasure,
-                  [*budget, *extra], runs_dir)
+        remeasure(finished, first_fresh, args.remeasure, [*budget, *extra], runs_dir)
     print(f"runs kept in {runs_dir}")
 
 

@@ -48,6 +48,11 @@ class FinishedRun:
         rows = Ledger(results).rows()
         if not rows:
             raise ValueError(f"{results} has no rows")
+        return cls.of_rows(rows, name)
+
+    @classmethod
+    def of_rows(cls, rows: list[dict], name: str) -> "FinishedRun":
+        """From a run's ledger rows (its results.tsv, or the copy bench/proposer_cpu.py --record keeps)."""
         return cls(name, proposer_of(rows), int(rows[0]["seed"]), keep_time_gain(rows), kept_overrides(rows),
                    frozenset(int(row["seed"]) for row in rows if row.get("seed") is not None))
 

@@ -1,0 +1,58 @@
+"""bench/proposer_cpu.py --record: a comparison of proposers on real trainings spans sittings, so each finished run
+is kept as data, read back instead of trained again, and only ever joined by runs started the same way."""
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the bench/ scripts are not part of the package
+from bench import proposer_cpu  # noqa: E402
+from research.records.layout import RunLayout  # noqa: E402
+from research.records.ledger import Ledger  # noqa: E402
+
+SETTINGS = {"baselines": 2, "proposals": 1, "overrides": []}
+
+
+def run_rows(proposer, seed):
+    return [
+        {"exp": 0, "status": "baseline", "val_bpb": 2.00, "best_val_bpb": 2.01, "seed": seed},
+        {"exp": 1, "status": "baseline", "val_bpb": 2.02, "best_val_bpb": 2.01, "seed": seed + 1},
+        {"exp": 2, "status": "keep", "val_bpb": 1.97, "best_val_bpb": 1.97, "change": "model.depth=3", "seed": seed,
+         "proposer": proposer},
+    ]
+
+
+def test_a_record_is_only_joined_by_runs_started_the_same_way(tmp_path):
+    proposer_cpu.Record(tmp_path, SETTINGS)
+    proposer_cpu.Record(tmp_path, dict(SETTINGS))  # the same settings: the next sitting goes on
+    with pytest.raises(SystemExit, match="holds runs started with"):
+        proposer_cpu.Record(tmp_path, {**SETTINGS, "overrides": ["budget.kind=steps", "budget.steps=40"]})
+
+
+def test_recorded_runs_are_read_and_the_missing_ones_trained_then_recorded(tmp_path, monkeypatch, capsys):
+    record = tmp_path / "record"
+    proposer_cpu.Record(record, SETTINGS)
+    recorded = Ledger(record / "bench-local-s42.tsv")
+    for item in run_rows("local", 42):
+        recorded.record(item)
+    trained = []
+
+    def fake_flow(tag, runs_dir, overrides):
+        trained.append(tag)
+        ledger = Ledger(RunLayout.of(runs_dir, tag).results)
+        for item in run_rows(tag.split("-")[1], 42):
+            ledger.record(item)
+        return ledger.rows(), 60.0
+
+    monkeypatch.setattr(proposer_cpu, "run_flow", fake_flow)
+    monkeypatch.setattr(proposer_cpu, "RECORD_RUNS", tmp_path / "runs")
+    monkeypatch.setattr(sys, "argv", ["proposer_cpu.py", "--proposals", "1", "--proposers", "local,random",
+                                      "--record", str(record)])
+    proposer_cpu.main()
+    assert trained == ["bench-random-s42"]  # local's run was in the record
+    assert Ledger(record / "bench-random-s42.tsv").rows() == Ledger(
+        RunLayout.of(tmp_path / "runs" / "bench-proposers-record", "bench-random-s42").results).rows()
+    table = capsys.readouterr().out
+    assert "| 42 | local | 2.0100 | 1.9700 | 0.0400 | 1 | 0 | 0 | recorded |" in table
+    assert "| 42 | random | 2.0100 | 1.9700 | 0.0400 | 1 | 0 | 0 | 1.0 |" in table
+    assert not list(record.glob("*.partial"))
