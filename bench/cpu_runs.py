@@ -3,7 +3,9 @@ reading a finished run's gain and best config from its ledger."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -80,3 +82,49 @@ def proposer_of(rows: list[dict]) -> str:
     if len(names) != 1:
         raise ValueError(f"expected the rows of one proposer, found {sorted(names) or 'none'}")
     return names.pop()
+
+
+RECORD_RUNS = ROOT / "runs"  # where a recorded benchmark trains: kept between sittings, so a stopped run resumes
+
+
+class Record:
+    """A benchmark that spans sittings: DIR/<tag>.tsv per finished run (the data: commit it), and
+    DIR/settings.json, what every run in DIR was started with. Its runs train under runs/, so a stopped one
+    resumes there."""
+
+    def __init__(self, folder: Path, settings: dict):
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        pinned = folder / "settings.json"
+        if pinned.is_file():
+            recorded = json.loads(pinned.read_text())
+            if recorded != settings:
+                raise SystemExit(f"{folder} holds runs started with {recorded}, not {settings}: give another "
+                                 f"--record folder, or the same settings.")
+        else:
+            pinned.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
+
+    @property
+    def runs_dir(self) -> Path:
+        return RECORD_RUNS / f"bench-proposers-{self.folder.resolve().name}"  # one per record: no clash of tags
+
+    def ledger(self, tag: str) -> Path:
+        return self.folder / f"{tag}.tsv"
+
+    def rows(self, tag: str) -> list[dict] | None:
+        return Ledger(self.ledger(tag)).rows() if self.ledger(tag).is_file() else None
+
+    def flow(self, tag: str, overrides: list[str]) -> tuple[list[dict], float | None]:
+        """The recorded run's rows (wall seconds None: nothing trained now), or run_flow's, then recorded."""
+        rows = self.rows(tag)
+        if rows is not None:
+            return rows, None
+        rows, wall = run_flow(tag, self.runs_dir, overrides)
+        self.keep(tag)
+        return rows, wall
+
+    def keep(self, tag: str) -> None:
+        """Copy a finished run's ledger in, whole or not at all (a stop mid-copy leaves no half record)."""
+        partial = self.ledger(tag).with_suffix(".tsv.partial")
+        shutil.copyfile(RunLayout.of(self.runs_dir, tag).results, partial)
+        os.replace(partial, self.ledger(tag))

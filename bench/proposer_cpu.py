@@ -27,9 +27,6 @@ extended with runs made the same way.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -37,43 +34,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.cpu_runs import (add_budget_arguments, baseline_mean, budget_overrides, keep_time_gain, load,  # noqa: E402
-                            run_flow)
+from bench.cpu_runs import (Record, add_budget_arguments, baseline_mean, budget_overrides, keep_time_gain,  # noqa: E402
+                            load, run_flow)
 from bench.paired_stats import pairwise_lines  # noqa: E402
 from bench.remeasure import FinishedRun, remeasure  # noqa: E402
-from research.records.layout import RunLayout  # noqa: E402
-from research.records.ledger import Ledger  # noqa: E402
-
-
-RECORD_RUNS = ROOT / "runs"  # where a recorded comparison trains: kept between sittings, so a stopped run resumes
-
-
-class Record:
-    """DIR/<tag>.tsv per finished run, and DIR/settings.json: what every run in DIR was started with."""
-
-    def __init__(self, folder: Path, settings: dict):
-        self.folder = folder
-        folder.mkdir(parents=True, exist_ok=True)
-        pinned = folder / "settings.json"
-        if pinned.is_file():
-            recorded = json.loads(pinned.read_text())
-            if recorded != settings:
-                raise SystemExit(f"{folder} holds runs started with {recorded}, not {settings}: give another "
-                                 f"--record folder, or the same settings.")
-        else:
-            pinned.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
-
-    def ledger(self, tag: str) -> Path:
-        return self.folder / f"{tag}.tsv"
-
-    def rows(self, tag: str) -> list[dict] | None:
-        return Ledger(self.ledger(tag)).rows() if self.ledger(tag).is_file() else None
-
-    def keep(self, tag: str, run_dir: Path) -> None:
-        """Copy a finished run's ledger in, whole or not at all (a stop mid-copy leaves no half record)."""
-        partial = self.ledger(tag).with_suffix(".tsv.partial")
-        shutil.copyfile(RunLayout(run_dir).results, partial)
-        os.replace(partial, self.ledger(tag))
 
 
 def main() -> None:
@@ -106,7 +70,7 @@ def main() -> None:
     if args.record:
         record = Record(args.record, {"baselines": args.baselines, "proposals": args.proposals,
                                       "overrides": [*budget, *extra]})
-        runs_dir = RECORD_RUNS / f"bench-proposers-{args.record.resolve().name}"  # one per record: no tag clash
+        runs_dir = record.runs_dir
     else:
         runs_dir = Path(tempfile.mkdtemp(prefix="bench-proposers-"))
     print(f"load average (1 / 5 / 15 min) at the start: {load()}\n")
@@ -118,15 +82,11 @@ def main() -> None:
     for seed in seeds:
         for proposer in proposers:
             tag = f"bench-{proposer}-s{seed}"
-            rows = record.rows(tag) if record else None
-            minutes = "recorded"
-            if rows is None:
-                rows, wall = run_flow(tag, runs_dir, [f"proposer={proposer}", *budget, f"hparams.seed={seed}",
-                                                      f"research.max_experiments={args.baselines + args.proposals}",
-                                                      f"decide.baseline_repeats={args.baselines}", *extra])
-                minutes = f"{wall / 60:.1f}"
-                if record:
-                    record.keep(tag, RunLayout.of(runs_dir, tag).root)
+            overrides = [f"proposer={proposer}", *budget, f"hparams.seed={seed}",
+                         f"research.max_experiments={args.baselines + args.proposals}",
+                         f"decide.baseline_repeats={args.baselines}", *extra]
+            rows, wall = record.flow(tag, overrides) if record else run_flow(tag, runs_dir, overrides)
+            minutes = "recorded" if wall is None else f"{wall / 60:.1f}"
             finished.append(FinishedRun.of_rows(rows, tag))
             baseline, best = baseline_mean(rows), rows[-1]["best_val_bpb"]
             count = lambda status: sum(r["status"] == status for r in rows)  # noqa: E731
@@ -142,9 +102,11 @@ def main() -> None:
         print("\nGains at keep time, per base seed:\n")
         print("\n".join(pairwise_lines(gains)))
     if args.remeasure:
-        first_fresh = max(seeds) + args.baselines  # past every seed the runs trained on
+        # Past every seed the runs trained on, and the same whichever runs a record holds yet: a recorded
+        # re-measurement stays valid when more runs join it.
+        first_fresh = max(1000, 1 + max(seed for run in finished for seed in run.seeds_used))
         print(f"\nRe-measured on seeds {first_fresh} to {first_fresh + args.remeasure - 1}:\n")
-        remeasure(finished, first_fresh, args.remeasure, [*budget, *extra], runs_dir)
+        remeasure(finished, first_fresh, args.remeasure, [*budget, *extra], runs_dir, record)
     print(f"runs kept in {runs_dir}")
 
 

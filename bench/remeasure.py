@@ -14,6 +14,7 @@ has gained 0 by definition. Prints the configs, the runs, and per proposer the m
 from __future__ import annotations
 
 import argparse
+import hashlib
 import math
 import statistics
 import subprocess
@@ -25,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.cpu_runs import (add_budget_arguments, budget_overrides, keep_time_gain, kept_overrides, load,  # noqa: E402
+from bench.cpu_runs import (Record, add_budget_arguments, budget_overrides, keep_time_gain, kept_overrides, load,  # noqa: E402
                             proposer_of, run_flow)
 from bench.paired_stats import pairwise_lines  # noqa: E402
 from research.judging.verdict import finite_or_none  # noqa: E402
@@ -73,23 +74,29 @@ def paired_gain(default: dict[int, float], config: dict[int, float]) -> PairedGa
     return PairedGain(statistics.fmean(diffs), stderr, len(diffs))
 
 
-def measure(overrides: tuple[str, ...], tag: str, first_seed: int, repeats: int, common: list[str],
-            work_dir: Path) -> tuple[dict[int, float], float]:
-    """val_bpb by seed of one config trained on `repeats` seeds, and its mean step count."""
+def measure(overrides: tuple[str, ...], first_seed: int, repeats: int, common: list[str], work_dir: Path,
+            record: Record | None = None) -> tuple[dict[int, float], float]:
+    """val_bpb by seed of one config trained on `repeats` seeds, and its mean step count; read from the record
+    when it holds this measurement already."""
+    # Named by what it measures, so a record finds it again whatever else was measured beside it.
+    tag = f"remeasure-{first_seed}x{repeats}-{hashlib.sha1(' '.join(overrides).encode()).hexdigest()[:10]}"
+    flow_overrides = [*common, *overrides, f"hparams.seed={first_seed}", f"decide.baseline_repeats={repeats}",
+                      f"research.max_experiments={repeats}"]
     try:
-        rows, _ = run_flow(tag, work_dir, [*common, *overrides, f"hparams.seed={first_seed}",
-                                           f"decide.baseline_repeats={repeats}", f"research.max_experiments={repeats}"])
+        rows, _ = record.flow(tag, flow_overrides) if record else run_flow(tag, work_dir, flow_overrides)
     except subprocess.CalledProcessError:
         # The flow stops at a crashed baseline, and every training here is one.
         raise SystemExit(f"Training {' '.join(overrides) or 'the default block'} failed; its log is under "
-                         f"{work_dir / tag}.") from None
+                         f"{(record.runs_dir if record else work_dir) / tag}.") from None
     values = {int(row["seed"]): finite_or_none(row["val_bpb"]) for row in rows if row["status"] == "baseline"}
     steps = [row["steps"] for row in rows if row["status"] == "baseline" and row.get("steps") is not None]
     return {seed: value for seed, value in values.items() if value is not None}, statistics.fmean(steps or [0])
 
 
-def remeasure(runs: list[FinishedRun], first_seed: int, repeats: int, common: list[str], work_dir: Path) -> None:
-    """`common`: the overrides every training shares (the budget, and any the runs were started with)."""
+def remeasure(runs: list[FinishedRun], first_seed: int, repeats: int, common: list[str], work_dir: Path,
+              record: Record | None = None) -> None:
+    """`common`: the overrides every training shares (the budget, and any the runs were started with). With a
+    record (bench/proposer_cpu.py --record), each config's measurement is kept there and read back."""
     fresh = set(range(first_seed, first_seed + repeats))
     for run in runs:
         if run.seeds_used & fresh:
@@ -102,8 +109,8 @@ def remeasure(runs: list[FinishedRun], first_seed: int, repeats: int, common: li
     print("|---|---|---:|---:|---:|")
     measured: dict[tuple[str, ...], dict[int, float]] = {}
     gains: dict[tuple[str, ...], float] = {(): 0.0}
-    for index, config in enumerate(configs):
-        measured[config], steps = measure(config, f"remeasure-{index}", first_seed, repeats, common, work_dir)
+    for config in configs:
+        measured[config], steps = measure(config, first_seed, repeats, common, work_dir, record)
         finders = ", ".join(run.name for run in runs if run.best == config) or "-"
         label = " ".join(o.removeprefix("hparams.") for o in config) or "default block"
         mean_bpb = statistics.fmean(measured[config].values())

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the bench/ scripts are not part of the package
-from bench import proposer_cpu  # noqa: E402
+from bench import cpu_runs, proposer_cpu, remeasure  # noqa: E402
 from research.records.layout import RunLayout  # noqa: E402
 from research.records.ledger import Ledger  # noqa: E402
 
@@ -23,15 +23,15 @@ def run_rows(proposer, seed):
 
 
 def test_a_record_is_only_joined_by_runs_started_the_same_way(tmp_path):
-    proposer_cpu.Record(tmp_path, SETTINGS)
-    proposer_cpu.Record(tmp_path, dict(SETTINGS))  # the same settings: the next sitting goes on
+    cpu_runs.Record(tmp_path, SETTINGS)
+    cpu_runs.Record(tmp_path, dict(SETTINGS))  # the same settings: the next sitting goes on
     with pytest.raises(SystemExit, match="holds runs started with"):
-        proposer_cpu.Record(tmp_path, {**SETTINGS, "overrides": ["budget.kind=steps", "budget.steps=40"]})
+        cpu_runs.Record(tmp_path, {**SETTINGS, "overrides": ["budget.kind=steps", "budget.steps=40"]})
 
 
 def test_recorded_runs_are_read_and_the_missing_ones_trained_then_recorded(tmp_path, monkeypatch, capsys):
     record = tmp_path / "record"
-    proposer_cpu.Record(record, SETTINGS)
+    cpu_runs.Record(record, SETTINGS)
     recorded = Ledger(record / "bench-local-s42.tsv")
     for item in run_rows("local", 42):
         recorded.record(item)
@@ -44,11 +44,16 @@ def test_recorded_runs_are_read_and_the_missing_ones_trained_then_recorded(tmp_p
             ledger.record(item)
         return ledger.rows(), 60.0
 
-    monkeypatch.setattr(proposer_cpu, "run_flow", fake_flow)
-    monkeypatch.setattr(proposer_cpu, "RECORD_RUNS", tmp_path / "runs")
+    monkeypatch.setattr(cpu_runs, "run_flow", fake_flow)
+    monkeypatch.setattr(proposer_cpu, "run_flow", fake_flow)  # a run that bypassed the record trains here
+    monkeypatch.setattr(cpu_runs, "RECORD_RUNS", tmp_path / "runs")
+    remeasured = []
+    monkeypatch.setattr(proposer_cpu, "remeasure", lambda runs, first_seed, *rest: remeasured.append(first_seed))
     monkeypatch.setattr(sys, "argv", ["proposer_cpu.py", "--proposals", "1", "--proposers", "local,random",
-                                      "--record", str(record)])
+                                      "--record", str(record), "--remeasure", "2"])
     proposer_cpu.main()
+    # Fresh seeds that stay the same as runs join the record (so its re-measurements stay valid): 1000 on.
+    assert remeasured == [1000]
     assert trained == ["bench-random-s42"]  # local's run was in the record
     assert Ledger(record / "bench-random-s42.tsv").rows() == Ledger(
         RunLayout.of(tmp_path / "runs" / "bench-proposers-record", "bench-random-s42").results).rows()
@@ -56,3 +61,32 @@ def test_recorded_runs_are_read_and_the_missing_ones_trained_then_recorded(tmp_p
     assert "| 42 | local | 2.0100 | 1.9700 | 0.0400 | 1 | 0 | 0 | recorded |" in table
     assert "| 42 | random | 2.0100 | 1.9700 | 0.0400 | 1 | 0 | 0 | 1.0 |" in table
     assert not list(record.glob("*.partial"))
+
+
+def test_a_recorded_remeasurement_is_found_again_by_what_it_measured(tmp_path, monkeypatch, capsys):
+    trained = []
+
+    def fake_flow(tag, runs_dir, overrides):
+        trained.append(tag)
+        ledger = Ledger(RunLayout.of(runs_dir, tag).results)
+        better = any(o.startswith("hparams.model.depth=") for o in overrides)
+        for seed in (1000, 1001):
+            ledger.record({"exp": seed - 1000, "status": "baseline", "val_bpb": 2.0 - 0.05 * better + (seed - 1000) * 0.002,
+                           "best_val_bpb": 2.0, "seed": seed, "steps": 150})
+        return ledger.rows(), 60.0
+
+    monkeypatch.setattr(cpu_runs, "run_flow", fake_flow)
+    monkeypatch.setattr(remeasure, "run_flow", fake_flow)  # a measurement that bypassed the record trains here
+    monkeypatch.setattr(cpu_runs, "RECORD_RUNS", tmp_path / "runs")
+    record = cpu_runs.Record(tmp_path / "record", SETTINGS)
+    found = remeasure.FinishedRun("bench-local-s42", "local", 42, 0.04, ("hparams.model.depth=3",), frozenset({42}))
+    remeasure.remeasure([found], 1000, 2, [], tmp_path, record)
+    assert len(trained) == 2  # the default block and the run's best config
+    first = capsys.readouterr().out
+    # A later sitting with one more run: only the new config trains; the two measured before are read back.
+    other = remeasure.FinishedRun("bench-tpe-s42", "tpe", 42, 0.0, ("hparams.optim.matrix_lr=0.05",), frozenset({42}))
+    remeasure.remeasure([found, other], 1000, 2, [], tmp_path, record)
+    assert len(trained) == 3 and len(set(trained)) == 3
+    again = capsys.readouterr().out
+    assert "| model.depth=3 | bench-local-s42 | 150.0 | 1.9510 | 0.0500 +- 0.0000 (2 pairs) |" in first
+    assert "| model.depth=3 | bench-local-s42 | 150.0 | 1.9510 | 0.0500 +- 0.0000 (2 pairs) |" in again
