@@ -34,8 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.cpu_runs import (Record, add_budget_arguments, baseline_mean, budget_overrides, keep_time_gain,  # noqa: E402
-                            load, run_flow)
+from bench.cpu_runs import Record, add_budget_arguments, baseline_mean, budget_overrides, load, run_flow  # noqa: E402
 from bench.paired_stats import pairwise_lines  # noqa: E402
 from bench.remeasure import FinishedRun, remeasure  # noqa: E402
 
@@ -75,8 +74,8 @@ def main() -> None:
         runs_dir = Path(tempfile.mkdtemp(prefix="bench-proposers-"))
     print(f"load average (1 / 5 / 15 min) at the start: {load()}\n")
     print(f"| base seed | proposer | baseline val_bpb (mean of {args.baselines}) | best val_bpb | gain | keeps | "
-          "crashes | skips | minutes |")
-    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+          "crashes | skips | trainings | training hours | minutes |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     gains: dict[str, list[float]] = {proposer: [] for proposer in proposers}
     finished: list[FinishedRun] = []
     for seed in seeds:
@@ -87,13 +86,14 @@ def main() -> None:
                          f"decide.baseline_repeats={args.baselines}", *extra]
             rows, wall = record.flow(tag, overrides) if record else run_flow(tag, runs_dir, overrides)
             minutes = "recorded" if wall is None else f"{wall / 60:.1f}"
-            finished.append(FinishedRun.of_rows(rows, tag))
+            run = FinishedRun.of_rows(rows, tag)
+            finished.append(run)
             baseline, best = baseline_mean(rows), rows[-1]["best_val_bpb"]
             count = lambda status: sum(r["status"] == status for r in rows)  # noqa: E731
-            gain = keep_time_gain(rows)
-            gains[proposer].append(gain)
-            print(f"| {seed} | {proposer} | {baseline:.4f} | {best:.4f} | {gain:.4f} | {count('keep')} | "
-                  f"{count('crash')} | {count('skip')} | {minutes} |", flush=True)
+            gains[proposer].append(run.keep_time_gain)
+            print(f"| {seed} | {proposer} | {baseline:.4f} | {best:.4f} | {run.keep_time_gain:.4f} | {count('keep')} | "
+                  f"{run.crashes} | {count('skip')} | {run.trainings} | {run.training_hours:.2f} | {minutes} |",
+                  flush=True)
     print(f"\nload average at the end: {load()}")
     means = {proposer: sum(values) / len(values) for proposer, values in gains.items()}
     for proposer, mean in means.items():

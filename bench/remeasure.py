@@ -30,6 +30,7 @@ from bench.cpu_runs import (Record, add_budget_arguments, budget_overrides, keep
                             proposer_of, run_flow)
 from bench.paired_stats import pairwise_lines  # noqa: E402
 from research.judging.verdict import finite_or_none  # noqa: E402
+from research.reporting.run_costs import run_costs  # noqa: E402
 from research.records.layout import RunLayout  # noqa: E402
 from research.records.ledger import Ledger  # noqa: E402
 
@@ -42,6 +43,9 @@ class FinishedRun:
     keep_time_gain: float
     best: tuple[str, ...]  # Hydra overrides of the default block; () when nothing was kept
     seeds_used: frozenset[int]
+    trainings: int = 0  # what the run spent, paired runs included (research/reporting/run_costs.py)
+    training_hours: float = 0.0
+    crashes: int = 0
 
     @classmethod
     def read(cls, run_dir: Path, name: str) -> "FinishedRun":
@@ -54,8 +58,10 @@ class FinishedRun:
     @classmethod
     def of_rows(cls, rows: list[dict], name: str) -> "FinishedRun":
         """From a run's ledger rows (its results.tsv, or the copy bench/proposer_cpu.py --record keeps)."""
+        costs = run_costs(rows)
         return cls(name, proposer_of(rows), int(rows[0]["seed"]), keep_time_gain(rows), kept_overrides(rows),
-                   frozenset(int(row["seed"]) for row in rows if row.get("seed") is not None))
+                   frozenset(int(row["seed"]) for row in rows if row.get("seed") is not None),
+                   costs.trainings, costs.training_hours, sum(row["status"] == "crash" for row in rows))
 
 
 @dataclass(frozen=True)
@@ -137,6 +143,11 @@ def summary(runs: list[FinishedRun], gains: dict[tuple[str, ...], float]) -> Non
         print(f"\n{proposer}: {len(own)} run(s), mean gain at keep time "
               f"{statistics.fmean(run.keep_time_gain for run in own):.4f}, "
               f"re-measured {statistics.fmean(gains[run.best] for run in own):.4f}")
+        hours = sum(run.training_hours for run in own)
+        if hours:  # runs read from their ledgers (not made up in a test) know what they spent
+            print(f"{proposer}: {statistics.fmean(run.trainings for run in own):.1f} trainings and "
+                  f"{statistics.fmean(run.crashes for run in own):.1f} crashes per run; re-measured gain per "
+                  f"training hour {sum(gains[run.best] for run in own) / hours:.4f}")
     # Pairs over the base seeds every proposer ran: one run per proposer and base seed
     by_seed = {(run.proposer, run.base_seed): run for run in runs}
     seeds = sorted(set.intersection(*({run.base_seed for run in runs if run.proposer == p} for p in proposers)))

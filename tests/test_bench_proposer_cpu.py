@@ -15,10 +15,11 @@ SETTINGS = {"baselines": 2, "proposals": 1, "overrides": []}
 
 def run_rows(proposer, seed):
     return [
-        {"exp": 0, "status": "baseline", "val_bpb": 2.00, "best_val_bpb": 2.01, "seed": seed},
-        {"exp": 1, "status": "baseline", "val_bpb": 2.02, "best_val_bpb": 2.01, "seed": seed + 1},
+        {"exp": 0, "status": "baseline", "val_bpb": 2.00, "best_val_bpb": 2.01, "seed": seed, "train_seconds": 60},
+        {"exp": 1, "status": "baseline", "val_bpb": 2.02, "best_val_bpb": 2.01, "seed": seed + 1, "train_seconds": 60},
+        # the candidate on both seeds: two trainings
         {"exp": 2, "status": "keep", "val_bpb": 1.97, "best_val_bpb": 1.97, "change": "model.depth=3", "seed": seed,
-         "proposer": proposer},
+         "proposer": proposer, "train_seconds": 90, "seed_runs": f"{seed}:1.97 {seed + 1}:1.99"},
     ]
 
 
@@ -58,8 +59,9 @@ def test_recorded_runs_are_read_and_the_missing_ones_trained_then_recorded(tmp_p
     assert Ledger(record / "bench-random-s42.tsv").rows() == Ledger(
         RunLayout.of(tmp_path / "runs" / "bench-proposers-record", "bench-random-s42").results).rows()
     table = capsys.readouterr().out
-    assert "| 42 | local | 2.0100 | 1.9700 | 0.0400 | 1 | 0 | 0 | recorded |" in table
-    assert "| 42 | random | 2.0100 | 1.9700 | 0.0400 | 1 | 0 | 0 | 1.0 |" in table
+    # 4 trainings: two baselines of 60 s and the candidate's two of 90 s, 300 s in all
+    assert "| 42 | local | 2.0100 | 1.9700 | 0.0400 | 1 | 0 | 0 | 4 | 0.08 | recorded |" in table
+    assert "| 42 | random | 2.0100 | 1.9700 | 0.0400 | 1 | 0 | 0 | 4 | 0.08 | 1.0 |" in table
     assert not list(record.glob("*.partial"))
 
 
@@ -79,7 +81,7 @@ def test_a_recorded_remeasurement_is_found_again_by_what_it_measured(tmp_path, m
     monkeypatch.setattr(remeasure, "run_flow", fake_flow)  # a measurement that bypassed the record trains here
     monkeypatch.setattr(cpu_runs, "RECORD_RUNS", tmp_path / "runs")
     record = cpu_runs.Record(tmp_path / "record", SETTINGS)
-    found = remeasure.FinishedRun("bench-local-s42", "local", 42, 0.04, ("hparams.model.depth=3",), frozenset({42}))
+    found = remeasure.FinishedRun.of_rows(run_rows("local", 42), "bench-local-s42")  # kept model.depth=3
     remeasure.remeasure([found], 1000, 2, [], tmp_path, record)
     assert len(trained) == 2  # the default block and the run's best config
     first = capsys.readouterr().out
@@ -90,3 +92,5 @@ def test_a_recorded_remeasurement_is_found_again_by_what_it_measured(tmp_path, m
     again = capsys.readouterr().out
     assert "| model.depth=3 | bench-local-s42 | 150.0 | 1.9510 | 0.0500 +- 0.0000 (2 pairs) |" in first
     assert "| model.depth=3 | bench-local-s42 | 150.0 | 1.9510 | 0.0500 +- 0.0000 (2 pairs) |" in again
+    # what the run spent (4 trainings, 300 s) against what it verifiably gained (0.05)
+    assert "local: 4.0 trainings and 0.0 crashes per run; re-measured gain per training hour 0.6000" in again
