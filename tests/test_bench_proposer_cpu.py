@@ -13,12 +13,12 @@ from research.records.ledger import Ledger  # noqa: E402
 SETTINGS = {"baselines": 2, "proposals": 1, "overrides": []}
 
 
-def run_rows(proposer, seed):
+def run_rows(proposer, seed, change="model.depth=3"):
     return [
         {"exp": 0, "status": "baseline", "val_bpb": 2.00, "best_val_bpb": 2.01, "seed": seed, "train_seconds": 60},
         {"exp": 1, "status": "baseline", "val_bpb": 2.02, "best_val_bpb": 2.01, "seed": seed + 1, "train_seconds": 60},
         # the candidate on both seeds: two trainings
-        {"exp": 2, "status": "keep", "val_bpb": 1.97, "best_val_bpb": 1.97, "change": "model.depth=3", "seed": seed,
+        {"exp": 2, "status": "keep", "val_bpb": 1.97, "best_val_bpb": 1.97, "change": change, "seed": seed,
          "proposer": proposer, "train_seconds": 90, "seed_runs": f"{seed}:1.97 {seed + 1}:1.99"},
     ]
 
@@ -86,11 +86,13 @@ def test_a_recorded_remeasurement_is_found_again_by_what_it_measured(tmp_path, m
     assert len(trained) == 2  # the default block and the run's best config
     first = capsys.readouterr().out
     # A later sitting with one more run: only the new config trains; the two measured before are read back.
-    other = remeasure.FinishedRun("bench-tpe-s42", "tpe", 42, 0.0, ("hparams.optim.matrix_lr=0.05",), frozenset({42}))
+    other = remeasure.FinishedRun.of_rows(run_rows("local", 44, "optim.matrix_lr=0.05"), "bench-local-s44")
     remeasure.remeasure([found, other], 1000, 2, [], tmp_path, record)
     assert len(trained) == 3 and len(set(trained)) == 3
     again = capsys.readouterr().out
     assert "| model.depth=3 | bench-local-s42 | 150.0 | 1.9510 | 0.0500 +- 0.0000 (2 pairs) |" in first
     assert "| model.depth=3 | bench-local-s42 | 150.0 | 1.9510 | 0.0500 +- 0.0000 (2 pairs) |" in again
     # what the run spent (4 trainings, 300 s) against what it verifiably gained (0.05)
-    assert "local: 4.0 trainings and 0.0 crashes per run; re-measured gain per training hour 0.6000" in again
+    assert "local: 4.0 trainings and 0.0 crashes per run; re-measured gain per training hour 0.6000" in first
+    # two runs, 600 s: 0.05 + 0 gained (matrix_lr does nothing in this fake) is 0.3 per hour
+    assert "local: 4.0 trainings and 0.0 crashes per run; re-measured gain per training hour 0.3000" in again
