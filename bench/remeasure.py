@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 from bench.cpu_runs import (Record, add_budget_arguments, budget_overrides, keep_time_gain, kept_overrides, load,  # noqa: E402
                             proposer_of, run_flow)
 from bench.paired_stats import pairwise_lines  # noqa: E402
+from research.judging.pairing import parse_runs  # noqa: E402
 from research.judging.verdict import finite_or_none  # noqa: E402
 from research.reporting.run_costs import run_costs  # noqa: E402
 from research.records.layout import RunLayout  # noqa: E402
@@ -60,8 +61,14 @@ class FinishedRun:
         """From a run's ledger rows (its results.tsv, or the copy bench/proposer_cpu.py --record keeps)."""
         costs = run_costs(rows)
         return cls(name, proposer_of(rows), int(rows[0]["seed"]), keep_time_gain(rows), kept_overrides(rows),
-                   frozenset(int(row["seed"]) for row in rows if row.get("seed") is not None),
+                   frozenset(seed for row in rows for seed in seeds_trained(row)),
                    costs.trainings, costs.training_hours, sum(row["status"] == "crash" for row in rows))
+
+
+def seeds_trained(row: dict) -> set[int]:
+    """Every seed a ledger row trained on: its own, its paired runs', and the incumbent's it trained for it."""
+    seeds = set(parse_runs(row.get("seed_runs"))) | set(parse_runs(row.get("incumbent_runs")))
+    return seeds | ({int(row["seed"])} if row.get("seed") is not None else set())
 
 
 @dataclass(frozen=True)

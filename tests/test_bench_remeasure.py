@@ -101,3 +101,14 @@ def test_the_budget_is_the_presets_flop_budget_unless_one_is_named():
     assert budget_overrides(parser.parse_args(["--steps", "40"])) == ["budget.kind=steps", "budget.steps=40"]
     with pytest.raises(SystemExit):
         parser.parse_args(["--steps", "40", "--seconds", "30"])
+
+
+def test_the_seeds_a_run_used_include_its_paired_runs():
+    # A candidate paired on seeds 44 and 45, for which the incumbent trained on 45 too: the fresh seeds of a
+    # re-measurement must avoid all of them, not only the row's first seed.
+    paired = {**row(2, "discard", 1.99, 2.01, "model.depth=6", seed=44), "seed_runs": "44:1.99 45:1.98",
+              "incumbent_runs": "45:2.00 46:2.02"}
+    run = FinishedRun.of_rows(RUN[:2] + [paired], "r")
+    assert run.seeds_used == frozenset({42, 43, 44, 45, 46})
+    with pytest.raises(SystemExit, match="already trained on seeds \\[46\\]"):
+        remeasure([run], first_seed=46, repeats=2, common=[], work_dir=Path("/nonexistent"))
