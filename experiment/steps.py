@@ -1,4 +1,4 @@
-"""What an experiment's life asks of the process that hosts it: the four steps that run as Prefect tasks there.
+"""What an experiment's life asks of the process that hosts it: the steps that run as Prefect tasks there.
 
 experiment/lifecycle.py decides what happens in which order and judges the result; a host (flows/steps.py, the
 Prefect one) carries out these steps. Keeping them behind this interface is what keeps Prefect out of experiment/:
@@ -28,6 +28,10 @@ class Steps(Protocol):
     def train_and_evaluate(self, setup: ExperimentSetup, deadline: float | None, silence: float | None,
                            eval_silence: float, before_evaluation: Callable[[], None]) -> Outcome:
         """setup.directory's config.json trained, then evaluated if the training succeeded."""
+
+    def evaluate(self, exp: int, directory: Path, silence: float, cache_key: str, label: str) -> dict:
+        """directory's checkpoint evaluated once more, on the split its config.json names (finalize scores its
+        final arms on the test split this way); the evaluation's metrics."""
 
     def record(self, run_dir: Path, tag: str, facts: ExperimentFacts, decision: Decision, trained: Trained,
                run_info: dict) -> dict:

@@ -170,7 +170,6 @@ def has_test_split(run_cfg: dict) -> bool:
 
 def score_test(life: ExperimentLifecycle, setup: ExperimentSetup, config: dict, keep: bool = False) -> float | None:
     """The same checkpoint scored on the held-out test split, in <arm>/<seed>/test/ (its own cached task)."""
-    from tasks.evaluate import evaluate_task
     from training.launch import finished_metrics
 
     directory = ExperimentDir(setup.directory).test_split
@@ -185,8 +184,7 @@ def score_test(life: ExperimentLifecycle, setup: ExperimentSetup, config: dict, 
         except OSError:
             shutil.copy2(trained, checkpoint)
     silence = float(life.cfg["budget"]["grace_seconds"]) * 2
-    evaluation = evaluate_task(setup.exp, str(directory), silence, cache_key=f"{setup.key}-test",
-                               label=f"{setup.label} test split", slots=life.steps.slots)
+    evaluation = life.steps.evaluate(setup.exp, directory, silence, f"{setup.key}-test", f"{setup.label} test split")
     return float(evaluation["val_bpb"]) if evaluation.get("status") == "ok" else None
 
 

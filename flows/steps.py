@@ -14,6 +14,7 @@ from research.judging.verdict import Decision, Trained
 from research.proposing.proposal_record import ProposalRecord
 from research.proposing.proposers.base import ProposalContext
 from tasks.artifacts import publish_progress_plot
+from tasks.evaluate import evaluate_task
 from tasks.gpu_slots import check_parallel_fits, resolve_slots
 from tasks.propose import propose_task
 from tasks.record import record_task
@@ -49,6 +50,11 @@ class PrefectSteps:
                                           self.cfg.get("slots"), self.cfg.get("backend") or "auto", silence))
         return Outcome.of(train_then_evaluate(setup.exp, str(setup.directory), deadline, silence, eval_silence,
                                               setup.key, setup.label, self.slots, before_evaluation))
+
+    def evaluate(self, exp: int, directory: Path, silence: float, cache_key: str, label: str) -> dict:
+        # On this machine's devices even with a work pool: the checkpoint is in the run folder the pool's hosts
+        # write to, and one evaluation is not worth a pool round trip.
+        return evaluate_task(exp, str(directory), silence, cache_key=cache_key, label=label, slots=self.slots)
 
     def record(self, run_dir: Path, tag: str, facts: ExperimentFacts, decision: Decision, trained: Trained,
                run_info: dict) -> dict:

@@ -136,22 +136,19 @@ class FinalizeWorld:
 
     def __init__(self, tmp_path, monkeypatch, keep: bool):
         import flows.finalize as finalize
-        import tasks.evaluate as tasks_evaluate
 
         self.finalize, self.tmp = finalize, tmp_path
         self.children = FakeChildren(monkeypatch)
         self.test_scorings = 0
         monkeypatch.setattr(finalize, "has_test_split", lambda run_cfg: True)
 
-        def evaluate_task(exp, exp_dir, silence, cache_key, label, slots):
+        def evaluate(exp, directory, silence, cache_key, label):  # the host's evaluate step (experiment/steps.py)
             from training.launch import finished_metrics
 
-            if finished_metrics(ExperimentDir(exp_dir).evaluation) is None:  # to be scored: the arm's weights there
+            if finished_metrics(ExperimentDir(directory).evaluation) is None:  # to be scored: the arm's weights there
                 self.test_scorings += 1
-                assert ExperimentDir(exp_dir).checkpoint.is_file(), "the test split is scored from the arm's weights"
-            return run_evaluation(exp_dir, silence)
-
-        monkeypatch.setattr(tasks_evaluate, "evaluate_task", evaluate_task)
+                assert ExperimentDir(directory).checkpoint.is_file(), "the test split is scored from the arm's weights"
+            return run_evaluation(str(directory), silence)
 
         from types import SimpleNamespace
 
@@ -159,7 +156,7 @@ class FinalizeWorld:
 
         class Lifecycle:  # experiment.lifecycle.ExperimentLifecycle's part that finalize.measure uses
             cfg = {"train": {"keep_checkpoints": keep}, "budget": {"grace_seconds": 1}}
-            run_id, run_info, steps = "r", {"code_version": "c"}, SimpleNamespace(slots=None)
+            run_id, run_info, steps = "r", {"code_version": "c"}, SimpleNamespace(evaluate=evaluate)
 
             def execute(life, setup):
                 return Outcome(run_training(str(setup.directory), None), run_evaluation(str(setup.directory), 1.0))
