@@ -46,6 +46,14 @@ def budget_overrides(args: argparse.Namespace) -> list[str]:
     return []
 
 
+def cpu_arithmetic() -> str:
+    """The dtype the cpu preset trains in on this machine: bf16 where the CPU has it natively, fp32 elsewhere
+    (hardware/cpu.py). It changes val_bpb, so runs trained in different dtypes are no pair."""
+    from hardware import get_adapter
+
+    return str(get_adapter("cpu").autocast_dtype).removeprefix("torch.")
+
+
 def load() -> str:
     """The load average: a time budget's step count moves with it, so every timed benchmark prints it."""
     return " / ".join(f"{x:.2f}" for x in os.getloadavg())

@@ -21,8 +21,8 @@ each run's gain measured that way too.
 The whole comparison is hours of training, more than one sitting. `--record DIR` keeps it across sittings: each
 finished run's ledger is copied to DIR/<tag>.tsv (commit them: they are the data), a run already there is read
 instead of trained, and the runs train under runs/bench-proposers-<DIR's name>/, so one stopped midway resumes where it stopped
-(the product's own resume). DIR/settings.json pins what the runs were started with: a record is only ever
-extended with runs made the same way.
+(the product's own resume). DIR/settings.json pins what the runs were started with, and the dtype the machine
+trains in (bf16 or fp32, by its CPU): a record is only ever extended with runs made the same way.
 """
 from __future__ import annotations
 
@@ -34,7 +34,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.cpu_runs import Record, add_budget_arguments, baseline_mean, budget_overrides, load, run_flow  # noqa: E402
+from bench.cpu_runs import (Record, add_budget_arguments, baseline_mean, budget_overrides, cpu_arithmetic,  # noqa: E402
+                            load, run_flow)
 from bench.paired_stats import pairwise_lines  # noqa: E402
 from bench.remeasure import FinishedRun, remeasure  # noqa: E402
 
@@ -67,8 +68,10 @@ def main() -> None:
     budget = budget_overrides(args)
     record = None
     if args.record:
+        # The machine's arithmetic is pinned too: the sittings may be on other machines, and a run trained in
+        # fp32 is no pair for one trained in bf16.
         record = Record(args.record, {"baselines": args.baselines, "proposals": args.proposals,
-                                      "overrides": [*budget, *extra]})
+                                      "overrides": [*budget, *extra], "arithmetic": cpu_arithmetic()})
         runs_dir = record.runs_dir
     else:
         runs_dir = Path(tempfile.mkdtemp(prefix="bench-proposers-"))

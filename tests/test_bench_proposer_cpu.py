@@ -10,7 +10,7 @@ from bench import cpu_runs, proposer_cpu, remeasure  # noqa: E402
 from research.records.layout import RunLayout  # noqa: E402
 from research.records.ledger import Ledger  # noqa: E402
 
-SETTINGS = {"baselines": 2, "proposals": 1, "overrides": []}
+SETTINGS = {"baselines": 2, "proposals": 1, "overrides": [], "arithmetic": "bfloat16"}
 
 
 def run_rows(proposer, seed, change="model.depth=3"):
@@ -48,6 +48,7 @@ def test_recorded_runs_are_read_and_the_missing_ones_trained_then_recorded(tmp_p
     monkeypatch.setattr(cpu_runs, "run_flow", fake_flow)
     monkeypatch.setattr(proposer_cpu, "run_flow", fake_flow)  # a run that bypassed the record trains here
     monkeypatch.setattr(cpu_runs, "RECORD_RUNS", tmp_path / "runs")
+    monkeypatch.setattr(proposer_cpu, "cpu_arithmetic", lambda: "bfloat16")  # the record's machine
     remeasured = []
     monkeypatch.setattr(proposer_cpu, "remeasure", lambda runs, first_seed, *rest: remeasured.append(first_seed))
     monkeypatch.setattr(sys, "argv", ["proposer_cpu.py", "--proposals", "1", "--proposers", "local,random",
@@ -63,6 +64,11 @@ def test_recorded_runs_are_read_and_the_missing_ones_trained_then_recorded(tmp_p
     assert "| 42 | local | 2.0100 | 1.9700 | 0.0400 | 1 | 0 | 0 | 4 | 0.08 | recorded |" in table
     assert "| 42 | random | 2.0100 | 1.9700 | 0.0400 | 1 | 0 | 0 | 4 | 0.08 | 1.0 |" in table
     assert not list(record.glob("*.partial"))
+    # The next sitting on a machine without native bf16 trains in fp32: its runs would be no pairs for these.
+    monkeypatch.setattr(proposer_cpu, "cpu_arithmetic", lambda: "float32")
+    with pytest.raises(SystemExit, match="holds runs started with .*'arithmetic': 'bfloat16'"):
+        proposer_cpu.main()
+    assert len(trained) == 1
 
 
 def test_a_recorded_remeasurement_is_found_again_by_what_it_measured(tmp_path, monkeypatch, capsys):
