@@ -20,9 +20,9 @@ each run's gain measured that way too.
 
 The whole comparison is hours of training, more than one sitting. `--record DIR` keeps it across sittings: each
 finished run's ledger is copied to DIR/<tag>.tsv (commit them: they are the data), a run already there is read
-instead of trained, and the runs train under runs/bench-proposers-<DIR's name>/, so one stopped midway resumes where it stopped
-(the product's own resume). DIR/settings.json pins what the runs were started with, and the dtype the machine
-trains in (bf16 or fp32, by its CPU): a record is only ever extended with runs made the same way.
+instead of trained, and the runs train under runs/bench-proposers-<DIR's name>/, so one stopped midway resumes
+there (the product's own resume). DIR/settings.json pins what the runs were started with, and the dtype the
+machine trains in (bf16 or fp32, by its CPU): a record is only ever extended with runs made the same way.
 """
 from __future__ import annotations
 
