@@ -26,8 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.cpu_runs import (Record, add_budget_arguments, budget_overrides, keep_time_gain, kept_overrides, load,  # noqa: E402
-                            proposer_of, run_flow)
+from bench.cpu_runs import (Record, add_budget_arguments, budget_overrides, keep_time_gain,  # noqa: E402
+                            kept_overrides, load, proposer_of, run_flow)
 from bench.paired_stats import pairwise_lines  # noqa: E402
 from research.judging.pairing import parse_runs  # noqa: E402
 from research.judging.verdict import finite_or_none  # noqa: E402

@@ -79,8 +79,9 @@ def test_a_recorded_remeasurement_is_found_again_by_what_it_measured(tmp_path, m
         ledger = Ledger(RunLayout.of(runs_dir, tag).results)
         better = any(o.startswith("hparams.model.depth=") for o in overrides)
         for seed in (1000, 1001):
-            ledger.record({"exp": seed - 1000, "status": "baseline", "val_bpb": 2.0 - 0.05 * better + (seed - 1000) * 0.002,
-                           "best_val_bpb": 2.0, "seed": seed, "steps": 150})
+            value = 2.0 - 0.05 * better + (seed - 1000) * 0.002
+            ledger.record({"exp": seed - 1000, "status": "baseline", "val_bpb": value, "best_val_bpb": 2.0,
+                           "seed": seed, "steps": 150})
         return ledger.rows(), 60.0
 
     monkeypatch.setattr(cpu_runs, "run_flow", fake_flow)
